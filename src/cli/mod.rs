@@ -1,0 +1,67 @@
+//! The `seft` command line. Results go to stdout; logs, progress and errors to stderr, so
+//! scripts can capture exactly what they asked for.
+
+mod bench;
+mod generate;
+mod info;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+use crate::backend::Backend;
+
+#[derive(Parser, Debug)]
+#[command(name = "seft", version, about = "Self-evolution fine-tuning of language models, on Burn")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Generate text from prompts with a model (streams to stdout).
+    Generate(generate::GenerateArgs),
+    /// Show a model's architecture, parameter count, dtype, tokenizer and chat template.
+    Info(info::InfoArgs),
+    /// Save a model (GGUF, folder or hub id) as a Hugging Face safetensors folder.
+    Export(info::ExportArgs),
+    /// Time prefill and batched decoding on fixed token ids (see experiments/generation_speed).
+    Bench(bench::BenchArgs),
+}
+
+/// Options shared by commands that load a model.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ModelArgs {
+    /// A GGUF file, a Hugging Face model folder, or a hub id (org/name[@revision]).
+    #[arg(long, short)]
+    pub model: String,
+    /// Compute backend: flex (CPU, default), ndarray (CPU), wgpu (GPU).
+    #[arg(long, default_value = "flex", env = "SEFT_BACKEND")]
+    pub backend: Backend,
+}
+
+impl ModelArgs {
+    pub fn load(&self) -> Result<crate::LanguageModel> {
+        let device = self.backend.device()?;
+        let started = std::time::Instant::now();
+        let model = crate::LanguageModel::load(&self.model, &device)?;
+        eprintln!(
+            "loaded {} ({} layers, {:.1}M parameters) in {:.1}s on {}",
+            self.model,
+            model.config.num_hidden_layers,
+            model.config.parameter_count() as f64 / 1e6,
+            started.elapsed().as_secs_f64(),
+            self.backend
+        );
+        Ok(model)
+    }
+}
+
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Generate(args) => generate::run(args),
+        Command::Info(args) => info::run(args),
+        Command::Export(args) => info::export(args),
+        Command::Bench(args) => bench::run(args),
+    }
+}

@@ -1,0 +1,349 @@
+//! The Llama-family decoder in Burn: RMSNorm, rotary embeddings, grouped-query attention with a
+//! KV cache, SwiGLU (or shifted-ReLU) MLP, tied or separate output embeddings.
+//!
+//! Numerics follow transformers' `modeling_llama.py` (RMSNorm in f32, `rotate_half` RoPE with
+//! the two halves of each head, softmax in f32), so logits match it to float rounding. The code
+//! is backend-agnostic: the `Device` the weights live on (flex, ndarray or wgpu) decides.
+
+use burn::module::{Module, Param};
+use burn::nn::{Embedding, Linear};
+use burn::tensor::activation::{relu, silu, softmax};
+use burn::tensor::{Device, Int, Tensor, TensorData};
+
+use crate::model::config::{MlpKind, ModelConfig, rope_inv_freq};
+
+/// A value large enough to zero a softmax weight but finite, so fully masked rows (padding
+/// queries) give no NaN.
+const MASKED: f32 = -1.0e30;
+
+/// Root-mean-square normalization with a learned scale, computed as transformers does.
+#[derive(Module, Debug)]
+pub struct RmsNorm {
+    pub weight: Param<Tensor<1>>,
+    #[module(skip)]
+    pub eps: f64,
+}
+
+impl RmsNorm {
+    pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+        let variance = x.clone().powi_scalar(2).mean_dim(D - 1);
+        let normed = x * (variance + self.eps).sqrt().recip();
+        normed * self.weight.val().unsqueeze()
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct Attention {
+    pub q_proj: Linear,
+    pub k_proj: Linear,
+    pub v_proj: Linear,
+    pub o_proj: Linear,
+    #[module(skip)]
+    pub n_heads: usize,
+    #[module(skip)]
+    pub n_kv_heads: usize,
+    #[module(skip)]
+    pub head_dim: usize,
+}
+
+/// Keys and values of one layer for every position seen so far, preallocated to the longest
+/// sequence the generation may reach so a decode step writes one slot instead of copying.
+#[derive(Debug, Clone)]
+pub struct LayerCache {
+    k: Tensor<4>,
+    v: Tensor<4>,
+}
+
+/// The KV cache of all layers, plus how many positions it holds.
+#[derive(Debug, Clone)]
+pub struct KvCache {
+    layers: Vec<LayerCache>,
+    pub len: usize,
+    pub capacity: usize,
+}
+
+impl KvCache {
+    pub fn new(cfg: &ModelConfig, batch: usize, capacity: usize, device: &Device) -> Self {
+        let shape = [batch, cfg.num_key_value_heads, capacity, cfg.head_dim];
+        let layers = (0..cfg.num_hidden_layers)
+            .map(|_| LayerCache {
+                k: Tensor::zeros(shape, device),
+                v: Tensor::zeros(shape, device),
+            })
+            .collect();
+        KvCache {
+            layers,
+            len: 0,
+            capacity,
+        }
+    }
+
+    /// Keeps only the batch rows in `keep` (sequences that are still generating).
+    pub fn retain_rows(&mut self, keep: &[usize], device: &Device) {
+        let idx = Tensor::<1, Int>::from_data(
+            TensorData::new(keep.iter().map(|&i| i as i64).collect::<Vec<_>>(), [keep.len()]),
+            device,
+        );
+        for layer in &mut self.layers {
+            layer.k = layer.k.clone().select(0, idx.clone());
+            layer.v = layer.v.clone().select(0, idx.clone());
+        }
+    }
+}
+
+/// Per-call inputs shared by all layers: rotary tables and the additive attention mask.
+pub struct AttentionInputs {
+    /// [batch, 1, seq, head_dim]
+    pub cos: Tensor<4>,
+    pub sin: Tensor<4>,
+    /// [batch, 1, seq, past + seq], 0 where attention is allowed, a large negative otherwise.
+    pub mask: Tensor<4>,
+}
+
+fn rotate_half(x: Tensor<4>) -> Tensor<4> {
+    let [b, h, s, d] = x.dims();
+    let x1 = x.clone().slice([0..b, 0..h, 0..s, 0..d / 2]);
+    let x2 = x.slice([0..b, 0..h, 0..s, d / 2..d]);
+    Tensor::cat(vec![x2.neg(), x1], 3)
+}
+
+fn apply_rope(x: Tensor<4>, inputs: &AttentionInputs) -> Tensor<4> {
+    x.clone() * inputs.cos.clone() + rotate_half(x) * inputs.sin.clone()
+}
+
+impl Attention {
+    /// `x`: [batch, seq, hidden]. With a cache, keys/values are appended at `past` and
+    /// attention covers positions `0..past + seq`.
+    pub fn forward(
+        &self,
+        x: Tensor<3>,
+        inputs: &AttentionInputs,
+        cache: Option<(&mut LayerCache, usize)>,
+    ) -> Tensor<3> {
+        let [b, s, _] = x.dims();
+        let (h, kvh, d) = (self.n_heads, self.n_kv_heads, self.head_dim);
+        let heads = |t: Tensor<3>, n: usize| t.reshape([b, s, n, d]).swap_dims(1, 2);
+        let q = apply_rope(heads(self.q_proj.forward(x.clone()), h), inputs);
+        let k = apply_rope(heads(self.k_proj.forward(x.clone()), kvh), inputs);
+        let v = heads(self.v_proj.forward(x), kvh);
+        let (k, v) = match cache {
+            Some((layer, past)) => {
+                let end = past + s;
+                layer.k = layer.k.clone().slice_assign([0..b, 0..kvh, past..end, 0..d], k);
+                layer.v = layer.v.clone().slice_assign([0..b, 0..kvh, past..end, 0..d], v);
+                (
+                    layer.k.clone().slice([0..b, 0..kvh, 0..end, 0..d]),
+                    layer.v.clone().slice([0..b, 0..kvh, 0..end, 0..d]),
+                )
+            }
+            None => (k, v),
+        };
+        let t = k.dims()[2];
+        let groups = h / kvh;
+        // Grouped-query attention without repeating K/V: the query heads that share a KV head
+        // are contiguous, so fold them into the query-length axis: [b, kvh, groups*s, d].
+        let q = q.reshape([b, kvh, groups * s, d]);
+        let scale = (d as f64).powf(-0.5);
+        let scores = q.matmul(k.swap_dims(2, 3)) * scale;
+        let mask = if groups > 1 {
+            inputs.mask.clone().repeat_dim(2, groups)
+        } else {
+            inputs.mask.clone()
+        };
+        let probs = softmax(scores + mask, 3);
+        let out = probs.matmul(v); // [b, kvh, groups*s, d]
+        let _ = t;
+        let out = out.reshape([b, h, s, d]).swap_dims(1, 2).reshape([b, s, h * d]);
+        self.o_proj.forward(out)
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct Mlp {
+    /// Absent in the ReLU variant.
+    pub gate_proj: Option<Linear>,
+    pub up_proj: Linear,
+    pub down_proj: Linear,
+    #[module(skip)]
+    pub relu_threshold: f64,
+}
+
+impl Mlp {
+    pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        let hidden = match &self.gate_proj {
+            Some(gate) => silu(gate.forward(x.clone())) * self.up_proj.forward(x),
+            None => relu(self.up_proj.forward(x) - self.relu_threshold),
+        };
+        self.down_proj.forward(hidden)
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct DecoderLayer {
+    pub input_layernorm: RmsNorm,
+    pub self_attn: Attention,
+    pub post_attention_layernorm: RmsNorm,
+    pub mlp: Mlp,
+}
+
+impl DecoderLayer {
+    fn forward(
+        &self,
+        x: Tensor<3>,
+        inputs: &AttentionInputs,
+        cache: Option<(&mut LayerCache, usize)>,
+    ) -> Tensor<3> {
+        let h = x.clone() + self.self_attn.forward(self.input_layernorm.forward(x), inputs, cache);
+        h.clone() + self.mlp.forward(self.post_attention_layernorm.forward(h))
+    }
+}
+
+/// The decoder with its language-model head.
+#[derive(Module, Debug)]
+pub struct CausalLm {
+    pub embed_tokens: Embedding,
+    pub layers: Vec<DecoderLayer>,
+    pub norm: RmsNorm,
+    /// `None` when the output embedding is tied to `embed_tokens`.
+    pub lm_head: Option<Linear>,
+    #[module(skip)]
+    pub inv_freq: Vec<f32>,
+}
+
+/// Token ids of a batch with per-row validity, as the model consumes them.
+pub struct Batch {
+    /// [batch][seq] token ids (padding positions hold any id).
+    pub ids: Vec<Vec<u32>>,
+    /// [batch][past + seq]: whether each position (cached and new) is a real token.
+    pub valid: Vec<Vec<bool>>,
+    /// [batch][seq] rotary positions of the new tokens.
+    pub positions: Vec<Vec<usize>>,
+}
+
+impl CausalLm {
+    pub fn hidden_size(&self) -> usize {
+        self.norm.weight.dims()[0]
+    }
+
+    /// Rotary tables and the causal + padding mask for a batch whose new tokens start at `past`.
+    pub fn attention_inputs(&self, batch: &Batch, past: usize, device: &Device) -> AttentionInputs {
+        let b = batch.ids.len();
+        let s = batch.ids.first().map_or(0, Vec::len);
+        let t = past + s;
+        let half = self.inv_freq.len();
+        let d = 2 * half;
+        let mut cos = Vec::with_capacity(b * s * d);
+        let mut sin = Vec::with_capacity(b * s * d);
+        for row in &batch.positions {
+            for &p in row {
+                // transformers: freqs = (inv_freq @ position) in f32, emb = cat(freqs, freqs).
+                let freqs: Vec<f32> = self.inv_freq.iter().map(|f| f * p as f32).collect();
+                for _ in 0..2 {
+                    cos.extend(freqs.iter().map(|f| f.cos()));
+                    sin.extend(freqs.iter().map(|f| f.sin()));
+                }
+            }
+        }
+        let mut mask = Vec::with_capacity(b * s * t);
+        for valid in &batch.valid {
+            for i in 0..s {
+                for (j, &ok) in valid.iter().enumerate().take(t) {
+                    let allowed = ok && j <= past + i;
+                    mask.push(if allowed { 0.0 } else { MASKED });
+                }
+            }
+        }
+        AttentionInputs {
+            cos: Tensor::from_data(TensorData::new(cos, [b, 1, s, d]), device),
+            sin: Tensor::from_data(TensorData::new(sin, [b, 1, s, d]), device),
+            mask: Tensor::from_data(TensorData::new(mask, [b, 1, s, t]), device),
+        }
+    }
+
+    /// Final hidden states [batch, seq, hidden] (after the last norm).
+    pub fn hidden_states(&self, batch: &Batch, mut cache: Option<&mut KvCache>) -> Tensor<3> {
+        let device = self.norm.weight.device();
+        let past = cache.as_ref().map_or(0, |c| c.len);
+        let inputs = self.attention_inputs(batch, past, &device);
+        let b = batch.ids.len();
+        let s = batch.ids.first().map_or(0, Vec::len);
+        let flat: Vec<i64> = batch.ids.iter().flatten().map(|&i| i as i64).collect();
+        let ids = Tensor::<2, Int>::from_data(TensorData::new(flat, [b, s]), &device);
+        let mut x = self.embed_tokens.forward(ids);
+        for (i, layer) in self.layers.iter().enumerate() {
+            let layer_cache = cache.as_deref_mut().map(|c| (&mut c.layers[i], past));
+            x = layer.forward(x, &inputs, layer_cache);
+        }
+        if let Some(c) = cache {
+            c.len = past + s;
+        }
+        self.norm.forward(x)
+    }
+
+    /// Logits over the vocabulary for hidden states [.., hidden].
+    pub fn logits<const D: usize>(&self, hidden: Tensor<D>) -> Tensor<D> {
+        match &self.lm_head {
+            Some(head) => head.forward(hidden),
+            None => {
+                let w = self.embed_tokens.weight.val(); // [vocab, hidden]
+                let dims = hidden.dims();
+                let h = dims[D - 1];
+                let rows: usize = dims[..D - 1].iter().product();
+                let out = hidden.reshape([rows, h]).matmul(w.transpose());
+                let mut out_dims = dims;
+                out_dims[D - 1] = self.embed_tokens.weight.dims()[0];
+                out.reshape(out_dims)
+            }
+        }
+    }
+
+    /// Logits [batch, seq, vocab] for a full forward pass without cache.
+    pub fn forward(&self, batch: &Batch) -> Tensor<3> {
+        self.logits(self.hidden_states(batch, None))
+    }
+}
+
+/// Builds an empty (zero) model of the right shapes; loaders fill its parameters.
+pub fn init_zeros(cfg: &ModelConfig, device: &Device) -> CausalLm {
+    let linear = |d_in: usize, d_out: usize, bias: bool| Linear {
+        weight: Param::from_tensor(Tensor::zeros([d_in, d_out], device)),
+        bias: bias.then(|| Param::from_tensor(Tensor::zeros([d_out], device))),
+    };
+    let norm = || RmsNorm {
+        weight: Param::from_tensor(Tensor::ones([cfg.hidden_size], device)),
+        eps: cfg.rms_norm_eps,
+    };
+    let (h, d) = (cfg.hidden_size, cfg.head_dim);
+    let q = cfg.num_attention_heads * d;
+    let kv = cfg.num_key_value_heads * d;
+    let layers = (0..cfg.num_hidden_layers)
+        .map(|_| DecoderLayer {
+            input_layernorm: norm(),
+            self_attn: Attention {
+                q_proj: linear(h, q, cfg.qkv_bias),
+                k_proj: linear(h, kv, cfg.qkv_bias),
+                v_proj: linear(h, kv, cfg.qkv_bias),
+                o_proj: linear(q, h, cfg.o_bias),
+                n_heads: cfg.num_attention_heads,
+                n_kv_heads: cfg.num_key_value_heads,
+                head_dim: d,
+            },
+            post_attention_layernorm: norm(),
+            mlp: Mlp {
+                gate_proj: (cfg.mlp == MlpKind::SwiGlu).then(|| linear(h, cfg.intermediate_size, false)),
+                up_proj: linear(h, cfg.intermediate_size, false),
+                down_proj: linear(cfg.intermediate_size, h, false),
+                relu_threshold: cfg.relu_threshold,
+            },
+        })
+        .collect();
+    CausalLm {
+        embed_tokens: Embedding {
+            weight: Param::from_tensor(Tensor::zeros([cfg.vocab_size, h], device)),
+        },
+        layers,
+        norm: norm(),
+        lm_head: (!cfg.tie_word_embeddings).then(|| linear(h, cfg.vocab_size, false)),
+        inv_freq: rope_inv_freq(cfg),
+    }
+}

@@ -1,0 +1,423 @@
+//! Where a model's parameters come from and go to: GGUF files, Hugging Face safetensors folders
+//! (single file or sharded), and fresh initialization. Every tensor is addressed by its Hugging
+//! Face name (`model.layers.0.self_attn.q_proj.weight`) and shape ([out, in] for projections).
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use burn::module::Param;
+use burn::nn::{Embedding, Linear};
+use burn::tensor::{Device, Tensor, TensorData};
+use memmap2::Mmap;
+use rand::{Rng, SeedableRng, rngs::StdRng};
+use rand_distr::Normal;
+use safetensors::{Dtype, SafeTensors};
+
+use crate::error::{Result, SeftError};
+use crate::model::config::{Architecture, MlpKind, ModelConfig, rope_inv_freq};
+use crate::model::gguf::GgufFile;
+use crate::model::llama::{Attention, CausalLm, DecoderLayer, Mlp, RmsNorm};
+
+/// A provider of named f32 tensors in Hugging Face layout.
+pub trait ParamSource {
+    /// The tensor called `name`, which must have `shape`. Errors name the file and the tensor.
+    fn get(&mut self, name: &str, shape: &[usize]) -> Result<Vec<f32>>;
+}
+
+fn check_shape(path: &Path, name: &str, expected: &[usize], actual: &[usize]) -> Result<()> {
+    if expected != actual {
+        return Err(SeftError::file(
+            path,
+            format!("tensor '{name}' has shape {actual:?}, expected {expected:?}"),
+        ));
+    }
+    Ok(())
+}
+
+/// Weights inside a GGUF file, renamed from llama.cpp's names and un-permuted where llama.cpp's
+/// converter permuted them.
+pub struct GgufSource<'a> {
+    pub gguf: &'a GgufFile,
+    pub config: &'a ModelConfig,
+}
+
+/// llama.cpp's name for a Hugging Face tensor name.
+pub fn gguf_name(hf: &str) -> String {
+    let name = hf
+        .replace("model.embed_tokens.", "token_embd.")
+        .replace("lm_head.", "output.")
+        .replace("model.norm.", "output_norm.")
+        .replace("model.layers.", "blk.")
+        .replace(".self_attn.q_proj.", ".attn_q.")
+        .replace(".self_attn.k_proj.", ".attn_k.")
+        .replace(".self_attn.v_proj.", ".attn_v.")
+        .replace(".self_attn.o_proj.", ".attn_output.")
+        .replace(".mlp.gate_proj.", ".ffn_gate.")
+        .replace(".mlp.up_proj.", ".ffn_up.")
+        .replace(".mlp.down_proj.", ".ffn_down.")
+        .replace(".input_layernorm.", ".attn_norm.")
+        .replace(".post_attention_layernorm.", ".ffn_norm.");
+    name
+}
+
+/// Undoes `permute()` of llama.cpp's `convert_hf_to_gguf.py`, which interleaves the two rotary
+/// halves of each head's rows (q and k of Llama-architecture models only). Works on weights
+/// ([rows, cols]) and biases ([rows], cols = 1).
+pub fn reverse_permute(data: &[f32], rows: usize, cols: usize, n_head: usize) -> Vec<f32> {
+    let half = rows / n_head / 2;
+    let mut out = vec![0f32; data.len()];
+    // In the file, row (h, j, i) [i in 0..2] holds original row (h, i, j).
+    for h in 0..n_head {
+        for j in 0..half {
+            for i in 0..2 {
+                let src = (h * half + j) * 2 + i;
+                let dst = h * 2 * half + i * half + j;
+                out[dst * cols..(dst + 1) * cols].copy_from_slice(&data[src * cols..(src + 1) * cols]);
+            }
+        }
+    }
+    out
+}
+
+impl ParamSource for GgufSource<'_> {
+    fn get(&mut self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
+        let gname = gguf_name(name);
+        let (data, actual) = self.gguf.read_f32(&gname)?;
+        check_shape(&self.gguf.path, &gname, shape, &actual)?;
+        let permuted = matches!(self.config.architecture, Architecture::Llama | Architecture::Mistral);
+        let heads = if gname.contains(".attn_q.") {
+            Some(self.config.num_attention_heads)
+        } else if gname.contains(".attn_k.") {
+            Some(self.config.num_key_value_heads)
+        } else {
+            None
+        };
+        Ok(match heads {
+            Some(n) if permuted => {
+                let cols = if shape.len() == 2 { shape[1] } else { 1 };
+                reverse_permute(&data, shape[0], cols, n)
+            }
+            _ => data,
+        })
+    }
+}
+
+/// One memory-mapped safetensors file.
+struct MappedSafetensors {
+    path: PathBuf,
+    mmap: Mmap,
+}
+
+/// The weights of a Hugging Face folder: `model.safetensors`, or the shards listed in
+/// `model.safetensors.index.json`.
+pub struct SafetensorsSource {
+    files: Vec<MappedSafetensors>,
+    /// tensor name -> index in `files`
+    index: HashMap<String, usize>,
+    folder: PathBuf,
+}
+
+impl SafetensorsSource {
+    pub fn open(folder: &Path) -> Result<Self> {
+        let single = folder.join("model.safetensors");
+        let index_path = folder.join("model.safetensors.index.json");
+        let mut shard_names: Vec<String> = Vec::new();
+        if index_path.exists() {
+            let text = std::fs::read_to_string(&index_path).map_err(|e| SeftError::io(&index_path, e))?;
+            let v: serde_json::Value = serde_json::from_str(&text)
+                .map_err(|e| SeftError::file(&index_path, format!("invalid JSON: {e}")))?;
+            let map = v.get("weight_map").and_then(|m| m.as_object()).ok_or_else(|| {
+                SeftError::file(&index_path, "missing object 'weight_map'")
+            })?;
+            for shard in map.values().filter_map(|s| s.as_str()) {
+                if !shard_names.iter().any(|s| s == shard) {
+                    shard_names.push(shard.to_string());
+                }
+            }
+        } else if single.exists() {
+            shard_names.push("model.safetensors".into());
+        } else {
+            let pickles = ["pytorch_model.bin", "model.bin", "model.pt"];
+            let hint = if pickles.iter().any(|p| folder.join(p).exists()) {
+                " (pickle checkpoints are never loaded: convert them to safetensors first)"
+            } else {
+                ""
+            };
+            return Err(SeftError::file(
+                folder,
+                format!("no model.safetensors or model.safetensors.index.json{hint}"),
+            ));
+        }
+        let mut files = Vec::new();
+        let mut index = HashMap::new();
+        for shard in shard_names {
+            let path = folder.join(&shard);
+            let file = File::open(&path).map_err(|e| SeftError::io(&path, e))?;
+            // SAFETY: read-only map of a file seft does not modify while loading.
+            let mmap = unsafe { Mmap::map(&file) }.map_err(|e| SeftError::io(&path, e))?;
+            let names: Vec<String> = SafeTensors::deserialize(&mmap)
+                .map_err(|e| SeftError::file(&path, format!("invalid safetensors file: {e}")))?
+                .names()
+                .into_iter()
+                .map(String::from)
+                .collect();
+            for name in names {
+                index.insert(name, files.len());
+            }
+            files.push(MappedSafetensors { path, mmap });
+        }
+        Ok(SafetensorsSource {
+            files,
+            index,
+            folder: folder.to_path_buf(),
+        })
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.index.contains_key(name)
+    }
+}
+
+impl ParamSource for SafetensorsSource {
+    fn get(&mut self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
+        let Some(&i) = self.index.get(name) else {
+            let where_ = if self.files.len() == 1 {
+                self.files[0].path.clone()
+            } else {
+                self.folder.clone()
+            };
+            return Err(SeftError::file(&where_, format!("missing tensor '{name}'")));
+        };
+        let file = &self.files[i];
+        let st = SafeTensors::deserialize(&file.mmap)
+            .map_err(|e| SeftError::file(&file.path, format!("invalid safetensors file: {e}")))?;
+        let view = st
+            .tensor(name)
+            .map_err(|e| SeftError::file(&file.path, format!("tensor '{name}': {e}")))?;
+        check_shape(&file.path, name, shape, view.shape())?;
+        let bytes = view.data();
+        let data = match view.dtype() {
+            Dtype::F32 => bytes
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect(),
+            Dtype::F16 => bytes
+                .chunks_exact(2)
+                .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
+                .collect(),
+            Dtype::BF16 => bytes
+                .chunks_exact(2)
+                .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32())
+                .collect(),
+            other => {
+                return Err(SeftError::file(
+                    &file.path,
+                    format!("tensor '{name}' has dtype {other:?}; supported: F32, F16, BF16"),
+                ));
+            }
+        };
+        Ok(data)
+    }
+}
+
+/// Fresh parameters for training from scratch: normal(0, std) matrices (transformers'
+/// `initializer_range`, 0.02 by default), unit norms, zero biases. Seeded.
+pub struct InitSource {
+    rng: StdRng,
+    pub std: f64,
+}
+
+impl InitSource {
+    pub fn new(seed: u64, std: f64) -> Self {
+        InitSource {
+            rng: StdRng::seed_from_u64(seed),
+            std,
+        }
+    }
+}
+
+impl ParamSource for InitSource {
+    fn get(&mut self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
+        let n: usize = shape.iter().product();
+        Ok(if name.ends_with("norm.weight") {
+            vec![1.0; n]
+        } else if name.ends_with(".bias") {
+            vec![0.0; n]
+        } else {
+            let normal = Normal::new(0.0, self.std).map_err(|e| SeftError::Invalid(e.to_string()))?;
+            (0..n).map(|_| self.rng.sample(normal) as f32).collect()
+        })
+    }
+}
+
+fn tensor<const D: usize>(data: Vec<f32>, shape: [usize; D], device: &Device) -> Tensor<D> {
+    Tensor::from_data(TensorData::new(data, shape), device)
+}
+
+/// Hugging Face stores projections as [out, in]; Burn's `Linear` multiplies by [in, out].
+fn transpose(data: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    let mut out = vec![0f32; data.len()];
+    for r in 0..rows {
+        for c in 0..cols {
+            out[c * rows + r] = data[r * cols + c];
+        }
+    }
+    out
+}
+
+struct Builder<'a> {
+    source: &'a mut dyn ParamSource,
+    device: &'a Device,
+}
+
+impl Builder<'_> {
+    fn linear(&mut self, prefix: &str, d_in: usize, d_out: usize, bias: bool) -> Result<Linear> {
+        let w = self.source.get(&format!("{prefix}.weight"), &[d_out, d_in])?;
+        let weight = Param::from_tensor(tensor(transpose(&w, d_out, d_in), [d_in, d_out], self.device));
+        let bias = if bias {
+            let b = self.source.get(&format!("{prefix}.bias"), &[d_out])?;
+            Some(Param::from_tensor(tensor(b, [d_out], self.device)))
+        } else {
+            None
+        };
+        Ok(Linear { weight, bias })
+    }
+
+    fn norm(&mut self, name: &str, n: usize, eps: f64) -> Result<RmsNorm> {
+        let w = self.source.get(name, &[n])?;
+        Ok(RmsNorm {
+            weight: Param::from_tensor(tensor(w, [n], self.device)),
+            eps,
+        })
+    }
+}
+
+/// Builds the decoder described by `cfg` with parameters from `source`.
+pub fn build_model(cfg: &ModelConfig, source: &mut dyn ParamSource, device: &Device) -> Result<CausalLm> {
+    let mut b = Builder { source, device };
+    let (h, d, eps) = (cfg.hidden_size, cfg.head_dim, cfg.rms_norm_eps);
+    let q = cfg.num_attention_heads * d;
+    let kv = cfg.num_key_value_heads * d;
+    let emb = b.source.get("model.embed_tokens.weight", &[cfg.vocab_size, h])?;
+    let embed_tokens = Embedding {
+        weight: Param::from_tensor(tensor(emb, [cfg.vocab_size, h], device)),
+    };
+    let mut layers = Vec::with_capacity(cfg.num_hidden_layers);
+    for i in 0..cfg.num_hidden_layers {
+        let p = format!("model.layers.{i}");
+        let input_layernorm = b.norm(&format!("{p}.input_layernorm.weight"), h, eps)?;
+        let self_attn = Attention {
+            q_proj: b.linear(&format!("{p}.self_attn.q_proj"), h, q, cfg.qkv_bias)?,
+            k_proj: b.linear(&format!("{p}.self_attn.k_proj"), h, kv, cfg.qkv_bias)?,
+            v_proj: b.linear(&format!("{p}.self_attn.v_proj"), h, kv, cfg.qkv_bias)?,
+            o_proj: b.linear(&format!("{p}.self_attn.o_proj"), q, h, cfg.o_bias)?,
+            n_heads: cfg.num_attention_heads,
+            n_kv_heads: cfg.num_key_value_heads,
+            head_dim: d,
+        };
+        let post_attention_layernorm = b.norm(&format!("{p}.post_attention_layernorm.weight"), h, eps)?;
+        let i_size = cfg.intermediate_size;
+        let gate_proj = match cfg.mlp {
+            MlpKind::SwiGlu => Some(b.linear(&format!("{p}.mlp.gate_proj"), h, i_size, false)?),
+            MlpKind::Relu => None,
+        };
+        let mlp = Mlp {
+            gate_proj,
+            up_proj: b.linear(&format!("{p}.mlp.up_proj"), h, i_size, false)?,
+            down_proj: b.linear(&format!("{p}.mlp.down_proj"), i_size, h, false)?,
+            relu_threshold: cfg.relu_threshold,
+        };
+        layers.push(DecoderLayer {
+            input_layernorm,
+            self_attn,
+            post_attention_layernorm,
+            mlp,
+        });
+    }
+    let norm = b.norm("model.norm.weight", h, eps)?;
+    let lm_head = if cfg.tie_word_embeddings {
+        None
+    } else {
+        Some(b.linear("lm_head", h, cfg.vocab_size, false)?)
+    };
+    Ok(CausalLm {
+        embed_tokens,
+        layers,
+        norm,
+        lm_head,
+        inv_freq: rope_inv_freq(cfg),
+    })
+}
+
+/// Every parameter under its Hugging Face name, in Hugging Face layout, as (shape, f32 data).
+pub fn named_tensors(model: &CausalLm) -> BTreeMap<String, (Vec<usize>, Vec<f32>)> {
+    let mut out = BTreeMap::new();
+    let read = |t: Tensor<2>| -> (Vec<usize>, Vec<f32>) {
+        let [r, c] = t.dims();
+        let data = t.into_data().convert::<f32>().into_vec::<f32>().expect("f32 data");
+        (vec![c, r], transpose(&data, r, c))
+    };
+    let read1 = |t: Tensor<1>| -> (Vec<usize>, Vec<f32>) {
+        let n = t.dims()[0];
+        (vec![n], t.into_data().convert::<f32>().into_vec::<f32>().expect("f32 data"))
+    };
+    let mut linear = |out: &mut BTreeMap<_, _>, name: String, l: &Linear| {
+        out.insert(format!("{name}.weight"), read(l.weight.val()));
+        if let Some(b) = &l.bias {
+            out.insert(format!("{name}.bias"), read1(b.val()));
+        }
+    };
+    let emb = model.embed_tokens.weight.val();
+    let [v, h] = emb.dims();
+    out.insert(
+        "model.embed_tokens.weight".into(),
+        (vec![v, h], emb.into_data().convert::<f32>().into_vec::<f32>().expect("f32 data")),
+    );
+    for (i, layer) in model.layers.iter().enumerate() {
+        let p = format!("model.layers.{i}");
+        out.insert(format!("{p}.input_layernorm.weight"), read1(layer.input_layernorm.weight.val()));
+        out.insert(
+            format!("{p}.post_attention_layernorm.weight"),
+            read1(layer.post_attention_layernorm.weight.val()),
+        );
+        let a = &layer.self_attn;
+        linear(&mut out, format!("{p}.self_attn.q_proj"), &a.q_proj);
+        linear(&mut out, format!("{p}.self_attn.k_proj"), &a.k_proj);
+        linear(&mut out, format!("{p}.self_attn.v_proj"), &a.v_proj);
+        linear(&mut out, format!("{p}.self_attn.o_proj"), &a.o_proj);
+        if let Some(g) = &layer.mlp.gate_proj {
+            linear(&mut out, format!("{p}.mlp.gate_proj"), g);
+        }
+        linear(&mut out, format!("{p}.mlp.up_proj"), &layer.mlp.up_proj);
+        linear(&mut out, format!("{p}.mlp.down_proj"), &layer.mlp.down_proj);
+    }
+    out.insert("model.norm.weight".into(), read1(model.norm.weight.val()));
+    if let Some(head) = &model.lm_head {
+        linear(&mut out, "lm_head".into(), head);
+    }
+    out
+}
+
+/// Writes `model.safetensors` (f32, Hugging Face names) to `path`.
+pub fn save_safetensors(model: &CausalLm, path: &Path) -> Result<()> {
+    let tensors = named_tensors(model);
+    let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
+        .into_iter()
+        .map(|(name, (shape, data))| {
+            let raw = data.iter().flat_map(|x| x.to_le_bytes()).collect();
+            (name, shape, raw)
+        })
+        .collect();
+    let views = bytes
+        .iter()
+        .map(|(name, shape, raw)| {
+            let view = safetensors::tensor::TensorView::new(Dtype::F32, shape.clone(), raw)
+                .map_err(|e| SeftError::file(path, format!("tensor '{name}': {e}")))?;
+            Ok((name.clone(), view))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let metadata = HashMap::from([("format".to_string(), "pt".to_string())]);
+    safetensors::serialize_to_file(views, Some(metadata), path)
+        .map_err(|e| SeftError::file(path, format!("cannot write safetensors: {e}")))
+}

@@ -1,0 +1,163 @@
+//! Shared helpers for the integration tests: where the real test model lives, and writers for
+//! small synthetic GGUF files and Hugging Face folders.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+/// The SmolLM2 GGUF fetched by scripts/fetch-test-models.sh.
+pub fn smollm2_gguf() -> PathBuf {
+    let dir = std::env::var("SEFT_MODELS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").expect("HOME")).join(".cache/seft/models"));
+    let path = dir.join("SmolLM2-135M-Instruct.Q4_1.gguf");
+    assert!(
+        path.exists(),
+        "{} is missing: run scripts/fetch-test-models.sh (or set SEFT_MODELS_DIR)",
+        path.display()
+    );
+    path
+}
+
+pub fn fixture(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(rel)
+}
+
+/// A metadata value for [`write_gguf`].
+pub enum Meta {
+    U32(u32),
+    F32(f32),
+    Str(String),
+    Strs(Vec<String>),
+    I32s(Vec<i32>),
+    Bool(bool),
+}
+
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    out.extend((s.len() as u64).to_le_bytes());
+    out.extend(s.as_bytes());
+}
+
+/// Writes a GGUF v3 file. `tensors`: (name, shape outermost-first, ggml type id, raw bytes).
+pub fn write_gguf(path: &Path, meta: &[(&str, Meta)], tensors: &[(&str, Vec<usize>, u32, Vec<u8>)]) {
+    let mut out = b"GGUF".to_vec();
+    out.extend(3u32.to_le_bytes());
+    out.extend((tensors.len() as u64).to_le_bytes());
+    out.extend((meta.len() as u64).to_le_bytes());
+    for (key, value) in meta {
+        put_str(&mut out, key);
+        match value {
+            Meta::U32(v) => {
+                out.extend(4u32.to_le_bytes());
+                out.extend(v.to_le_bytes());
+            }
+            Meta::F32(v) => {
+                out.extend(6u32.to_le_bytes());
+                out.extend(v.to_le_bytes());
+            }
+            Meta::Bool(v) => {
+                out.extend(7u32.to_le_bytes());
+                out.push(*v as u8);
+            }
+            Meta::Str(s) => {
+                out.extend(8u32.to_le_bytes());
+                put_str(&mut out, s);
+            }
+            Meta::Strs(items) => {
+                out.extend(9u32.to_le_bytes());
+                out.extend(8u32.to_le_bytes());
+                out.extend((items.len() as u64).to_le_bytes());
+                for s in items {
+                    put_str(&mut out, s);
+                }
+            }
+            Meta::I32s(items) => {
+                out.extend(9u32.to_le_bytes());
+                out.extend(5u32.to_le_bytes());
+                out.extend((items.len() as u64).to_le_bytes());
+                for v in items {
+                    out.extend(v.to_le_bytes());
+                }
+            }
+        }
+    }
+    let mut offset = 0u64;
+    let mut offsets = Vec::new();
+    for (_, _, _, raw) in tensors {
+        offsets.push(offset);
+        offset = (offset + raw.len() as u64).div_ceil(32) * 32;
+    }
+    for ((name, shape, ty, _), off) in tensors.iter().zip(&offsets) {
+        put_str(&mut out, name);
+        out.extend((shape.len() as u32).to_le_bytes());
+        for d in shape.iter().rev() {
+            out.extend((*d as u64).to_le_bytes());
+        }
+        out.extend(ty.to_le_bytes());
+        out.extend(off.to_le_bytes());
+    }
+    while out.len() % 32 != 0 {
+        out.push(0);
+    }
+    let start = out.len();
+    for ((_, _, _, raw), off) in tensors.iter().zip(&offsets) {
+        out.resize(start + *off as usize, 0);
+        out.extend(raw);
+    }
+    std::fs::write(path, out).expect("write gguf");
+}
+
+pub fn f32_bytes(values: &[f32]) -> Vec<u8> {
+    values.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+/// A byte-level BPE tokenizer.json with the 256 byte symbols and two special tokens, no merges.
+pub fn tiny_tokenizer_json() -> String {
+    let table = seft::model::tokenizer::bytes_to_unicode();
+    let mut vocab = serde_json::Map::new();
+    vocab.insert("<|endoftext|>".into(), 0.into());
+    vocab.insert("<|im_end|>".into(), 1.into());
+    for (i, c) in table.iter().enumerate() {
+        vocab.insert(c.to_string(), (i + 2).into());
+    }
+    serde_json::json!({
+        "version": "1.0", "truncation": null, "padding": null,
+        "added_tokens": [
+            {"id": 0, "content": "<|endoftext|>", "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": true},
+            {"id": 1, "content": "<|im_end|>", "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": true}
+        ],
+        "normalizer": null,
+        "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true},
+        "post_processor": null,
+        "decoder": {"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": true, "use_regex": true},
+        "model": {"type": "BPE", "dropout": null, "unk_token": null, "continuing_subword_prefix": "", "end_of_word_suffix": "",
+            "fuse_unk": false, "byte_fallback": false, "ignore_merges": false, "vocab": vocab, "merges": []}
+    })
+    .to_string()
+}
+
+/// config.json of a tiny Llama (vocab 258 = the tiny tokenizer) for synthetic checkpoints.
+pub fn tiny_config_json(model_type: &str) -> serde_json::Value {
+    serde_json::json!({
+        "architectures": ["LlamaForCausalLM"], "model_type": model_type,
+        "vocab_size": 258, "hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 2,
+        "num_attention_heads": 4, "num_key_value_heads": 2, "rms_norm_eps": 1e-5, "rope_theta": 10000.0,
+        "max_position_embeddings": 128, "tie_word_embeddings": false, "eos_token_id": 1
+    })
+}
+
+/// Writes a Hugging Face folder of a tiny random Llama (seeded) into `dir`.
+pub fn write_tiny_hf_folder(dir: &Path, seed: u64) {
+    use seft::model::weights::{InitSource, build_model};
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("config.json"), tiny_config_json("llama").to_string()).unwrap();
+    std::fs::write(dir.join("tokenizer.json"), tiny_tokenizer_json()).unwrap();
+    std::fs::write(
+        dir.join("tokenizer_config.json"),
+        r#"{"eos_token": "<|im_end|>", "chat_template": "{% for m in messages %}{{ m.role }}: {{ m.content }}\n{% endfor %}{% if add_generation_prompt %}assistant:{% endif %}"}"#,
+    )
+    .unwrap();
+    let cfg = seft::model::ModelConfig::from_hf_json(&dir.join("config.json")).unwrap();
+    let device = burn::tensor::Device::flex();
+    let net = build_model(&cfg, &mut InitSource::new(seed, 0.2), &device).unwrap();
+    seft::model::weights::save_safetensors(&net, &dir.join("model.safetensors")).unwrap();
+}

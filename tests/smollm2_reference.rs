@@ -49,7 +49,7 @@ fn last_logits(model: &LanguageModel, prompt: &[u32]) -> Vec<f32> {
     };
     let logits = model.net.forward(&batch);
     let [_, s, v] = logits.dims();
-    logits.slice([0..1, s - 1..s, 0..v]).into_data().convert::<f32>().into_vec::<f32>().unwrap()
+    seft::model::llama::to_f32_vec(logits.slice([0..1, s - 1..s, 0..v]))
 }
 
 #[test]

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, SeftError};
 use crate::model::LanguageModel;
-use crate::model::llama::{Batch, KvCache};
+use crate::model::llama::{Batch, KvCache, to_f32_vec};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -233,10 +233,7 @@ pub fn generate(
     while !rows.is_empty() {
         let [b, s, h] = hidden.dims();
         let last: Tensor<3> = hidden.slice([0..b, s - 1..s, 0..h]);
-        let logits = model.net.logits(last).into_data().convert::<f32>();
-        let logits: Vec<f32> = logits
-            .into_vec::<f32>()
-            .map_err(|e| SeftError::Invalid(format!("reading logits: {e:?}")))?;
+        let logits = to_f32_vec(model.net.logits(last));
         let mut finished = Vec::new();
         let mut next_ids = Vec::with_capacity(rows.len());
         for (r, row) in rows.iter_mut().enumerate() {

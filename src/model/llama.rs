@@ -7,14 +7,20 @@
 
 use burn::module::{Module, Param};
 use burn::nn::{Embedding, Linear};
-use burn::tensor::activation::{relu, silu, softmax};
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::tensor::activation::{relu, silu};
+use burn::tensor::module::attention;
+use burn::tensor::ops::AttentionModuleOptions;
+use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 
 use crate::model::config::{MlpKind, ModelConfig, rope_inv_freq};
 
-/// A value large enough to zero a softmax weight but finite, so fully masked rows (padding
-/// queries) give no NaN.
-const MASKED: f32 = -1.0e30;
+/// Reads a tensor back as f32 values in row-major order.
+pub fn to_f32_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.into_data()
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .expect("converted to f32 just above")
+}
 
 /// Root-mean-square normalization with a learned scale, computed as transformers does.
 #[derive(Module, Debug)]
@@ -48,10 +54,12 @@ pub struct Attention {
 
 /// Keys and values of one layer for every position seen so far, preallocated to the longest
 /// sequence the generation may reach so a decode step writes one slot instead of copying.
+/// The tensors are taken out (`Option::take`) while written so the backend sees a unique
+/// owner and updates in place.
 #[derive(Debug, Clone)]
 pub struct LayerCache {
-    k: Tensor<4>,
-    v: Tensor<4>,
+    k: Option<Tensor<4>>,
+    v: Option<Tensor<4>>,
 }
 
 /// The KV cache of all layers, plus how many positions it holds.
@@ -67,8 +75,8 @@ impl KvCache {
         let shape = [batch, cfg.num_key_value_heads, capacity, cfg.head_dim];
         let layers = (0..cfg.num_hidden_layers)
             .map(|_| LayerCache {
-                k: Tensor::zeros(shape, device),
-                v: Tensor::zeros(shape, device),
+                k: Some(Tensor::zeros(shape, device)),
+                v: Some(Tensor::zeros(shape, device)),
             })
             .collect();
         KvCache {
@@ -85,8 +93,8 @@ impl KvCache {
             device,
         );
         for layer in &mut self.layers {
-            layer.k = layer.k.clone().select(0, idx.clone());
-            layer.v = layer.v.clone().select(0, idx.clone());
+            layer.k = layer.k.take().map(|c| c.select(0, idx.clone()));
+            layer.v = layer.v.take().map(|c| c.select(0, idx.clone()));
         }
     }
 }
@@ -96,8 +104,8 @@ pub struct AttentionInputs {
     /// [batch, 1, seq, head_dim]
     pub cos: Tensor<4>,
     pub sin: Tensor<4>,
-    /// [batch, 1, seq, past + seq], 0 where attention is allowed, a large negative otherwise.
-    pub mask: Tensor<4>,
+    /// [batch, 1, seq, past + seq], true where attention is *not* allowed (padding, future).
+    pub mask: Tensor<4, Bool>,
 }
 
 fn rotate_half(x: Tensor<4>) -> Tensor<4> {
@@ -129,30 +137,26 @@ impl Attention {
         let (k, v) = match cache {
             Some((layer, past)) => {
                 let end = past + s;
-                layer.k = layer.k.clone().slice_assign([0..b, 0..kvh, past..end, 0..d], k);
-                layer.v = layer.v.clone().slice_assign([0..b, 0..kvh, past..end, 0..d], v);
-                (
-                    layer.k.clone().slice([0..b, 0..kvh, 0..end, 0..d]),
-                    layer.v.clone().slice([0..b, 0..kvh, 0..end, 0..d]),
-                )
+                layer.k = layer.k.take().map(|c| c.slice_assign([0..b, 0..kvh, past..end, 0..d], k));
+                layer.v = layer.v.take().map(|c| c.slice_assign([0..b, 0..kvh, past..end, 0..d], v));
+                let view = |c: &Option<Tensor<4>>| {
+                    c.clone().expect("cache present").slice([0..b, 0..kvh, 0..end, 0..d])
+                };
+                (view(&layer.k), view(&layer.v))
             }
             None => (k, v),
         };
-        let t = k.dims()[2];
         let groups = h / kvh;
         // Grouped-query attention without repeating K/V: the query heads that share a KV head
         // are contiguous, so fold them into the query-length axis: [b, kvh, groups*s, d].
         let q = q.reshape([b, kvh, groups * s, d]);
-        let scale = (d as f64).powf(-0.5);
-        let scores = q.matmul(k.swap_dims(2, 3)) * scale;
         let mask = if groups > 1 {
             inputs.mask.clone().repeat_dim(2, groups)
         } else {
             inputs.mask.clone()
         };
-        let probs = softmax(scores + mask, 3);
-        let out = probs.matmul(v); // [b, kvh, groups*s, d]
-        let _ = t;
+        // Burn's fused attention: scale 1/sqrt(d), softmax in f32, fully masked rows give 0.
+        let out = attention(q, k, v, Some(mask), None, AttentionModuleOptions::default());
         let out = out.reshape([b, h, s, d]).swap_dims(1, 2).reshape([b, s, h * d]);
         self.o_proj.forward(out)
     }
@@ -248,8 +252,7 @@ impl CausalLm {
         for valid in &batch.valid {
             for i in 0..s {
                 for (j, &ok) in valid.iter().enumerate().take(t) {
-                    let allowed = ok && j <= past + i;
-                    mask.push(if allowed { 0.0 } else { MASKED });
+                    mask.push(!(ok && j <= past + i));
                 }
             }
         }

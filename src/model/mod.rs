@@ -204,11 +204,11 @@ impl LanguageModel {
             std::fs::write(&p, serde_json::to_string_pretty(v).expect("serializable")).map_err(|e| SeftError::io(&p, e))
         };
         write_json("config.json", &config)?;
-        let mut gen = json!({"eos_token_id": self.eos_token_ids});
+        let mut generation = json!({"eos_token_id": self.eos_token_ids});
         if let Some(b) = self.config.bos_token_id {
-            gen["bos_token_id"] = json!(b);
+            generation["bos_token_id"] = json!(b);
         }
-        write_json("generation_config.json", &gen)?;
+        write_json("generation_config.json", &generation)?;
         weights::save_safetensors(&self.net, &tmp.join("model.safetensors"))?;
         self.tokenizer.save(&tmp)?;
         if folder.exists() {

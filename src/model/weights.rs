@@ -17,7 +17,7 @@ use safetensors::{Dtype, SafeTensors};
 use crate::error::{Result, SeftError};
 use crate::model::config::{Architecture, MlpKind, ModelConfig, rope_inv_freq};
 use crate::model::gguf::GgufFile;
-use crate::model::llama::{Attention, CausalLm, DecoderLayer, Mlp, RmsNorm};
+use crate::model::llama::{Attention, CausalLm, DecoderLayer, Mlp, RmsNorm, to_f32_vec};
 
 /// A provider of named f32 tensors in Hugging Face layout.
 pub trait ParamSource {
@@ -355,14 +355,14 @@ pub fn named_tensors(model: &CausalLm) -> BTreeMap<String, (Vec<usize>, Vec<f32>
     let mut out = BTreeMap::new();
     let read = |t: Tensor<2>| -> (Vec<usize>, Vec<f32>) {
         let [r, c] = t.dims();
-        let data = t.into_data().convert::<f32>().into_vec::<f32>().expect("f32 data");
+        let data = to_f32_vec(t);
         (vec![c, r], transpose(&data, r, c))
     };
     let read1 = |t: Tensor<1>| -> (Vec<usize>, Vec<f32>) {
         let n = t.dims()[0];
-        (vec![n], t.into_data().convert::<f32>().into_vec::<f32>().expect("f32 data"))
+        (vec![n], to_f32_vec(t))
     };
-    let mut linear = |out: &mut BTreeMap<_, _>, name: String, l: &Linear| {
+    let linear = |out: &mut BTreeMap<_, _>, name: String, l: &Linear| {
         out.insert(format!("{name}.weight"), read(l.weight.val()));
         if let Some(b) = &l.bias {
             out.insert(format!("{name}.bias"), read1(b.val()));
@@ -372,7 +372,7 @@ pub fn named_tensors(model: &CausalLm) -> BTreeMap<String, (Vec<usize>, Vec<f32>
     let [v, h] = emb.dims();
     out.insert(
         "model.embed_tokens.weight".into(),
-        (vec![v, h], emb.into_data().convert::<f32>().into_vec::<f32>().expect("f32 data")),
+        (vec![v, h], to_f32_vec(emb)),
     );
     for (i, layer) in model.layers.iter().enumerate() {
         let p = format!("model.layers.{i}");

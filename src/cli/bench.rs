@@ -26,6 +26,9 @@ pub struct BenchArgs {
     pub batch: Vec<usize>,
     #[arg(long, default_value_t = 3)]
     pub repeats: usize,
+    /// Prompt tokens per prefill forward pass.
+    #[arg(long, default_value_t = crate::model::generate::PREFILL_CHUNK)]
+    pub prefill_chunk: usize,
 }
 
 #[derive(Deserialize)]
@@ -54,9 +57,8 @@ pub fn run(args: BenchArgs) -> Result<()> {
             positions: vec![(0..n).collect()],
         };
         let started = Instant::now();
-        let hidden = model.net.hidden_states(&batch, Some(&mut cache));
-        let [b, s, h] = hidden.dims();
-        let _ = model.net.logits(hidden.slice([0..b, s - 1..s, 0..h])).into_data();
+        let last = model.net.prefill(&batch, &mut cache, args.prefill_chunk);
+        let _ = model.net.logits(last).into_data();
         started.elapsed().as_secs_f64()
     };
     prefill_once(); // warm-up

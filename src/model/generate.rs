@@ -4,13 +4,15 @@
 //! (repetition penalty, temperature, top-k, top-p) with one seeded RNG per prompt, so a prompt's
 //! output does not depend on what else is in its batch.
 
-use burn::tensor::Tensor;
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, SeftError};
 use crate::model::LanguageModel;
 use crate::model::llama::{Batch, KvCache, to_f32_vec};
+
+/// Prompt tokens per prefill forward pass (see [`crate::model::llama::CausalLm::prefill`]).
+pub const PREFILL_CHUNK: usize = 256;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -228,12 +230,10 @@ pub fn generate(
             .map(|r| (0..max_len).map(|j| (j + r.prompt_len).saturating_sub(max_len)).collect())
             .collect(),
     };
-    let mut hidden = model.net.hidden_states(&batch, Some(&mut cache));
+    let mut hidden = model.net.prefill(&batch, &mut cache, PREFILL_CHUNK);
     let mut step = 0;
     while !rows.is_empty() {
-        let [b, s, h] = hidden.dims();
-        let last: Tensor<3> = hidden.slice([0..b, s - 1..s, 0..h]);
-        let logits = to_f32_vec(model.net.logits(last));
+        let logits = to_f32_vec(model.net.logits(hidden));
         let mut finished = Vec::new();
         let mut next_ids = Vec::with_capacity(rows.len());
         for (r, row) in rows.iter_mut().enumerate() {

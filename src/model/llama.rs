@@ -283,6 +283,28 @@ impl CausalLm {
         self.norm.forward(x)
     }
 
+    /// Runs a prompt batch into an empty-or-partial cache in chunks of `chunk` tokens and returns
+    /// the final hidden state of the last position, [batch, 1, hidden]. Chunking skips most of
+    /// the masked (future) half of the causal attention and bounds the score-matrix memory.
+    pub fn prefill(&self, batch: &Batch, cache: &mut KvCache, chunk: usize) -> Tensor<3> {
+        let s = batch.ids.first().map_or(0, Vec::len);
+        let past = cache.len;
+        let chunk = chunk.max(1);
+        let mut last = None;
+        for start in (0..s).step_by(chunk) {
+            let end = (start + chunk).min(s);
+            let part = Batch {
+                ids: batch.ids.iter().map(|r| r[start..end].to_vec()).collect(),
+                valid: batch.valid.iter().map(|r| r[..past + end].to_vec()).collect(),
+                positions: batch.positions.iter().map(|r| r[start..end].to_vec()).collect(),
+            };
+            let hidden = self.hidden_states(&part, Some(cache));
+            let [b, n, h] = hidden.dims();
+            last = Some(hidden.slice([0..b, n - 1..n, 0..h]));
+        }
+        last.expect("prefill of an empty prompt")
+    }
+
     /// Logits over the vocabulary for hidden states [.., hidden].
     pub fn logits<const D: usize>(&self, hidden: Tensor<D>) -> Tensor<D> {
         match &self.lm_head {

@@ -11,7 +11,10 @@ pub enum SeftError {
     File { path: PathBuf, msg: String },
     /// A file could not be opened, read or written.
     #[error("{}: {cause}", path.display())]
-    Io { path: PathBuf, cause: std::io::Error },
+    Io {
+        path: PathBuf,
+        cause: std::io::Error,
+    },
     /// Invalid arguments or configuration that is not tied to a file.
     #[error("{0}")]
     Invalid(String),

@@ -4,7 +4,11 @@ fn main() {
     let cli = seft::cli::Cli::parse();
     if let Err(err) = seft::cli::run(cli) {
         // One line: the chain of causes joined, so the file and the reason stay together.
-        let msg = err.chain().map(|e| e.to_string()).collect::<Vec<_>>().join(": ");
+        let msg = err
+            .chain()
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+            .join(": ");
         eprintln!("error: {msg}");
         std::process::exit(1);
     }

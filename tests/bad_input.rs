@@ -15,17 +15,26 @@ fn info(model: &Path) -> (i32, String) {
         .arg(model)
         .output()
         .expect("run seft");
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 /// The error line, checked to be a single line that names `file` and says `cause`.
 fn assert_one_line_error(code: i32, stderr: &str, file: &Path, cause: &str) {
-    assert_eq!(code, 1, "exit code (101 would be a panic); stderr: {stderr}");
+    assert_eq!(
+        code, 1,
+        "exit code (101 would be a panic); stderr: {stderr}"
+    );
     let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
     assert_eq!(errors.len(), 1, "stderr: {stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
     let line = errors[0];
-    assert!(line.contains(&file.display().to_string()), "no file name in: {line}");
+    assert!(
+        line.contains(&file.display().to_string()),
+        "no file name in: {line}"
+    );
     assert!(line.contains(cause), "expected '{cause}' in: {line}");
 }
 
@@ -63,7 +72,12 @@ fn unsupported_quantization_type() {
         &[("token_embd.weight", vec![1, 256], 13, vec![0u8; 176])],
     );
     let (code, err) = info(&path);
-    assert_one_line_error(code, &err, &path, "tensor 'token_embd.weight': unsupported tensor type Q5_K");
+    assert_one_line_error(
+        code,
+        &err,
+        &path,
+        "tensor 'token_embd.weight': unsupported tensor type Q5_K",
+    );
 }
 
 #[test]
@@ -76,7 +90,12 @@ fn gguf_missing_metadata_key() {
         &[("output_norm.weight", vec![4], 0, f32_bytes(&[1.0; 4]))],
     );
     let (code, err) = info(&path);
-    assert_one_line_error(code, &err, &path, "missing metadata key 'llama.embedding_length'");
+    assert_one_line_error(
+        code,
+        &err,
+        &path,
+        "missing metadata key 'llama.embedding_length'",
+    );
 }
 
 #[test]
@@ -85,9 +104,16 @@ fn safetensors_missing_a_tensor() {
     let folder = dir.path().join("tiny");
     common::write_tiny_hf_folder(&folder, 1);
     let st = folder.join("model.safetensors");
-    rewrite_safetensors(&st, |name, shape| (name != "model.layers.1.mlp.up_proj.weight").then(|| shape.to_vec()));
+    rewrite_safetensors(&st, |name, shape| {
+        (name != "model.layers.1.mlp.up_proj.weight").then(|| shape.to_vec())
+    });
     let (code, err) = info(&folder);
-    assert_one_line_error(code, &err, &folder, "missing tensor 'model.layers.1.mlp.up_proj.weight'");
+    assert_one_line_error(
+        code,
+        &err,
+        &folder,
+        "missing tensor 'model.layers.1.mlp.up_proj.weight'",
+    );
 }
 
 #[test]
@@ -121,7 +147,12 @@ fn config_with_unknown_architecture() {
     cfg["architectures"] = serde_json::json!(["GPTNeoXForCausalLM"]);
     std::fs::write(folder.join("config.json"), cfg.to_string()).unwrap();
     let (code, err) = info(&folder);
-    assert_one_line_error(code, &err, &folder.join("config.json"), "unknown architecture");
+    assert_one_line_error(
+        code,
+        &err,
+        &folder.join("config.json"),
+        "unknown architecture",
+    );
 }
 
 #[test]
@@ -136,7 +167,11 @@ fn pickle_checkpoints_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let folder = dir.path().join("pickled");
     std::fs::create_dir_all(&folder).unwrap();
-    std::fs::write(folder.join("config.json"), common::tiny_config_json("llama").to_string()).unwrap();
+    std::fs::write(
+        folder.join("config.json"),
+        common::tiny_config_json("llama").to_string(),
+    )
+    .unwrap();
     std::fs::write(folder.join("tokenizer.json"), common::tiny_tokenizer_json()).unwrap();
     std::fs::write(folder.join("pytorch_model.bin"), b"not loaded").unwrap();
     let (code, err) = info(&folder);
@@ -155,7 +190,13 @@ fn rewrite_safetensors(path: &Path, keep: impl Fn(&str, &[usize]) -> Option<Vec<
     }
     let views: Vec<_> = kept
         .iter()
-        .map(|(n, s, d)| (n.clone(), safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), d).unwrap()))
+        .map(|(n, s, d)| {
+            (
+                n.clone(),
+                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), d)
+                    .unwrap(),
+            )
+        })
         .collect();
     safetensors::serialize_to_file(views, None, path).unwrap();
 }

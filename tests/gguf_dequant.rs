@@ -19,7 +19,10 @@ fn ggml_type(name: &str) -> GgmlType {
 }
 
 fn hex(s: &str) -> Vec<u8> {
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
 }
 
 #[test]
@@ -31,10 +34,18 @@ fn dequantization_matches_gguf_py_exactly() {
     for case in cases {
         let ty = ggml_type(case["type"].as_str().unwrap());
         let raw = hex(case["raw_hex"].as_str().unwrap());
-        let expected: Vec<f32> = case["values"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect();
+        let expected: Vec<f32> = case["values"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap() as f32)
+            .collect();
         let got = dequantize(ty, &raw, expected.len());
         for (i, (g, e)) in got.iter().zip(&expected).enumerate() {
-            assert!((g - e).abs() <= 1e-6 * e.abs().max(1e-3), "{ty:?}[{i}]: {g} vs {e}");
+            assert!(
+                (g - e).abs() <= 1e-6 * e.abs().max(1e-3),
+                "{ty:?}[{i}]: {g} vs {e}"
+            );
         }
     }
 }
@@ -59,12 +70,20 @@ fn gguf_files_with_each_type_read_through_the_tensor_table() {
             )
         })
         .collect();
-    let refs: Vec<(&str, Vec<usize>, u32, Vec<u8>)> =
-        tensors.iter().map(|(n, s, t, r)| (n.as_str(), s.clone(), *t, r.clone())).collect();
-    common::write_gguf(&path, &[("general.architecture", common::Meta::Str("llama".into()))], &refs);
+    let refs: Vec<(&str, Vec<usize>, u32, Vec<u8>)> = tensors
+        .iter()
+        .map(|(n, s, t, r)| (n.as_str(), s.clone(), *t, r.clone()))
+        .collect();
+    common::write_gguf(
+        &path,
+        &[("general.architecture", common::Meta::Str("llama".into()))],
+        &refs,
+    );
     let gguf = GgufFile::open(&path).unwrap();
     for c in fixture["cases"].as_array().unwrap() {
-        let (data, shape) = gguf.read_f32(&format!("t.{}", c["type"].as_str().unwrap())).unwrap();
+        let (data, shape) = gguf
+            .read_f32(&format!("t.{}", c["type"].as_str().unwrap()))
+            .unwrap();
         let n = c["values"].as_array().unwrap().len();
         assert_eq!(shape, vec![2, n / 2]);
         assert_eq!(data.len(), n);
@@ -84,10 +103,14 @@ fn reverse_permute_undoes_llama_cpp_permute() {
             for j in 0..half {
                 let src = h * 2 * half + i * half + j;
                 let dst = h * 2 * half + j * 2 + i;
-                permuted[dst * cols..(dst + 1) * cols].copy_from_slice(&original[src * cols..(src + 1) * cols]);
+                permuted[dst * cols..(dst + 1) * cols]
+                    .copy_from_slice(&original[src * cols..(src + 1) * cols]);
             }
         }
     }
     assert_ne!(permuted, original);
-    assert_eq!(seft::model::weights::reverse_permute(&permuted, rows, cols, n_head), original);
+    assert_eq!(
+        seft::model::weights::reverse_permute(&permuted, rows, cols, n_head),
+        original
+    );
 }

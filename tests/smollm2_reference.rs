@@ -17,7 +17,8 @@ use serde_json::Value;
 fn reference() -> &'static Value {
     static REF: OnceLock<Value> = OnceLock::new();
     REF.get_or_init(|| {
-        let text = std::fs::read_to_string(common::fixture("smollm2/reference.json")).expect("fixture");
+        let text =
+            std::fs::read_to_string(common::fixture("smollm2/reference.json")).expect("fixture");
         serde_json::from_str(&text).expect("fixture JSON")
     })
 }
@@ -25,7 +26,8 @@ fn reference() -> &'static Value {
 fn model() -> &'static LanguageModel {
     static MODEL: OnceLock<LanguageModel> = OnceLock::new();
     MODEL.get_or_init(|| {
-        LanguageModel::load(common::smollm2_gguf().to_str().unwrap(), &Device::flex()).expect("load GGUF")
+        LanguageModel::load(common::smollm2_gguf().to_str().unwrap(), &Device::flex())
+            .expect("load GGUF")
     })
 }
 
@@ -38,7 +40,11 @@ fn messages(case: &Value) -> Vec<Message> {
 }
 
 fn ids(v: &Value) -> Vec<u32> {
-    v.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect()
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap() as u32)
+        .collect()
 }
 
 fn last_logits(model: &LanguageModel, prompt: &[u32]) -> Vec<f32> {
@@ -56,7 +62,13 @@ fn last_logits(model: &LanguageModel, prompt: &[u32]) -> Vec<f32> {
 fn config_matches_the_model_card() {
     let c = &model().config;
     assert_eq!(
-        (c.num_hidden_layers, c.hidden_size, c.num_attention_heads, c.num_key_value_heads, c.vocab_size),
+        (
+            c.num_hidden_layers,
+            c.hidden_size,
+            c.num_attention_heads,
+            c.num_key_value_heads,
+            c.vocab_size
+        ),
         (30, 576, 9, 3, 49152)
     );
     assert!(c.tie_word_embeddings);
@@ -85,11 +97,19 @@ fn token_ids_match_transformers() {
     let tok = &model().tokenizer;
     for case in cases() {
         let text = case["rendered_with_generation_prompt"].as_str().unwrap();
-        assert_eq!(tok.encode(text, false).unwrap(), ids(&case["input_ids"]), "{text:?}");
+        assert_eq!(
+            tok.encode(text, false).unwrap(),
+            ids(&case["input_ids"]),
+            "{text:?}"
+        );
     }
     for plain in reference()["plain_texts"].as_array().unwrap() {
         let text = plain["text"].as_str().unwrap();
-        assert_eq!(tok.encode(text, true).unwrap(), ids(&plain["ids"]), "{text:?}");
+        assert_eq!(
+            tok.encode(text, true).unwrap(),
+            ids(&plain["ids"]),
+            "{text:?}"
+        );
     }
 }
 
@@ -104,12 +124,22 @@ fn last_position_logits_match_transformers() {
         for (i, expected) in r["strided"].as_array().unwrap().iter().enumerate() {
             max_diff = max_diff.max((logits[i * stride] - expected.as_f64().unwrap() as f32).abs());
         }
-        for (id, value) in r["top_ids"].as_array().unwrap().iter().zip(r["top_values"].as_array().unwrap()) {
+        for (id, value) in r["top_ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .zip(r["top_values"].as_array().unwrap())
+        {
             let got = logits[id.as_u64().unwrap() as usize];
             max_diff = max_diff.max((got - value.as_f64().unwrap() as f32).abs());
         }
         assert!(max_diff < 1e-3, "max |logit - transformers| = {max_diff}");
-        let best = logits.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).unwrap().0;
+        let best = logits
+            .iter()
+            .enumerate()
+            .max_by(|a, b| a.1.total_cmp(b.1))
+            .unwrap()
+            .0;
         assert_eq!(best as u64, r["top_ids"][0].as_u64().unwrap());
     }
 }
@@ -140,7 +170,14 @@ fn batched_generation_equals_one_prompt_at_a_time() {
         ..Default::default()
     };
     let prompts: Vec<Vec<u32>> = cases().iter().map(|c| ids(&c["input_ids"])).collect();
-    assert!(prompts.iter().map(Vec::len).collect::<std::collections::HashSet<_>>().len() > 1);
+    assert!(
+        prompts
+            .iter()
+            .map(Vec::len)
+            .collect::<std::collections::HashSet<_>>()
+            .len()
+            > 1
+    );
     let batched = generate(model, &prompts, &cfg, |_, _| {}).unwrap();
     for (case, out) in cases().iter().zip(&batched) {
         let expected: Vec<u32> = ids(&case["greedy_ids"])
@@ -180,7 +217,10 @@ fn stop_strings_cut_the_text() {
         ..Default::default()
     };
     let out = generate(model, &[ids(&cases()[0]["input_ids"])], &cfg, |_, _| {}).unwrap();
-    assert_eq!(out[0].finish_reason, seft::model::generate::FinishReason::Stop);
+    assert_eq!(
+        out[0].finish_reason,
+        seft::model::generate::FinishReason::Stop
+    );
     assert_eq!(out[0].text, greedy[..greedy.find(word).unwrap()]);
 }
 
@@ -190,7 +230,13 @@ fn safetensors_round_trip_gives_identical_logits() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("exported");
     model.save_hf_folder(&out).unwrap();
-    for f in ["config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "generation_config.json"] {
+    for f in [
+        "config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "generation_config.json",
+    ] {
         assert!(out.join(f).exists(), "{f} missing");
     }
     let reloaded = LanguageModel::load(out.to_str().unwrap(), &Device::flex()).unwrap();
@@ -204,7 +250,10 @@ fn safetensors_round_trip_gives_identical_logits() {
     // transformers loaded seft's export when the fixture was made (make_reference.py).
     let rt = &reference()["round_trip"];
     assert_eq!(rt["transformers_loads_export"], Value::Bool(true));
-    assert!(rt["max_abs_logit_diff_vs_gguf"].as_f64().unwrap() < 1e-4, "{rt}");
+    assert!(
+        rt["max_abs_logit_diff_vs_gguf"].as_f64().unwrap() < 1e-4,
+        "{rt}"
+    );
     assert_eq!(rt["tokenizer_ids_identical"], Value::Bool(true));
     assert_eq!(rt["chat_template_identical"], Value::Bool(true));
 }

@@ -28,11 +28,19 @@ fn main() {
                 let _ = x.clone().matmul(w.clone()).into_data();
             });
             let flipped = time(reps, || {
-                let out = w.clone().transpose().matmul(x.clone().transpose()).transpose();
+                let out = w
+                    .clone()
+                    .transpose()
+                    .matmul(x.clone().transpose())
+                    .transpose();
                 let _ = out.into_data();
             });
             let flop = 2.0 * (m * k * n) as f64 / 1e9;
-            println!("| {m} | {k} | {n} | {:.1} | {:.1} |", flop / direct, flop / flipped);
+            println!(
+                "| {m} | {k} | {n} | {:.1} | {:.1} |",
+                flop / direct,
+                flop / flipped
+            );
         }
     }
 }

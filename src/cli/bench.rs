@@ -43,8 +43,10 @@ fn median(mut xs: Vec<f64>) -> f64 {
 }
 
 pub fn run(args: BenchArgs) -> Result<()> {
-    let text = std::fs::read_to_string(&args.prompts).with_context(|| args.prompts.display().to_string())?;
-    let prompts: Prompts = serde_json::from_str(&text).with_context(|| format!("{}: invalid prompts JSON", args.prompts.display()))?;
+    let text = std::fs::read_to_string(&args.prompts)
+        .with_context(|| args.prompts.display().to_string())?;
+    let prompts: Prompts = serde_json::from_str(&text)
+        .with_context(|| format!("{}: invalid prompts JSON", args.prompts.display()))?;
     let model = args.model.load()?;
     let device = model.device();
     let n = prompts.prefill.len();
@@ -64,7 +66,9 @@ pub fn run(args: BenchArgs) -> Result<()> {
     prefill_once(); // warm-up
     let prefill: Vec<f64> = (0..args.repeats).map(|_| prefill_once()).collect();
     let prefill_s = median(prefill);
-    let mut results = vec![json!({"phase": "prefill", "batch": 1, "tokens": n, "seconds": prefill_s, "tokens_per_s": n as f64 / prefill_s})];
+    let mut results = vec![
+        json!({"phase": "prefill", "batch": 1, "tokens": n, "seconds": prefill_s, "tokens_per_s": n as f64 / prefill_s}),
+    ];
     let cfg = SamplingConfig {
         max_new_tokens: args.new_tokens,
         min_new_tokens: args.new_tokens,
@@ -72,10 +76,19 @@ pub fn run(args: BenchArgs) -> Result<()> {
     };
     for &b in &args.batch {
         let batch: Vec<Vec<u32>> = prompts.decode.iter().take(b).cloned().collect();
-        anyhow::ensure!(batch.len() == b, "{} has only {} decode prompts", args.prompts.display(), prompts.decode.len());
+        anyhow::ensure!(
+            batch.len() == b,
+            "{} has only {} decode prompts",
+            args.prompts.display(),
+            prompts.decode.len()
+        );
         // Decode time = generation time minus the prefill of the same prompts.
         let time_generate = |max_new: usize| -> Result<f64> {
-            let cfg = SamplingConfig { max_new_tokens: max_new, min_new_tokens: max_new, ..cfg.clone() };
+            let cfg = SamplingConfig {
+                max_new_tokens: max_new,
+                min_new_tokens: max_new,
+                ..cfg.clone()
+            };
             let started = Instant::now();
             generate(&model, &batch, &cfg, |_, _| {})?;
             Ok(started.elapsed().as_secs_f64())
@@ -91,6 +104,11 @@ pub fn run(args: BenchArgs) -> Result<()> {
         let tokens = b * (args.new_tokens - 1);
         results.push(json!({"phase": "decode", "batch": b, "tokens": tokens, "seconds": secs, "tokens_per_s": tokens as f64 / secs}));
     }
-    println!("{}", serde_json::to_string(&json!({"engine": "seft", "backend": args.model.backend.to_string(), "results": results}))?);
+    println!(
+        "{}",
+        serde_json::to_string(
+            &json!({"engine": "seft", "backend": args.model.backend.to_string(), "results": results})
+        )?
+    );
     Ok(())
 }

@@ -102,6 +102,9 @@ pub fn run(args: GenerateArgs) -> Result<()> {
         }
     }
     let secs = started.elapsed().as_secs_f64();
-    eprintln!("generated {n_tokens} tokens in {secs:.2}s ({:.1} tokens/s)", n_tokens as f64 / secs);
+    eprintln!(
+        "generated {n_tokens} tokens in {secs:.2}s ({:.1} tokens/s)",
+        n_tokens as f64 / secs
+    );
     Ok(())
 }

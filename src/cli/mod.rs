@@ -11,7 +11,11 @@ use clap::{Parser, Subcommand};
 use crate::backend::Backend;
 
 #[derive(Parser, Debug)]
-#[command(name = "seft", version, about = "Self-evolution fine-tuning of language models, on Burn")]
+#[command(
+    name = "seft",
+    version,
+    about = "Self-evolution fine-tuning of language models, on Burn"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

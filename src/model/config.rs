@@ -62,7 +62,9 @@ pub enum MlpKind {
 pub enum RopeScaling {
     None,
     /// Positions divided by `factor`.
-    Linear { factor: f64 },
+    Linear {
+        factor: f64,
+    },
     /// Llama 3.1's frequency-dependent scaling.
     Llama3 {
         factor: f64,
@@ -156,10 +158,13 @@ impl ModelConfig {
                 .ok_or_else(|| format!("missing or non-integer key '{key}'"))
         };
         let opt_usize = |key: &str| v.get(key).and_then(Value::as_u64).map(|x| x as usize);
-        let f64_key = |key: &str, default: f64| v.get(key).and_then(Value::as_f64).unwrap_or(default);
+        let f64_key =
+            |key: &str, default: f64| v.get(key).and_then(Value::as_f64).unwrap_or(default);
         let hidden_size = usize_key("hidden_size")?;
         let num_attention_heads = usize_key("num_attention_heads")?;
-        if num_attention_heads == 0 || hidden_size % num_attention_heads != 0 && opt_usize("head_dim").is_none() {
+        if num_attention_heads == 0
+            || hidden_size % num_attention_heads != 0 && opt_usize("head_dim").is_none()
+        {
             return Err(format!(
                 "hidden_size {hidden_size} is not divisible by num_attention_heads {num_attention_heads}"
             ));
@@ -171,7 +176,10 @@ impl ModelConfig {
                 "num_attention_heads {num_attention_heads} is not a multiple of num_key_value_heads {num_key_value_heads}"
             ));
         }
-        let attention_bias = v.get("attention_bias").and_then(Value::as_bool).unwrap_or(false);
+        let attention_bias = v
+            .get("attention_bias")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
         let (qkv_bias, o_bias) = match architecture {
             Architecture::Qwen2 => (true, false),
             _ => (attention_bias, attention_bias),
@@ -181,19 +189,32 @@ impl ModelConfig {
         }
         let mlp = match v.get("seft_mlp").and_then(Value::as_str) {
             None | Some("swiglu") => {
-                let act = v.get("hidden_act").and_then(Value::as_str).unwrap_or("silu");
+                let act = v
+                    .get("hidden_act")
+                    .and_then(Value::as_str)
+                    .unwrap_or("silu");
                 if act != "silu" && act != "swish" {
-                    return Err(format!("hidden_act '{act}' is not supported (expected silu)"));
+                    return Err(format!(
+                        "hidden_act '{act}' is not supported (expected silu)"
+                    ));
                 }
                 MlpKind::SwiGlu
             }
             Some("relu") => MlpKind::Relu,
-            Some(other) => return Err(format!("unknown seft_mlp '{other}' (expected swiglu or relu)")),
+            Some(other) => {
+                return Err(format!(
+                    "unknown seft_mlp '{other}' (expected swiglu or relu)"
+                ));
+            }
         };
         // transformers >= 5 nests rope settings in `rope_parameters`; older configs use
         // top-level `rope_theta` and `rope_scaling`.
         let rope_params = v.get("rope_parameters").filter(|p| p.is_object());
-        let rope_scaling = parse_rope_scaling(v.get("rope_scaling").filter(|s| !s.is_null()).or(rope_params))?;
+        let rope_scaling = parse_rope_scaling(
+            v.get("rope_scaling")
+                .filter(|s| !s.is_null())
+                .or(rope_params),
+        )?;
         let rope_theta = v
             .get("rope_theta")
             .or_else(|| rope_params.and_then(|p| p.get("rope_theta")))
@@ -202,12 +223,20 @@ impl ModelConfig {
         let ids = |key: &str| -> Vec<u32> {
             match v.get(key) {
                 Some(Value::Number(n)) => n.as_u64().map(|x| vec![x as u32]).unwrap_or_default(),
-                Some(Value::Array(a)) => a.iter().filter_map(Value::as_u64).map(|x| x as u32).collect(),
+                Some(Value::Array(a)) => a
+                    .iter()
+                    .filter_map(Value::as_u64)
+                    .map(|x| x as u32)
+                    .collect(),
                 _ => Vec::new(),
             }
         };
         let sliding_window = match architecture {
-            Architecture::Qwen2 if v.get("use_sliding_window").and_then(Value::as_bool) != Some(true) => None,
+            Architecture::Qwen2
+                if v.get("use_sliding_window").and_then(Value::as_bool) != Some(true) =>
+            {
+                None
+            }
             _ => opt_usize("sliding_window"),
         };
         Ok(ModelConfig {
@@ -223,7 +252,10 @@ impl ModelConfig {
             rope_theta,
             rope_scaling,
             max_position_embeddings: opt_usize("max_position_embeddings").unwrap_or(4096),
-            tie_word_embeddings: v.get("tie_word_embeddings").and_then(Value::as_bool).unwrap_or(false),
+            tie_word_embeddings: v
+                .get("tie_word_embeddings")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
             qkv_bias,
             o_bias,
             mlp,
@@ -233,6 +265,7 @@ impl ModelConfig {
             sliding_window,
             torch_dtype: v
                 .get("torch_dtype")
+                .or_else(|| v.get("dtype"))
                 .and_then(Value::as_str)
                 .unwrap_or("float32")
                 .to_string(),
@@ -253,13 +286,19 @@ impl ModelConfig {
             other => {
                 return Err(SeftError::file(
                     &gguf.path,
-                    format!("unknown architecture '{other}' in general.architecture; supported: llama, mistral, qwen2"),
+                    format!(
+                        "unknown architecture '{other}' in general.architecture; supported: llama, mistral, qwen2"
+                    ),
                 ));
             }
         };
         let key = |k: &str| format!("{arch_name}.{k}");
         let u = |k: &str| gguf.require_u64(&key(k)).map(|x| x as usize);
-        let f = |k: &str, default: f64| gguf.get(&key(k)).and_then(|v| v.as_f64()).unwrap_or(default);
+        let f = |k: &str, default: f64| {
+            gguf.get(&key(k))
+                .and_then(|v| v.as_f64())
+                .unwrap_or(default)
+        };
         let hidden_size = u("embedding_length")?;
         let num_attention_heads = u("attention.head_count")?;
         let num_key_value_heads = gguf
@@ -288,7 +327,10 @@ impl ModelConfig {
             Some(other) => {
                 return Err(SeftError::file(
                     &gguf.path,
-                    format!("unsupported rope scaling '{other}' in {}", key("rope.scaling.type")),
+                    format!(
+                        "unsupported rope scaling '{other}' in {}",
+                        key("rope.scaling.type")
+                    ),
                 ));
             }
         };
@@ -364,7 +406,10 @@ impl ModelConfig {
         match &self.rope_scaling {
             RopeScaling::None => {}
             RopeScaling::Linear { factor } => {
-                obj.insert("rope_scaling".into(), json!({"rope_type": "linear", "factor": factor}));
+                obj.insert(
+                    "rope_scaling".into(),
+                    json!({"rope_type": "linear", "factor": factor}),
+                );
             }
             RopeScaling::Llama3 {
                 factor,
@@ -404,7 +449,9 @@ fn parse_rope_scaling(v: Option<&Value>) -> Result<RopeScaling, String> {
     };
     match kind {
         "default" => Ok(RopeScaling::None),
-        "linear" => Ok(RopeScaling::Linear { factor: num("factor")? }),
+        "linear" => Ok(RopeScaling::Linear {
+            factor: num("factor")?,
+        }),
         "llama3" => Ok(RopeScaling::Llama3 {
             factor: num("factor")?,
             low_freq_factor: num("low_freq_factor")?,

@@ -52,13 +52,19 @@ impl SamplingConfig {
     pub fn validate(&self) -> Result<()> {
         let bad = |msg: String| Err(SeftError::Invalid(msg));
         if !(self.temperature >= 0.0 && self.temperature.is_finite()) {
-            return bad(format!("temperature must be >= 0, got {}", self.temperature));
+            return bad(format!(
+                "temperature must be >= 0, got {}",
+                self.temperature
+            ));
         }
         if !(self.top_p > 0.0 && self.top_p <= 1.0) {
             return bad(format!("top_p must be in (0, 1], got {}", self.top_p));
         }
         if !(self.repetition_penalty > 0.0 && self.repetition_penalty.is_finite()) {
-            return bad(format!("repetition_penalty must be > 0, got {}", self.repetition_penalty));
+            return bad(format!(
+                "repetition_penalty must be > 0, got {}",
+                self.repetition_penalty
+            ));
         }
         Ok(())
     }
@@ -85,14 +91,23 @@ pub struct Generation {
 }
 
 /// Applies transformers' processors to one row of logits and picks the next token.
-pub fn sample_next(logits: &mut [f32], history: &[u32], cfg: &SamplingConfig, rng: &mut StdRng) -> u32 {
+pub fn sample_next(
+    logits: &mut [f32],
+    history: &[u32],
+    cfg: &SamplingConfig,
+    rng: &mut StdRng,
+) -> u32 {
     if cfg.repetition_penalty != 1.0 {
         let mut seen = history.to_vec();
         seen.sort_unstable();
         seen.dedup();
         for &id in &seen {
             if let Some(x) = logits.get_mut(id as usize) {
-                *x = if *x < 0.0 { *x * cfg.repetition_penalty } else { *x / cfg.repetition_penalty };
+                *x = if *x < 0.0 {
+                    *x * cfg.repetition_penalty
+                } else {
+                    *x / cfg.repetition_penalty
+                };
             }
         }
     }
@@ -108,7 +123,10 @@ pub fn sample_next(logits: &mut [f32], history: &[u32], cfg: &SamplingConfig, rn
         keep = keep.min(cfg.top_k);
     }
     let max = logits[order[0]];
-    let mut probs: Vec<f64> = order[..keep].iter().map(|&i| ((logits[i] - max) as f64).exp()).collect();
+    let mut probs: Vec<f64> = order[..keep]
+        .iter()
+        .map(|&i| ((logits[i] - max) as f64).exp())
+        .collect();
     let total: f64 = probs.iter().sum();
     probs.iter_mut().for_each(|p| *p /= total);
     if cfg.top_p < 1.0 {
@@ -184,7 +202,9 @@ pub fn generate(
 ) -> Result<Vec<Generation>> {
     cfg.validate()?;
     if prompts.iter().any(Vec::is_empty) {
-        return Err(SeftError::Invalid("cannot generate from an empty prompt".into()));
+        return Err(SeftError::Invalid(
+            "cannot generate from an empty prompt".into(),
+        ));
     }
     let device = model.device();
     let vocab = model.config.vocab_size;
@@ -222,12 +242,20 @@ pub fn generate(
     let batch = Batch {
         ids: prompts
             .iter()
-            .map(|p| std::iter::repeat_n(pad, max_len - p.len()).chain(p.iter().copied()).collect())
+            .map(|p| {
+                std::iter::repeat_n(pad, max_len - p.len())
+                    .chain(p.iter().copied())
+                    .collect()
+            })
             .collect(),
         valid: valid.clone(),
         positions: rows
             .iter()
-            .map(|r| (0..max_len).map(|j| (j + r.prompt_len).saturating_sub(max_len)).collect())
+            .map(|r| {
+                (0..max_len)
+                    .map(|j| (j + r.prompt_len).saturating_sub(max_len))
+                    .collect()
+            })
             .collect(),
     };
     let mut hidden = model.net.prefill(&batch, &mut cache, PREFILL_CHUNK);
@@ -272,7 +300,10 @@ pub fn generate(
                 (Some(_), None) => text.len(),
                 (None, None) => stable_prefix_len(&text, &cfg.stop_strings),
             };
-            if shown > row.streamed && text.is_char_boundary(shown) && text.is_char_boundary(row.streamed) {
+            if shown > row.streamed
+                && text.is_char_boundary(shown)
+                && text.is_char_boundary(row.streamed)
+            {
                 on_text(row.index, &text[row.streamed..shown]);
                 row.streamed = shown;
             }
@@ -316,7 +347,10 @@ pub fn generate(
         };
         hidden = model.net.hidden_states(&batch, Some(&mut cache));
     }
-    Ok(outputs.into_iter().map(|o| o.expect("every row finishes")).collect())
+    Ok(outputs
+        .into_iter()
+        .map(|o| o.expect("every row finishes"))
+        .collect())
 }
 
 #[cfg(test)]
@@ -374,7 +408,7 @@ mod tests {
         let draw = |seed| {
             let mut rng = StdRng::seed_from_u64(seed);
             (0..2000)
-                .map(|_| sample_next(&mut vec![0.0, (3f32).ln()], &[], &cfg, &mut rng))
+                .map(|_| sample_next(&mut [0.0, (3f32).ln()], &[], &cfg, &mut rng))
                 .collect::<Vec<_>>()
         };
         assert_eq!(draw(3), draw(3));

@@ -214,7 +214,10 @@ impl<'a> Reader<'a> {
         }
     }
     fn array<const N: usize>(&mut self, what: &str) -> Result<[u8; N], String> {
-        Ok(self.take(N, what)?.try_into().expect("take returns N bytes"))
+        Ok(self
+            .take(N, what)?
+            .try_into()
+            .expect("take returns N bytes"))
     }
     fn u32(&mut self, what: &str) -> Result<u32, String> {
         Ok(u32::from_le_bytes(self.array(what)?))
@@ -261,7 +264,11 @@ impl<'a> Reader<'a> {
             10 => GgufValue::U64(self.u64(key)?),
             11 => GgufValue::I64(i64::from_le_bytes(self.array(key)?)),
             12 => GgufValue::F64(f64::from_le_bytes(self.array(key)?)),
-            other => return Err(format!("metadata key '{key}' has unknown value type {other}")),
+            other => {
+                return Err(format!(
+                    "metadata key '{key}' has unknown value type {other}"
+                ));
+            }
         })
     }
 }
@@ -288,7 +295,9 @@ impl GgufFile {
         bytes: &[u8],
     ) -> Result<(u32, BTreeMap<String, GgufValue>, Vec<GgufTensorInfo>), String> {
         let mut r = Reader { bytes, pos: 0 };
-        let magic = r.take(4, "magic").map_err(|_| "not a GGUF file: shorter than its 4-byte magic".to_string())?;
+        let magic = r
+            .take(4, "magic")
+            .map_err(|_| "not a GGUF file: shorter than its 4-byte magic".to_string())?;
         if magic != GGUF_MAGIC {
             return Err(format!(
                 "not a GGUF file: magic is {:?}, expected \"GGUF\"",
@@ -297,7 +306,9 @@ impl GgufFile {
         }
         let version = r.u32("version")?;
         if !(2..=3).contains(&version) {
-            return Err(format!("unsupported GGUF version {version} (supported: 2, 3)"));
+            return Err(format!(
+                "unsupported GGUF version {version} (supported: 2, 3)"
+            ));
         }
         let n_tensors = r.len("tensor count")?;
         let n_kv = r.len("metadata count")?;
@@ -313,7 +324,9 @@ impl GgufFile {
             let name = r.string(&format!("tensor name #{i}"))?;
             let n_dims = r.u32(&name)? as usize;
             if n_dims > 4 {
-                return Err(format!("tensor '{name}' has {n_dims} dimensions (GGUF allows at most 4)"));
+                return Err(format!(
+                    "tensor '{name}' has {n_dims} dimensions (GGUF allows at most 4)"
+                ));
             }
             let mut ne = Vec::with_capacity(n_dims);
             for _ in 0..n_dims {
@@ -335,7 +348,7 @@ impl GgufFile {
         for (name, shape, dtype, rel) in raw {
             let n: usize = shape.iter().product();
             let (block, block_bytes) = dtype.block_layout();
-            if n % block != 0 {
+            if !n.is_multiple_of(block) {
                 return Err(format!(
                     "tensor '{name}': {n} elements is not a multiple of the {} block size {block}",
                     dtype.name()
@@ -377,7 +390,10 @@ impl GgufFile {
 
     pub fn require_u64(&self, key: &str) -> Result<u64, SeftError> {
         self.require(key)?.as_u64().ok_or_else(|| {
-            SeftError::file(&self.path, format!("metadata key '{key}' is not an unsigned integer"))
+            SeftError::file(
+                &self.path,
+                format!("metadata key '{key}' is not an unsigned integer"),
+            )
         })
     }
 
@@ -387,7 +403,10 @@ impl GgufFile {
             .tensor_info(name)
             .ok_or_else(|| SeftError::file(&self.path, format!("missing tensor '{name}'")))?;
         let bytes = &self.mmap[info.offset..info.offset + info.n_bytes];
-        Ok((dequantize(info.dtype, bytes, info.n_elements()), info.shape.clone()))
+        Ok((
+            dequantize(info.dtype, bytes, info.n_elements()),
+            info.shape.clone(),
+        ))
     }
 }
 
@@ -397,7 +416,10 @@ pub fn dequantize(dtype: GgmlType, bytes: &[u8], n: usize) -> Vec<f32> {
     let mut out = vec![0f32; n];
     let (block, block_bytes) = dtype.block_layout();
     let f16_at = |b: &[u8], i: usize| f16::from_le_bytes([b[i], b[i + 1]]).to_f32();
-    for (y, b) in out.chunks_exact_mut(block).zip(bytes.chunks_exact(block_bytes)) {
+    for (y, b) in out
+        .chunks_exact_mut(block)
+        .zip(bytes.chunks_exact(block_bytes))
+    {
         match dtype {
             GgmlType::F32 => y[0] = f32::from_le_bytes([b[0], b[1], b[2], b[3]]),
             GgmlType::F16 => y[0] = f16_at(b, 0),

@@ -9,7 +9,11 @@ use hf_hub::{Cache, Repo, RepoType};
 use crate::error::{Result, SeftError};
 
 const REQUIRED: &[&str] = &["config.json", "tokenizer.json"];
-const OPTIONAL: &[&str] = &["tokenizer_config.json", "generation_config.json", "chat_template.jinja"];
+const OPTIONAL: &[&str] = &[
+    "tokenizer_config.json",
+    "generation_config.json",
+    "chat_template.jinja",
+];
 
 fn offline() -> bool {
     std::env::var("HF_HUB_OFFLINE").is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"))
@@ -23,7 +27,8 @@ pub fn fetch_model(id: &str, revision: Option<&str>) -> Result<PathBuf> {
     };
     let cache = Cache::from_env();
     let cached = cache.repo(repo.clone());
-    let have_weights = cached.get("model.safetensors").is_some() || cached.get("model.safetensors.index.json").is_some();
+    let have_weights = cached.get("model.safetensors").is_some()
+        || cached.get("model.safetensors.index.json").is_some();
     if REQUIRED.iter().all(|f| cached.get(f).is_some()) && have_weights {
         let config = cached.get("config.json").expect("checked above");
         let folder = config.parent().expect("snapshot folder").to_path_buf();
@@ -69,8 +74,8 @@ pub fn fetch_model(id: &str, revision: Option<&str>) -> Result<PathBuf> {
 
 fn shards(index: &std::path::Path) -> Result<Vec<String>> {
     let text = std::fs::read_to_string(index).map_err(|e| SeftError::io(index, e))?;
-    let v: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| SeftError::file(index, format!("invalid JSON: {e}")))?;
+    let v: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| SeftError::file(index, format!("invalid JSON: {e}")))?;
     let mut names: Vec<String> = v
         .get("weight_map")
         .and_then(|m| m.as_object())

@@ -89,7 +89,10 @@ impl KvCache {
     /// Keeps only the batch rows in `keep` (sequences that are still generating).
     pub fn retain_rows(&mut self, keep: &[usize], device: &Device) {
         let idx = Tensor::<1, Int>::from_data(
-            TensorData::new(keep.iter().map(|&i| i as i64).collect::<Vec<_>>(), [keep.len()]),
+            TensorData::new(
+                keep.iter().map(|&i| i as i64).collect::<Vec<_>>(),
+                [keep.len()],
+            ),
             device,
         );
         for layer in &mut self.layers {
@@ -137,10 +140,18 @@ impl Attention {
         let (k, v) = match cache {
             Some((layer, past)) => {
                 let end = past + s;
-                layer.k = layer.k.take().map(|c| c.slice_assign([0..b, 0..kvh, past..end, 0..d], k));
-                layer.v = layer.v.take().map(|c| c.slice_assign([0..b, 0..kvh, past..end, 0..d], v));
+                layer.k = layer
+                    .k
+                    .take()
+                    .map(|c| c.slice_assign([0..b, 0..kvh, past..end, 0..d], k));
+                layer.v = layer
+                    .v
+                    .take()
+                    .map(|c| c.slice_assign([0..b, 0..kvh, past..end, 0..d], v));
                 let view = |c: &Option<Tensor<4>>| {
-                    c.clone().expect("cache present").slice([0..b, 0..kvh, 0..end, 0..d])
+                    c.clone()
+                        .expect("cache present")
+                        .slice([0..b, 0..kvh, 0..end, 0..d])
                 };
                 (view(&layer.k), view(&layer.v))
             }
@@ -157,7 +168,10 @@ impl Attention {
         };
         // Burn's fused attention: scale 1/sqrt(d), softmax in f32, fully masked rows give 0.
         let out = attention(q, k, v, Some(mask), None, AttentionModuleOptions::default());
-        let out = out.reshape([b, h, s, d]).swap_dims(1, 2).reshape([b, s, h * d]);
+        let out = out
+            .reshape([b, h, s, d])
+            .swap_dims(1, 2)
+            .reshape([b, s, h * d]);
         self.o_proj.forward(out)
     }
 }
@@ -197,7 +211,10 @@ impl DecoderLayer {
         inputs: &AttentionInputs,
         cache: Option<(&mut LayerCache, usize)>,
     ) -> Tensor<3> {
-        let h = x.clone() + self.self_attn.forward(self.input_layernorm.forward(x), inputs, cache);
+        let h = x.clone()
+            + self
+                .self_attn
+                .forward(self.input_layernorm.forward(x), inputs, cache);
         h.clone() + self.mlp.forward(self.post_attention_layernorm.forward(h))
     }
 }
@@ -295,8 +312,16 @@ impl CausalLm {
             let end = (start + chunk).min(s);
             let part = Batch {
                 ids: batch.ids.iter().map(|r| r[start..end].to_vec()).collect(),
-                valid: batch.valid.iter().map(|r| r[..past + end].to_vec()).collect(),
-                positions: batch.positions.iter().map(|r| r[start..end].to_vec()).collect(),
+                valid: batch
+                    .valid
+                    .iter()
+                    .map(|r| r[..past + end].to_vec())
+                    .collect(),
+                positions: batch
+                    .positions
+                    .iter()
+                    .map(|r| r[start..end].to_vec())
+                    .collect(),
             };
             let hidden = self.hidden_states(&part, Some(cache));
             let [b, n, h] = hidden.dims();
@@ -355,7 +380,8 @@ pub fn init_zeros(cfg: &ModelConfig, device: &Device) -> CausalLm {
             },
             post_attention_layernorm: norm(),
             mlp: Mlp {
-                gate_proj: (cfg.mlp == MlpKind::SwiGlu).then(|| linear(h, cfg.intermediate_size, false)),
+                gate_proj: (cfg.mlp == MlpKind::SwiGlu)
+                    .then(|| linear(h, cfg.intermediate_size, false)),
                 up_proj: linear(h, cfg.intermediate_size, false),
                 down_proj: linear(cfg.intermediate_size, h, false),
                 relu_threshold: cfg.relu_threshold,

@@ -58,7 +58,11 @@ fn looks_like_hub_id(spec: &str) -> bool {
     let parts: Vec<&str> = base.split('/').collect();
     parts.len() == 2
         && parts.iter().all(|p| {
-            !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) && *p != "." && *p != ".."
+            !p.is_empty()
+                && p.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+                && *p != "."
+                && *p != ".."
         })
         && !spec.starts_with('.')
 }
@@ -116,13 +120,23 @@ impl LanguageModel {
             .map(|(n, c)| format!("{n} ({c})"))
             .collect::<Vec<_>>()
             .join(", ");
-        Ok(Self::assemble(net, config, tokenizer, ModelOrigin::Gguf(path.to_path_buf()), stored_dtype, &[]))
+        Ok(Self::assemble(
+            net,
+            config,
+            tokenizer,
+            ModelOrigin::Gguf(path.to_path_buf()),
+            stored_dtype,
+            &[],
+        ))
     }
 
     pub fn load_hf_folder(folder: &Path, device: &Device, origin: ModelOrigin) -> Result<Self> {
         let config_path = folder.join("config.json");
         if !config_path.exists() {
-            return Err(SeftError::file(folder, "missing config.json (not a Hugging Face model folder)"));
+            return Err(SeftError::file(
+                folder,
+                "missing config.json (not a Hugging Face model folder)",
+            ));
         }
         let config = ModelConfig::from_hf_json(&config_path)?;
         let tokenizer = TextTokenizer::from_hf_folder(folder)?;
@@ -131,22 +145,34 @@ impl LanguageModel {
         let gen_path = folder.join("generation_config.json");
         let mut extra_eos = Vec::new();
         if gen_path.exists() {
-            let text = std::fs::read_to_string(&gen_path).map_err(|e| SeftError::io(&gen_path, e))?;
+            let text =
+                std::fs::read_to_string(&gen_path).map_err(|e| SeftError::io(&gen_path, e))?;
             let v: Value = serde_json::from_str(&text)
                 .map_err(|e| SeftError::file(&gen_path, format!("invalid JSON: {e}")))?;
             match v.get("eos_token_id") {
                 Some(Value::Number(n)) => extra_eos.extend(n.as_u64().map(|x| x as u32)),
-                Some(Value::Array(a)) => extra_eos.extend(a.iter().filter_map(Value::as_u64).map(|x| x as u32)),
+                Some(Value::Array(a)) => {
+                    extra_eos.extend(a.iter().filter_map(Value::as_u64).map(|x| x as u32))
+                }
                 _ => {}
             }
         }
         let dtype = config.torch_dtype.clone();
-        Ok(Self::assemble(net, config, tokenizer, origin, dtype, &extra_eos))
+        Ok(Self::assemble(
+            net, config, tokenizer, origin, dtype, &extra_eos,
+        ))
     }
 
     /// Wraps a freshly built network (training from scratch).
     pub fn from_parts(net: CausalLm, config: ModelConfig, tokenizer: TextTokenizer) -> Self {
-        Self::assemble(net, config, tokenizer, ModelOrigin::Fresh, "float32".into(), &[])
+        Self::assemble(
+            net,
+            config,
+            tokenizer,
+            ModelOrigin::Fresh,
+            "float32".into(),
+            &[],
+        )
     }
 
     fn assemble(
@@ -159,7 +185,11 @@ impl LanguageModel {
     ) -> Self {
         let mut eos_token_ids = config.eos_token_ids.clone();
         eos_token_ids.extend_from_slice(extra_eos);
-        if let Some(id) = tokenizer.eos_token.as_deref().and_then(|t| tokenizer.token_id(t)) {
+        if let Some(id) = tokenizer
+            .eos_token
+            .as_deref()
+            .and_then(|t| tokenizer.token_id(t))
+        {
             eos_token_ids.push(id);
         }
         eos_token_ids.sort_unstable();
@@ -182,9 +212,15 @@ impl LanguageModel {
     /// generation_config.json, tokenizer.json and tokenizer_config.json. Files are written to a
     /// temporary folder first and moved into place, so an interrupted save leaves no half model.
     pub fn save_hf_folder(&self, folder: &Path) -> Result<()> {
-        let parent = folder.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let parent = folder
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
         std::fs::create_dir_all(parent).map_err(|e| SeftError::io(parent, e))?;
-        let name = folder.file_name().and_then(|n| n.to_str()).unwrap_or("model");
+        let name = folder
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("model");
         let tmp = parent.join(format!(".{name}.partial"));
         if tmp.exists() {
             std::fs::remove_dir_all(&tmp).map_err(|e| SeftError::io(&tmp, e))?;
@@ -192,16 +228,17 @@ impl LanguageModel {
         std::fs::create_dir_all(&tmp).map_err(|e| SeftError::io(&tmp, e))?;
         let mut config = self.config.to_hf_json();
         if let Some(obj) = config.as_object_mut() {
-            if self.config.eos_token_ids.is_empty() {
-                if let Some(&id) = self.eos_token_ids.first() {
-                    obj.insert("eos_token_id".into(), json!(id));
-                }
+            if self.config.eos_token_ids.is_empty()
+                && let Some(&id) = self.eos_token_ids.first()
+            {
+                obj.insert("eos_token_id".into(), json!(id));
             }
             obj.insert("seft_version".into(), json!(env!("CARGO_PKG_VERSION")));
         }
         let write_json = |file: &str, v: &Value| -> Result<()> {
             let p = tmp.join(file);
-            std::fs::write(&p, serde_json::to_string_pretty(v).expect("serializable")).map_err(|e| SeftError::io(&p, e))
+            std::fs::write(&p, serde_json::to_string_pretty(v).expect("serializable"))
+                .map_err(|e| SeftError::io(&p, e))
         };
         write_json("config.json", &config)?;
         let mut generation = json!({"eos_token_id": self.eos_token_ids});

@@ -73,7 +73,10 @@ fn string_array<'a>(gguf: &'a GgufFile, key: &str) -> Result<Vec<&'a str>> {
     arr.iter()
         .map(|v| {
             v.as_str().ok_or_else(|| {
-                SeftError::file(&gguf.path, format!("metadata key '{key}' holds a non-string"))
+                SeftError::file(
+                    &gguf.path,
+                    format!("metadata key '{key}' holds a non-string"),
+                )
             })
         })
         .collect()
@@ -94,7 +97,11 @@ fn merges_from_scores(tokens: &[&str], scores: &[f32]) -> Vec<(String, String)> 
             }
         }
         local.sort_by_key(|&(li, ri, _, _)| (li, ri));
-        merges.extend(local.into_iter().map(|(_, _, l, r)| (l.to_string(), r.to_string(), score)));
+        merges.extend(
+            local
+                .into_iter()
+                .map(|(_, _, l, r)| (l.to_string(), r.to_string(), score)),
+        );
     }
     // Python's stable `sorted(..., key=(score, len(l), len(r)), reverse=True)`.
     merges.sort_by(|a, b| {
@@ -117,7 +124,8 @@ impl TextTokenizer {
             .map_err(|e| SeftError::file(&path, format!("invalid tokenizer: {e}")))?;
         let config_path = folder.join("tokenizer_config.json");
         let config: Value = if config_path.exists() {
-            let text = std::fs::read_to_string(&config_path).map_err(|e| SeftError::io(&config_path, e))?;
+            let text = std::fs::read_to_string(&config_path)
+                .map_err(|e| SeftError::io(&config_path, e))?;
             serde_json::from_str(&text)
                 .map_err(|e| SeftError::file(&config_path, format!("invalid JSON: {e}")))?
         } else {
@@ -143,18 +151,23 @@ impl TextTokenizer {
         };
         let jinja = folder.join("chat_template.jinja");
         if template_source.is_none() && jinja.exists() {
-            template_source = Some(std::fs::read_to_string(&jinja).map_err(|e| SeftError::io(&jinja, e))?);
+            template_source =
+                Some(std::fs::read_to_string(&jinja).map_err(|e| SeftError::io(&jinja, e))?);
         }
         let mut tok = TextTokenizer {
             inner,
             bos_token: token("bos_token"),
             eos_token: token("eos_token"),
             pad_token: token("pad_token"),
-            add_bos_token: config.get("add_bos_token").and_then(Value::as_bool).unwrap_or(false),
+            add_bos_token: config
+                .get("add_bos_token")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
             chat_template: None,
         };
         if let Some(src) = template_source {
-            tok.set_chat_template(&src).map_err(|e| SeftError::file(&config_path, e))?;
+            tok.set_chat_template(&src)
+                .map_err(|e| SeftError::file(&config_path, e))?;
         }
         Ok(tok)
     }
@@ -178,7 +191,9 @@ impl TextTokenizer {
         let eos_token = token_at(id_key("tokenizer.ggml.eos_token_id"));
         let unk_token = token_at(id_key("tokenizer.ggml.unknown_token_id"));
         let pad_token = token_at(id_key("tokenizer.ggml.padding_token_id"));
-        let add_bos_flag = gguf.get("tokenizer.ggml.add_bos_token").map(|v| matches!(v, GgufValue::Bool(true)));
+        let add_bos_flag = gguf
+            .get("tokenizer.ggml.add_bos_token")
+            .map(|v| matches!(v, GgufValue::Bool(true)));
         let merges: Option<Vec<(String, String)>> = match gguf.get("tokenizer.ggml.merges") {
             Some(_) => Some(
                 string_array(gguf, "tokenizer.ggml.merges")?
@@ -208,12 +223,17 @@ impl TextTokenizer {
                 let merges = merges.ok_or_else(|| {
                     SeftError::file(&gguf.path, "missing metadata key 'tokenizer.ggml.merges'")
                 })?;
-                let pre = gguf.get("tokenizer.ggml.pre").and_then(GgufValue::as_str).unwrap_or("");
+                let pre = gguf
+                    .get("tokenizer.ggml.pre")
+                    .and_then(GgufValue::as_str)
+                    .unwrap_or("");
                 let pre_tokenizer = match pre_tokenizer_split(pre) {
                     Some(regex) => json!({"type": "Sequence", "pretokenizers": [
                         {"type": "Split", "pattern": {"Regex": regex}, "behavior": "Isolated", "invert": false},
                         {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": false}]}),
-                    None => json!({"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true}),
+                    None => {
+                        json!({"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true})
+                    }
                 };
                 let json = json!({
                     "version": "1.0", "truncation": null, "padding": null, "added_tokens": [],
@@ -228,8 +248,11 @@ impl TextTokenizer {
                 (json, add_bos_flag.unwrap_or(false))
             }
             "llama" => {
-                let vocab: serde_json::Map<String, Value> =
-                    tokens.iter().enumerate().map(|(i, t)| (t.to_string(), json!(i))).collect();
+                let vocab: serde_json::Map<String, Value> = tokens
+                    .iter()
+                    .enumerate()
+                    .map(|(i, t)| (t.to_string(), json!(i)))
+                    .collect();
                 let merges = match merges {
                     Some(m) => m,
                     None => {
@@ -279,7 +302,10 @@ impl TextTokenizer {
             }
         }
         // The named special tokens are always added whole, like transformers' special-token map.
-        for t in [&bos_token, &eos_token, &unk_token, &pad_token].into_iter().flatten() {
+        for t in [&bos_token, &eos_token, &unk_token, &pad_token]
+            .into_iter()
+            .flatten()
+        {
             if !special.iter().any(|a| &a.content == t) {
                 special.push(tokenizers::AddedToken::from(t.clone(), true).normalized(false));
             }
@@ -294,8 +320,12 @@ impl TextTokenizer {
             add_bos_token,
             chat_template: None,
         };
-        if let Some(src) = gguf.get("tokenizer.chat_template").and_then(GgufValue::as_str) {
-            tok.set_chat_template(src).map_err(|e| SeftError::file(&gguf.path, e))?;
+        if let Some(src) = gguf
+            .get("tokenizer.chat_template")
+            .and_then(GgufValue::as_str)
+        {
+            tok.set_chat_template(src)
+                .map_err(|e| SeftError::file(&gguf.path, e))?;
         }
         Ok(tok)
     }
@@ -325,10 +355,11 @@ impl TextTokenizer {
             .encode(text, false)
             .map_err(|e| SeftError::Invalid(format!("tokenization failed: {e}")))?;
         let mut ids = enc.get_ids().to_vec();
-        if add_special && self.add_bos_token {
-            if let Some(bos) = self.bos_token.as_deref().and_then(|t| self.token_id(t)) {
-                ids.insert(0, bos);
-            }
+        if add_special
+            && self.add_bos_token
+            && let Some(bos) = self.bos_token.as_deref().and_then(|t| self.token_id(t))
+        {
+            ids.insert(0, bos);
         }
         Ok(ids)
     }
@@ -340,7 +371,11 @@ impl TextTokenizer {
     }
 
     /// Renders a conversation with the checkpoint's chat template.
-    pub fn apply_chat_template(&self, messages: &[Message], add_generation_prompt: bool) -> Result<String> {
+    pub fn apply_chat_template(
+        &self,
+        messages: &[Message],
+        add_generation_prompt: bool,
+    ) -> Result<String> {
         let template = self
             .chat_template
             .as_ref()
@@ -362,7 +397,11 @@ impl TextTokenizer {
             "model_max_length": 1_000_000_000_000_000_000u64,
         });
         let obj = config.as_object_mut().expect("object");
-        for (key, value) in [("bos_token", &self.bos_token), ("eos_token", &self.eos_token), ("pad_token", &self.pad_token)] {
+        for (key, value) in [
+            ("bos_token", &self.bos_token),
+            ("eos_token", &self.eos_token),
+            ("pad_token", &self.pad_token),
+        ] {
             if let Some(v) = value {
                 obj.insert(key.into(), json!(v));
             }

@@ -44,8 +44,7 @@ pub struct GgufSource<'a> {
 
 /// llama.cpp's name for a Hugging Face tensor name.
 pub fn gguf_name(hf: &str) -> String {
-    let name = hf
-        .replace("model.embed_tokens.", "token_embd.")
+    hf.replace("model.embed_tokens.", "token_embd.")
         .replace("lm_head.", "output.")
         .replace("model.norm.", "output_norm.")
         .replace("model.layers.", "blk.")
@@ -57,8 +56,7 @@ pub fn gguf_name(hf: &str) -> String {
         .replace(".mlp.up_proj.", ".ffn_up.")
         .replace(".mlp.down_proj.", ".ffn_down.")
         .replace(".input_layernorm.", ".attn_norm.")
-        .replace(".post_attention_layernorm.", ".ffn_norm.");
-    name
+        .replace(".post_attention_layernorm.", ".ffn_norm.")
 }
 
 /// Undoes `permute()` of llama.cpp's `convert_hf_to_gguf.py`, which interleaves the two rotary
@@ -73,7 +71,8 @@ pub fn reverse_permute(data: &[f32], rows: usize, cols: usize, n_head: usize) ->
             for i in 0..2 {
                 let src = (h * half + j) * 2 + i;
                 let dst = h * 2 * half + i * half + j;
-                out[dst * cols..(dst + 1) * cols].copy_from_slice(&data[src * cols..(src + 1) * cols]);
+                out[dst * cols..(dst + 1) * cols]
+                    .copy_from_slice(&data[src * cols..(src + 1) * cols]);
             }
         }
     }
@@ -85,7 +84,10 @@ impl ParamSource for GgufSource<'_> {
         let gname = gguf_name(name);
         let (data, actual) = self.gguf.read_f32(&gname)?;
         check_shape(&self.gguf.path, &gname, shape, &actual)?;
-        let permuted = matches!(self.config.architecture, Architecture::Llama | Architecture::Mistral);
+        let permuted = matches!(
+            self.config.architecture,
+            Architecture::Llama | Architecture::Mistral
+        );
         let heads = if gname.contains(".attn_q.") {
             Some(self.config.num_attention_heads)
         } else if gname.contains(".attn_k.") {
@@ -124,12 +126,14 @@ impl SafetensorsSource {
         let index_path = folder.join("model.safetensors.index.json");
         let mut shard_names: Vec<String> = Vec::new();
         if index_path.exists() {
-            let text = std::fs::read_to_string(&index_path).map_err(|e| SeftError::io(&index_path, e))?;
+            let text =
+                std::fs::read_to_string(&index_path).map_err(|e| SeftError::io(&index_path, e))?;
             let v: serde_json::Value = serde_json::from_str(&text)
                 .map_err(|e| SeftError::file(&index_path, format!("invalid JSON: {e}")))?;
-            let map = v.get("weight_map").and_then(|m| m.as_object()).ok_or_else(|| {
-                SeftError::file(&index_path, "missing object 'weight_map'")
-            })?;
+            let map = v
+                .get("weight_map")
+                .and_then(|m| m.as_object())
+                .ok_or_else(|| SeftError::file(&index_path, "missing object 'weight_map'"))?;
             for shard in map.values().filter_map(|s| s.as_str()) {
                 if !shard_names.iter().any(|s| s == shard) {
                     shard_names.push(shard.to_string());
@@ -245,7 +249,8 @@ impl ParamSource for InitSource {
         } else if name.ends_with(".bias") {
             vec![0.0; n]
         } else {
-            let normal = Normal::new(0.0, self.std).map_err(|e| SeftError::Invalid(e.to_string()))?;
+            let normal =
+                Normal::new(0.0, self.std).map_err(|e| SeftError::Invalid(e.to_string()))?;
             (0..n).map(|_| self.rng.sample(normal) as f32).collect()
         })
     }
@@ -273,8 +278,14 @@ struct Builder<'a> {
 
 impl Builder<'_> {
     fn linear(&mut self, prefix: &str, d_in: usize, d_out: usize, bias: bool) -> Result<Linear> {
-        let w = self.source.get(&format!("{prefix}.weight"), &[d_out, d_in])?;
-        let weight = Param::from_tensor(tensor(transpose(&w, d_out, d_in), [d_in, d_out], self.device));
+        let w = self
+            .source
+            .get(&format!("{prefix}.weight"), &[d_out, d_in])?;
+        let weight = Param::from_tensor(tensor(
+            transpose(&w, d_out, d_in),
+            [d_in, d_out],
+            self.device,
+        ));
         let bias = if bias {
             let b = self.source.get(&format!("{prefix}.bias"), &[d_out])?;
             Some(Param::from_tensor(tensor(b, [d_out], self.device)))
@@ -294,12 +305,18 @@ impl Builder<'_> {
 }
 
 /// Builds the decoder described by `cfg` with parameters from `source`.
-pub fn build_model(cfg: &ModelConfig, source: &mut dyn ParamSource, device: &Device) -> Result<CausalLm> {
+pub fn build_model(
+    cfg: &ModelConfig,
+    source: &mut dyn ParamSource,
+    device: &Device,
+) -> Result<CausalLm> {
     let mut b = Builder { source, device };
     let (h, d, eps) = (cfg.hidden_size, cfg.head_dim, cfg.rms_norm_eps);
     let q = cfg.num_attention_heads * d;
     let kv = cfg.num_key_value_heads * d;
-    let emb = b.source.get("model.embed_tokens.weight", &[cfg.vocab_size, h])?;
+    let emb = b
+        .source
+        .get("model.embed_tokens.weight", &[cfg.vocab_size, h])?;
     let embed_tokens = Embedding {
         weight: Param::from_tensor(tensor(emb, [cfg.vocab_size, h], device)),
     };
@@ -316,7 +333,8 @@ pub fn build_model(cfg: &ModelConfig, source: &mut dyn ParamSource, device: &Dev
             n_kv_heads: cfg.num_key_value_heads,
             head_dim: d,
         };
-        let post_attention_layernorm = b.norm(&format!("{p}.post_attention_layernorm.weight"), h, eps)?;
+        let post_attention_layernorm =
+            b.norm(&format!("{p}.post_attention_layernorm.weight"), h, eps)?;
         let i_size = cfg.intermediate_size;
         let gate_proj = match cfg.mlp {
             MlpKind::SwiGlu => Some(b.linear(&format!("{p}.mlp.gate_proj"), h, i_size, false)?),
@@ -376,7 +394,10 @@ pub fn named_tensors(model: &CausalLm) -> BTreeMap<String, (Vec<usize>, Vec<f32>
     );
     for (i, layer) in model.layers.iter().enumerate() {
         let p = format!("model.layers.{i}");
-        out.insert(format!("{p}.input_layernorm.weight"), read1(layer.input_layernorm.weight.val()));
+        out.insert(
+            format!("{p}.input_layernorm.weight"),
+            read1(layer.input_layernorm.weight.val()),
+        );
         out.insert(
             format!("{p}.post_attention_layernorm.weight"),
             read1(layer.post_attention_layernorm.weight.val()),

@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 pub fn smollm2_gguf() -> PathBuf {
     let dir = std::env::var("SEFT_MODELS_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").expect("HOME")).join(".cache/seft/models"));
+        .unwrap_or_else(|_| {
+            PathBuf::from(std::env::var("HOME").expect("HOME")).join(".cache/seft/models")
+        });
     let path = dir.join("SmolLM2-135M-Instruct.Q4_1.gguf");
     assert!(
         path.exists(),
@@ -19,7 +21,9 @@ pub fn smollm2_gguf() -> PathBuf {
 }
 
 pub fn fixture(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(rel)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(rel)
 }
 
 /// A metadata value for [`write_gguf`].
@@ -38,7 +42,11 @@ fn put_str(out: &mut Vec<u8>, s: &str) {
 }
 
 /// Writes a GGUF v3 file. `tensors`: (name, shape outermost-first, ggml type id, raw bytes).
-pub fn write_gguf(path: &Path, meta: &[(&str, Meta)], tensors: &[(&str, Vec<usize>, u32, Vec<u8>)]) {
+pub fn write_gguf(
+    path: &Path,
+    meta: &[(&str, Meta)],
+    tensors: &[(&str, Vec<usize>, u32, Vec<u8>)],
+) {
     let mut out = b"GGUF".to_vec();
     out.extend(3u32.to_le_bytes());
     out.extend((tensors.len() as u64).to_le_bytes());
@@ -95,7 +103,7 @@ pub fn write_gguf(path: &Path, meta: &[(&str, Meta)], tensors: &[(&str, Vec<usiz
         out.extend(ty.to_le_bytes());
         out.extend(off.to_le_bytes());
     }
-    while out.len() % 32 != 0 {
+    while !out.len().is_multiple_of(32) {
         out.push(0);
     }
     let start = out.len();
@@ -149,7 +157,11 @@ pub fn tiny_config_json(model_type: &str) -> serde_json::Value {
 pub fn write_tiny_hf_folder(dir: &Path, seed: u64) {
     use seft::model::weights::{InitSource, build_model};
     std::fs::create_dir_all(dir).unwrap();
-    std::fs::write(dir.join("config.json"), tiny_config_json("llama").to_string()).unwrap();
+    std::fs::write(
+        dir.join("config.json"),
+        tiny_config_json("llama").to_string(),
+    )
+    .unwrap();
     std::fs::write(dir.join("tokenizer.json"), tiny_tokenizer_json()).unwrap();
     std::fs::write(
         dir.join("tokenizer_config.json"),

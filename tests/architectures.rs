@@ -1,0 +1,176 @@
+//! Every architecture seft claims, against transformers: tiny random Llama (Llama 3.1 rope
+//! scaling, separate head), Mistral and Qwen2 (q/k/v biases, tied head) checkpoints saved by
+//! transformers 5 (tests/fixtures/tiny_archs/make_tiny.py), all positions' logits compared.
+//! Also hub-id loading through hf-hub's offline cache.
+
+mod common;
+
+use std::process::Command;
+
+use burn::tensor::Device;
+use seft::LanguageModel;
+use seft::model::generate::{SamplingConfig, generate};
+use seft::model::llama::{Batch, to_f32_vec};
+use seft::model::{Architecture, MlpKind};
+use serde_json::Value;
+
+fn fixture() -> Value {
+    let text = std::fs::read_to_string(common::fixture("tiny_archs/logits.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+fn load(name: &str) -> LanguageModel {
+    let folder = common::fixture(&format!("tiny_archs/{name}"));
+    LanguageModel::load(folder.to_str().unwrap(), &Device::flex()).unwrap()
+}
+
+fn check_logits(name: &str) {
+    let fx = fixture();
+    let ids: Vec<Vec<u32>> = serde_json::from_value(fx["ids"].clone()).unwrap();
+    let expected: Vec<Vec<Vec<f32>>> =
+        serde_json::from_value(fx["models"][name]["logits"].clone()).unwrap();
+    let model = load(name);
+    let batch = Batch {
+        valid: ids.iter().map(|r| vec![true; r.len()]).collect(),
+        positions: ids.iter().map(|r| (0..r.len()).collect()).collect(),
+        ids,
+    };
+    let got = to_f32_vec(model.net.forward(&batch));
+    let flat: Vec<f32> = expected.into_iter().flatten().flatten().collect();
+    assert_eq!(got.len(), flat.len());
+    let max = got
+        .iter()
+        .zip(&flat)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    assert!(max < 1e-4, "{name}: max |logit diff| = {max}");
+}
+
+#[test]
+fn llama_with_llama3_rope_scaling_matches_transformers() {
+    let m = load("llama");
+    assert_eq!(m.config.architecture, Architecture::Llama);
+    assert!(!m.config.tie_word_embeddings);
+    assert!(matches!(
+        m.config.rope_scaling,
+        seft::model::config::RopeScaling::Llama3 { .. }
+    ));
+    check_logits("llama");
+}
+
+#[test]
+fn mistral_matches_transformers() {
+    assert_eq!(load("mistral").config.architecture, Architecture::Mistral);
+    check_logits("mistral");
+}
+
+#[test]
+fn qwen2_with_qkv_bias_and_tied_head_matches_transformers() {
+    let m = load("qwen2");
+    assert_eq!(m.config.architecture, Architecture::Qwen2);
+    assert!(m.config.qkv_bias && m.config.tie_word_embeddings);
+    check_logits("qwen2");
+}
+
+#[test]
+fn left_padded_batches_generate_like_single_prompts() {
+    let model = load("qwen2");
+    let prompts = vec![vec![5, 6, 7], vec![9, 10, 11, 12, 13, 14, 15, 16], vec![40]];
+    let cfg = SamplingConfig {
+        max_new_tokens: 10,
+        min_new_tokens: 10,
+        ..Default::default()
+    };
+    let batched = generate(&model, &prompts, &cfg, |_, _| {}).unwrap();
+    for (p, b) in prompts.iter().zip(&batched) {
+        let single = generate(&model, std::slice::from_ref(p), &cfg, |_, _| {}).unwrap();
+        assert_eq!(single[0].token_ids, b.token_ids);
+    }
+}
+
+#[test]
+fn relu_mlp_variant_builds_saves_and_reloads() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = load("llama").config;
+    cfg.mlp = MlpKind::Relu;
+    cfg.relu_threshold = 0.1;
+    let device = Device::flex();
+    let net = seft::model::weights::build_model(
+        &cfg,
+        &mut seft::model::weights::InitSource::new(3, 0.2),
+        &device,
+    )
+    .unwrap();
+    assert!(net.layers[0].mlp.gate_proj.is_none());
+    let tokenizer = load("llama").tokenizer;
+    let model = LanguageModel::from_parts(net, cfg.clone(), tokenizer);
+    let out = dir.path().join("relu");
+    model.save_hf_folder(&out).unwrap();
+    let reloaded = LanguageModel::load(out.to_str().unwrap(), &device).unwrap();
+    assert_eq!(reloaded.config.mlp, MlpKind::Relu);
+    assert_eq!(reloaded.config.relu_threshold, 0.1);
+    let batch = Batch {
+        ids: vec![vec![1, 2, 3]],
+        valid: vec![vec![true; 3]],
+        positions: vec![vec![0, 1, 2]],
+    };
+    assert_eq!(
+        to_f32_vec(model.net.forward(&batch)),
+        to_f32_vec(reloaded.net.forward(&batch))
+    );
+}
+
+/// Lays a model folder out as hf-hub's cache does: refs/main -> snapshots/<commit>/files.
+fn fake_hub_cache(root: &std::path::Path, repo_id: &str, source: &std::path::Path) {
+    let repo = root
+        .join("hub")
+        .join(format!("models--{}", repo_id.replace('/', "--")));
+    let commit = "0123456789abcdef0123456789abcdef01234567";
+    std::fs::create_dir_all(repo.join("refs")).unwrap();
+    std::fs::write(repo.join("refs/main"), commit).unwrap();
+    let snapshot = repo.join("snapshots").join(commit);
+    std::fs::create_dir_all(&snapshot).unwrap();
+    for entry in std::fs::read_dir(source).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), snapshot.join(entry.file_name())).unwrap();
+    }
+}
+
+#[test]
+fn hub_ids_load_from_the_offline_cache() {
+    let home = tempfile::tempdir().unwrap();
+    fake_hub_cache(
+        home.path(),
+        "tiny-org/tiny-qwen2",
+        &common::fixture("tiny_archs/qwen2"),
+    );
+    let run = |id: &str| {
+        Command::new(env!("CARGO_BIN_EXE_seft"))
+            .args(["info", "--json", "--model", id])
+            .env("HF_HOME", home.path())
+            .env("HF_HUB_OFFLINE", "1")
+            .output()
+            .unwrap()
+    };
+    let ok = run("tiny-org/tiny-qwen2");
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let info: Value = serde_json::from_slice(&ok.stdout).unwrap();
+    assert_eq!(info["architecture"], "Qwen2ForCausalLM");
+    assert!(
+        info["source"]
+            .as_str()
+            .unwrap()
+            .starts_with("hub tiny-org/tiny-qwen2")
+    );
+    let missing = run("tiny-org/not-cached");
+    assert_eq!(missing.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&missing.stderr);
+    assert!(
+        err.contains("not complete in the cache") && err.contains("HF_HUB_OFFLINE=1"),
+        "{err}"
+    );
+}

@@ -5,8 +5,10 @@
 
 pub mod backend;
 pub mod cli;
+pub mod data;
 pub mod error;
 pub mod model;
+pub mod train;
 
 pub use backend::Backend;
 pub use error::{Result, SeftError};

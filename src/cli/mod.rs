@@ -4,6 +4,7 @@
 mod bench;
 mod generate;
 mod info;
+mod sft;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -29,6 +30,8 @@ pub enum Command {
     Info(info::InfoArgs),
     /// Save a model (GGUF, folder or hub id) as a Hugging Face safetensors folder.
     Export(info::ExportArgs),
+    /// Supervised fine-tuning from a TOML config.
+    Sft(sft::SftArgs),
     /// Time prefill and batched decoding on fixed token ids (see experiments/generation_speed).
     Bench(bench::BenchArgs),
 }
@@ -67,5 +70,6 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Info(args) => info::run(args),
         Command::Export(args) => info::export(args),
         Command::Bench(args) => bench::run(args),
+        Command::Sft(args) => sft::run(args),
     }
 }

@@ -1,0 +1,10 @@
+//! Training data as people have it: Alpaca, messages/ShareGPT, prompt/completion, preference
+//! pairs and Anthropic HH dialogues, in JSON or JSONL (optionally gzipped), from a local path or
+//! a Hugging Face hub dataset repo. Every row becomes a [`Record`]; a malformed row is an error
+//! naming `file:line` and the reason, or, with `skip_bad_rows`, is skipped and counted.
+
+mod formats;
+mod read;
+
+pub use formats::{Preference, Record, parse_hh_dialogue, parse_row};
+pub use read::{ReadOptions, ReadReport, read_records, resolve_dataset};

@@ -1,0 +1,83 @@
+//! Length-bucketed micro-batches: examples are shuffled with the epoch's seed, grouped in pools
+//! of 16 micro-batches, sorted by length inside a pool (so padding stays small), cut into
+//! micro-batches, and the micro-batches shuffled again. The order is a pure function of
+//! (seed, epoch), which is what lets a resumed run continue exactly.
+
+use rand::seq::SliceRandom;
+use rand::{SeedableRng, rngs::StdRng};
+
+use crate::model::llama::Batch;
+use crate::train::tokenize::TokenizedExample;
+
+const POOL: usize = 16;
+
+/// Micro-batches of example indices for one epoch.
+pub fn epoch_batches(
+    lengths: &[usize],
+    micro_batch: usize,
+    seed: u64,
+    epoch: usize,
+) -> Vec<Vec<usize>> {
+    let mut rng = StdRng::seed_from_u64(seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    let mut order: Vec<usize> = (0..lengths.len()).collect();
+    order.shuffle(&mut rng);
+    let mut batches = Vec::new();
+    for pool in order.chunks(micro_batch * POOL) {
+        let mut pool = pool.to_vec();
+        pool.sort_by_key(|&i| std::cmp::Reverse(lengths[i]));
+        batches.extend(pool.chunks(micro_batch).map(<[usize]>::to_vec));
+    }
+    batches.shuffle(&mut rng);
+    batches
+}
+
+/// A right-padded training batch: the model input (all tokens but the last) and the targets
+/// (all tokens but the first; -1 where no loss is taken).
+pub struct TrainBatch {
+    pub input: Batch,
+    pub targets: Vec<i64>,
+    pub n_targets: usize,
+    pub n_tokens: usize,
+}
+
+pub fn collate(examples: &[&TokenizedExample], pad_id: u32) -> TrainBatch {
+    let width = examples
+        .iter()
+        .map(|e| e.ids.len())
+        .max()
+        .unwrap_or(1)
+        .saturating_sub(1)
+        .max(1);
+    let mut ids = Vec::new();
+    let mut valid = Vec::new();
+    let mut targets = Vec::new();
+    let mut n_targets = 0;
+    let mut n_tokens = 0;
+    for e in examples {
+        let n = e.ids.len().saturating_sub(1);
+        n_tokens += e.ids.len();
+        let mut row: Vec<u32> = e.ids[..n].to_vec();
+        row.resize(width, pad_id);
+        ids.push(row);
+        valid.push((0..width).map(|j| j < n).collect());
+        for j in 0..width {
+            let t = if j < n && e.is_target[j + 1] {
+                n_targets += 1;
+                e.ids[j + 1] as i64
+            } else {
+                -1
+            };
+            targets.push(t);
+        }
+    }
+    TrainBatch {
+        input: Batch {
+            positions: vec![(0..width).collect(); examples.len()],
+            ids,
+            valid,
+        },
+        targets,
+        n_targets,
+        n_tokens,
+    }
+}

@@ -1,0 +1,269 @@
+//! The SFT run configuration: a TOML file (see configs/sft_example.toml for every field with
+//! its meaning), unknown keys rejected by name, `--set section.key=value` overrides applied
+//! before validation.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::backend::Backend;
+use crate::error::{Result, SeftError};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SftConfig {
+    pub model: ModelSection,
+    pub data: DataSection,
+    #[serde(default)]
+    pub train: TrainSection,
+    pub output: OutputSection,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSection {
+    /// GGUF file, Hugging Face folder or hub id.
+    pub path: String,
+    #[serde(default)]
+    pub backend: Backend,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataSection {
+    /// Training file (JSON/JSONL, .gz allowed) or `org/name:file.jsonl` on the hub.
+    pub train: String,
+    /// Held-out file; when absent, `eval_fraction` of the training rows is held out.
+    #[serde(default)]
+    pub eval: Option<String>,
+    #[serde(default = "default_eval_fraction")]
+    pub eval_fraction: f64,
+    /// Only the first N training rows (after shuffling with the seed) are used; 0 = all.
+    #[serde(default)]
+    pub max_rows: usize,
+    /// Sequences longer than this are truncated (and counted).
+    #[serde(default = "default_max_len")]
+    pub max_len: usize,
+    /// Train on every token, prompts included (default: assistant tokens only).
+    #[serde(default)]
+    pub train_on_prompt: bool,
+    /// Skip malformed rows (reported with their count) instead of stopping at the first.
+    #[serde(default)]
+    pub skip_bad_rows: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Schedule {
+    #[default]
+    Cosine,
+    Linear,
+    Constant,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainSection {
+    pub seed: u64,
+    pub epochs: usize,
+    /// Stop after this many optimizer steps (0 = run all epochs).
+    pub max_steps: usize,
+    /// Sequences per forward/backward pass.
+    pub micro_batch: usize,
+    /// Micro-batches per optimizer step (effective batch = micro_batch × grad_accum).
+    pub grad_accum: usize,
+    pub lr: f64,
+    pub schedule: Schedule,
+    /// Linear warmup steps from 0 to `lr`.
+    pub warmup_steps: usize,
+    pub weight_decay: f64,
+    pub beta1: f64,
+    pub beta2: f64,
+    pub eps: f64,
+    /// Global gradient-norm clip (0 = off).
+    pub max_grad_norm: f64,
+    pub log_every: usize,
+    /// Evaluate on the held-out split every N steps (0 = only at the end).
+    pub eval_every: usize,
+    /// Write a resumable checkpoint every N steps (0 = only at the end).
+    pub save_every: usize,
+}
+
+impl Default for TrainSection {
+    fn default() -> Self {
+        TrainSection {
+            seed: 0,
+            epochs: 1,
+            max_steps: 0,
+            micro_batch: 4,
+            grad_accum: 1,
+            lr: 2e-5,
+            schedule: Schedule::Cosine,
+            warmup_steps: 0,
+            weight_decay: 0.0,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            max_grad_norm: 1.0,
+            log_every: 1,
+            eval_every: 0,
+            save_every: 0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputSection {
+    /// Run directory: resolved config, metrics.jsonl, loss curve, checkpoints, final model.
+    pub dir: PathBuf,
+}
+
+fn default_eval_fraction() -> f64 {
+    0.05
+}
+fn default_max_len() -> usize {
+    1024
+}
+
+/// Sets `a.b.c = value` in a TOML table; the value is parsed as TOML (number, bool, string...)
+/// and taken as a plain string when it does not parse.
+fn apply_override(root: &mut toml::Table, assignment: &str) -> Result<()> {
+    let (key, raw) = assignment
+        .split_once('=')
+        .ok_or_else(|| SeftError::Invalid(format!("--set '{assignment}': expected key=value")))?;
+    let value: toml::Value = toml::from_str::<toml::Table>(&format!("v = {raw}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(raw.to_string()));
+    let parts: Vec<&str> = key.trim().split('.').collect();
+    let mut table = root;
+    for part in &parts[..parts.len() - 1] {
+        table = table
+            .entry(part.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+            .as_table_mut()
+            .ok_or_else(|| SeftError::Invalid(format!("--set {key}: '{part}' is not a section")))?;
+    }
+    table.insert(parts[parts.len() - 1].to_string(), value);
+    Ok(())
+}
+
+impl SftConfig {
+    pub fn load(path: &Path, overrides: &[String]) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| SeftError::io(path, e))?;
+        Self::parse(&text, overrides).map_err(|msg| SeftError::file(path, msg))
+    }
+
+    pub fn parse(text: &str, overrides: &[String]) -> std::result::Result<Self, String> {
+        let mut table: toml::Table = toml::from_str(text).map_err(|e| one_line(&e.to_string()))?;
+        for o in overrides {
+            apply_override(&mut table, o).map_err(|e| e.to_string())?;
+        }
+        let cfg: SftConfig = toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| one_line(&e.to_string()))?;
+        cfg.validate()?;
+        Ok(cfg.with_home_expanded())
+    }
+
+    /// `~/` at the start of a path means the home directory, as in a shell.
+    fn with_home_expanded(mut self) -> Self {
+        let home = std::env::var("HOME").unwrap_or_default();
+        let expand = |s: &mut String| {
+            if let Some(rest) = s.strip_prefix("~/") {
+                *s = format!("{home}/{rest}");
+            }
+        };
+        expand(&mut self.model.path);
+        expand(&mut self.data.train);
+        if let Some(e) = self.data.eval.as_mut() {
+            expand(e);
+        }
+        if let Some(rest) = self.output.dir.to_str().and_then(|d| d.strip_prefix("~/")) {
+            self.output.dir = PathBuf::from(format!("{home}/{rest}"));
+        }
+        self
+    }
+
+    fn validate(&self) -> std::result::Result<(), String> {
+        let t = &self.train;
+        if t.micro_batch == 0 || t.grad_accum == 0 {
+            return Err("train.micro_batch and train.grad_accum must be at least 1".into());
+        }
+        if !(t.lr > 0.0 && t.lr.is_finite()) {
+            return Err(format!("train.lr must be > 0, got {}", t.lr));
+        }
+        if t.epochs == 0 && t.max_steps == 0 {
+            return Err("set train.epochs or train.max_steps".into());
+        }
+        if !(0.0..1.0).contains(&self.data.eval_fraction) {
+            return Err(format!(
+                "data.eval_fraction must be in [0, 1), got {}",
+                self.data.eval_fraction
+            ));
+        }
+        if self.data.max_len < 2 {
+            return Err("data.max_len must be at least 2".into());
+        }
+        Ok(())
+    }
+
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("config serializes")
+    }
+}
+
+/// toml's messages span several lines (with a source excerpt); keep the first and the cause.
+fn one_line(msg: &str) -> String {
+    let lines: Vec<&str> = msg
+        .lines()
+        .map(str::trim)
+        .filter(|l| {
+            !l.is_empty() && !l.starts_with('|') && !l.chars().all(|c| c == '^' || c == ' ')
+        })
+        .collect();
+    lines.join(": ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIN: &str =
+        "[model]\npath = \"m.gguf\"\n[data]\ntrain = \"d.jsonl\"\n[output]\ndir = \"runs/x\"\n";
+
+    #[test]
+    fn defaults_and_overrides() {
+        let cfg = SftConfig::parse(
+            MIN,
+            &[
+                "train.lr=1e-4".into(),
+                "train.schedule=linear".into(),
+                "data.train=other.json".into(),
+            ],
+        )
+        .unwrap();
+        assert_eq!(cfg.train.lr, 1e-4);
+        assert_eq!(cfg.train.schedule, Schedule::Linear);
+        assert_eq!(cfg.data.train, "other.json");
+        assert_eq!(cfg.train.micro_batch, 4);
+        assert_eq!(SftConfig::parse(&cfg.to_toml(), &[]).unwrap(), cfg);
+    }
+
+    #[test]
+    fn unknown_keys_and_wrong_types_are_named() {
+        let err =
+            SftConfig::parse(&format!("{MIN}[train]\nlearning_rate = 1.0\n"), &[]).unwrap_err();
+        assert!(err.contains("unknown field `learning_rate`"), "{err}");
+        assert!(!err.contains('\n'));
+        let err =
+            SftConfig::parse(&format!("{MIN}[train]\nmicro_batch = \"four\"\n"), &[]).unwrap_err();
+        assert!(
+            err.contains("micro_batch") || err.contains("invalid type"),
+            "{err}"
+        );
+        let err = SftConfig::parse(MIN, &["train.epochs=0".into()]).unwrap_err();
+        assert!(err.contains("epochs"), "{err}");
+    }
+}

@@ -1,0 +1,16 @@
+//! Supervised fine-tuning: the engine that trains both SEFT's reviser and its policy.
+//!
+//! Loss on assistant tokens only (by default), normalized by the target-token count of the whole
+//! accumulated batch; AdamW with decoupled weight decay, warmup + cosine/linear schedule and
+//! global gradient-norm clipping; atomic, exactly resumable checkpoints; metrics on disk.
+
+pub mod batch;
+pub mod config;
+pub mod loss;
+pub mod plot;
+pub mod schedule;
+pub mod tokenize;
+pub mod trainer;
+
+pub use config::SftConfig;
+pub use trainer::{SftOutcome, run_sft};

@@ -1,0 +1,102 @@
+//! Conversations → token ids with a per-token target mask, through the model's chat template.
+//!
+//! Assistant turns are located by rendering the conversation up to each of them (with the
+//! generation prompt) and through them: the bytes in between are that turn, end-of-turn
+//! marker included, so the model learns to stop. Tokens whose text starts inside such a span
+//! are targets; everything else (system, user, template scaffolding) carries no loss unless
+//! `train_on_prompt` is set.
+
+use crate::error::{Result, SeftError};
+use crate::model::{Message, TextTokenizer};
+
+/// ChatML, used when a tokenizer has no template of its own (base models), as TRL does.
+pub const CHATML_TEMPLATE: &str = "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}";
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenizedExample {
+    pub ids: Vec<u32>,
+    /// `is_target[i]`: token `ids[i]` is predicted by the loss (from position i-1).
+    pub is_target: Vec<bool>,
+}
+
+impl TokenizedExample {
+    pub fn n_targets(&self) -> usize {
+        self.is_target.iter().skip(1).filter(|&&t| t).count()
+    }
+}
+
+fn render(tok: &TextTokenizer, messages: &[Message], generation_prompt: bool) -> Result<String> {
+    match &tok.chat_template {
+        Some(_) => tok.apply_chat_template(messages, generation_prompt),
+        None => crate::model::ChatTemplate::new(CHATML_TEMPLATE, "", "")
+            .map_err(SeftError::Invalid)?
+            .render(messages, generation_prompt),
+    }
+}
+
+/// Byte spans of the assistant turns in the rendered conversation, and the rendered text.
+pub fn assistant_spans(
+    tok: &TextTokenizer,
+    messages: &[Message],
+) -> Result<(String, Vec<(usize, usize)>)> {
+    let full = render(tok, messages, false)?;
+    let mut spans = Vec::new();
+    for (i, m) in messages.iter().enumerate() {
+        if m.role != "assistant" {
+            continue;
+        }
+        let before = render(tok, &messages[..i], true)?;
+        let through = render(tok, &messages[..=i], false)?;
+        if !through.starts_with(&before) || !full.starts_with(&through) {
+            return Err(SeftError::Invalid(
+                "the chat template renders earlier turns differently as the conversation grows, so assistant turns cannot be located; set data.train_on_prompt = true to train on every token".into(),
+            ));
+        }
+        spans.push((before.len(), through.len()));
+    }
+    Ok((full, spans))
+}
+
+/// Tokenizes one conversation. Returns the example and whether it was truncated to `max_len`.
+pub fn tokenize_conversation(
+    tok: &TextTokenizer,
+    messages: &[Message],
+    train_on_prompt: bool,
+    max_len: usize,
+) -> Result<(TokenizedExample, bool)> {
+    let (text, spans) = if train_on_prompt {
+        (render(tok, messages, false)?, Vec::new())
+    } else {
+        assistant_spans(tok, messages)?
+    };
+    let enc = tok
+        .inner
+        .encode(text.as_str(), false)
+        .map_err(|e| SeftError::Invalid(format!("tokenization failed: {e}")))?;
+    let mut ids = enc.get_ids().to_vec();
+    let mut is_target: Vec<bool> = if train_on_prompt {
+        vec![true; ids.len()]
+    } else {
+        enc.get_offsets()
+            .iter()
+            .map(|&(start, end)| {
+                spans
+                    .iter()
+                    .any(|&(a, b)| start >= a && start < b && end > start)
+            })
+            .collect()
+    };
+    // A BOS the template did not write but the tokenizer wants.
+    if tok.add_bos_token {
+        if let Some(bos) = tok.bos_token.as_deref().and_then(|t| tok.token_id(t)) {
+            if ids.first() != Some(&bos) {
+                ids.insert(0, bos);
+                is_target.insert(0, false);
+            }
+        }
+    }
+    let truncated = ids.len() > max_len;
+    ids.truncate(max_len);
+    is_target.truncate(max_len);
+    Ok((TokenizedExample { ids, is_target }, truncated))
+}

@@ -347,3 +347,88 @@ fn config_errors_name_the_file_and_key() {
     );
     assert_eq!(err.lines().filter(|l| l.starts_with("error:")).count(), 1);
 }
+
+/// One AdamW step on SmolLM2-135M-Instruct against PyTorch (tests/fixtures/sft_step).
+#[test]
+fn one_optimizer_step_matches_pytorch() {
+    use seft::train::trainer::{adamw, optimizer_step};
+    let text = std::fs::read_to_string(common::fixture("sft_step/reference.json")).unwrap();
+    let fx: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let device = Device::flex().autodiff();
+    let mut lm = LanguageModel::load(common::smollm2_gguf().to_str().unwrap(), &device).unwrap();
+    let mut examples = Vec::new();
+    for (conv, row) in fx["conversations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(fx["rows"].as_array().unwrap())
+    {
+        let messages: Vec<seft::model::Message> = serde_json::from_value(conv.clone()).unwrap();
+        let (ex, _) = tokenize_conversation(&lm.tokenizer, &messages, false, 1024).unwrap();
+        let ids: Vec<u32> = serde_json::from_value(row["ids"].clone()).unwrap();
+        let targets: Vec<bool> = serde_json::from_value(row["is_target"].clone()).unwrap();
+        assert_eq!(ex.ids, ids, "token ids differ from transformers'");
+        assert_eq!(
+            ex.is_target, targets,
+            "seft's assistant-token mask differs from prompt-prefix labels"
+        );
+        examples.push(ex);
+    }
+    let s = &fx["settings"];
+    let f = |k: &str| s[k].as_f64().unwrap();
+    let train = seft::train::config::TrainSection {
+        beta1: f("beta1"),
+        beta2: f("beta2"),
+        eps: f("eps"),
+        weight_decay: f("weight_decay"),
+        ..Default::default()
+    };
+    let mut optim = adamw(&train);
+    let (grads, loss, _, _) = accumulate_step(
+        &lm.net,
+        &examples,
+        &[vec![0, 1]],
+        fx["pad_id"].as_u64().unwrap() as u32,
+    );
+    let expected_loss = fx["loss"].as_f64().unwrap();
+    eprintln!("loss: seft {loss} PyTorch {expected_loss}");
+    assert!(
+        (loss - expected_loss).abs() <= 1e-4 * expected_loss,
+        "loss {loss} vs PyTorch {expected_loss}"
+    );
+    let (net, grad_norm) = optimizer_step(lm.net, &mut optim, grads, f("max_grad_norm"), f("lr"));
+    lm.net = net;
+    let expected_norm = fx["grad_norm"].as_f64().unwrap();
+    eprintln!("grad norm: seft {grad_norm} PyTorch {expected_norm}");
+    assert!(
+        (grad_norm - expected_norm).abs() <= 1e-3 * expected_norm,
+        "grad norm {grad_norm} vs {expected_norm}"
+    );
+    let tensors = seft::model::weights::named_tensors(&lm.net);
+    for (name, t) in fx["tensors"].as_object().unwrap() {
+        let (shape, data) = &tensors[name];
+        let ranges: Vec<(usize, usize)> = serde_json::from_value(t["slice"].clone()).unwrap();
+        let mut got = Vec::new();
+        match ranges.as_slice() {
+            [(a, b)] => got.extend_from_slice(&data[*a..*b]),
+            [(r0, r1), (c0, c1)] => {
+                for r in *r0..*r1 {
+                    got.extend_from_slice(&data[r * shape[1] + c0..r * shape[1] + c1]);
+                }
+            }
+            other => panic!("slice {other:?}"),
+        }
+        let after: Vec<f32> = serde_json::from_value(t["after"].clone()).unwrap();
+        let before: Vec<f32> = serde_json::from_value(t["before"].clone()).unwrap();
+        let mut worst = 0f32;
+        for ((g, a), b) in got.iter().zip(&after).zip(&before) {
+            assert_ne!(a, b, "{name}: PyTorch did not move this weight");
+            worst = worst.max((g - a).abs() / a.abs().max(1e-6));
+        }
+        eprintln!("{name}: max relative difference {worst:.2e}");
+        assert!(
+            worst <= 1e-5,
+            "{name}: max relative difference {worst} after one step"
+        );
+    }
+}

@@ -186,6 +186,42 @@ pub fn accumulate_step(
     )
 }
 
+/// Clips the gradients to a global L2 norm of `max_grad_norm` (as `torch.nn.utils.clip_grad_norm_`:
+/// factor `max / (norm + 1e-6)` when the norm exceeds it; 0 = off) and applies one AdamW step.
+/// Returns the updated network and the gradient norm before clipping.
+pub fn optimizer_step(
+    net: CausalLm,
+    optim: &mut burn::optim::ModuleOptimizer,
+    mut grads: GradientsParams,
+    max_grad_norm: f64,
+    lr: f64,
+) -> (CausalLm, f64) {
+    let mut squares = GradSquares {
+        grads: &grads,
+        sum: 0.0,
+    };
+    net.visit(&mut squares);
+    let grad_norm = squares.sum.sqrt();
+    if max_grad_norm > 0.0 && grad_norm > max_grad_norm {
+        let factor = max_grad_norm / (grad_norm + 1e-6);
+        net.visit(&mut ScaleGrads {
+            grads: &mut grads,
+            factor,
+        });
+    }
+    (optim.step(lr, net, grads), grad_norm)
+}
+
+/// AdamW with the run's settings (decoupled weight decay, as `torch.optim.AdamW`).
+pub fn adamw(t: &crate::train::config::TrainSection) -> burn::optim::ModuleOptimizer {
+    AdamWConfig::new()
+        .with_beta_1(t.beta1 as f32)
+        .with_beta_2(t.beta2 as f32)
+        .with_epsilon(t.eps as f32)
+        .with_weight_decay(t.weight_decay as f32)
+        .init()
+}
+
 /// Mean loss and token accuracy on held-out examples, without gradients.
 pub fn evaluate(
     net: &CausalLm,
@@ -363,12 +399,7 @@ pub fn run_sft(cfg: &SftConfig, resume: bool) -> Result<SftOutcome> {
         (m, 0) => m,
         (m, e) => m.min(e * steps_per_epoch),
     };
-    let mut optim = AdamWConfig::new()
-        .with_beta_1(t.beta1 as f32)
-        .with_beta_2(t.beta2 as f32)
-        .with_epsilon(t.eps as f32)
-        .with_weight_decay(t.weight_decay as f32)
-        .init();
+    let mut optim = adamw(t);
     let metrics_path = out.join("metrics.jsonl");
     let mut state = TrainState::default();
     if let Some(ckpt) = latest.filter(|_| resume) {
@@ -407,23 +438,11 @@ pub fn run_sft(cfg: &SftConfig, resume: bool) -> Result<SftOutcome> {
             continue;
         }
         let started = Instant::now();
-        let (mut grads, loss, acc, tokens) =
+        let (grads, loss, acc, tokens) =
             accumulate_step(&lm.net, &train, steps[state.step_in_epoch], pad_id);
-        let mut squares = GradSquares {
-            grads: &grads,
-            sum: 0.0,
-        };
-        lm.net.visit(&mut squares);
-        let grad_norm = squares.sum.sqrt();
-        if t.max_grad_norm > 0.0 && grad_norm > t.max_grad_norm {
-            let factor = t.max_grad_norm / (grad_norm + 1e-6);
-            lm.net.visit(&mut ScaleGrads {
-                grads: &mut grads,
-                factor,
-            });
-        }
         let lr = learning_rate(t.schedule, t.lr, state.step, t.warmup_steps, total_steps);
-        lm.net = optim.step(lr, lm.net, grads);
+        let (net, grad_norm) = optimizer_step(lm.net, &mut optim, grads, t.max_grad_norm, lr);
+        lm.net = net;
         state.step += 1;
         state.step_in_epoch += 1;
         state.last_loss = loss;

@@ -432,3 +432,144 @@ fn one_optimizer_step_matches_pytorch() {
         );
     }
 }
+
+fn all_targets() -> seft::train::config::LoraSection {
+    seft::train::config::LoraSection {
+        rank: 8,
+        alpha: 16.0,
+        targets: [
+            "q_proj",
+            "k_proj",
+            "v_proj",
+            "o_proj",
+            "gate_proj",
+            "up_proj",
+            "down_proj",
+        ]
+        .map(String::from)
+        .to_vec(),
+    }
+}
+
+fn first_and_last_loss(metrics: &Path) -> (f64, f64) {
+    let losses: Vec<f64> = std::fs::read_to_string(metrics)
+        .unwrap()
+        .lines()
+        .filter_map(|l| {
+            serde_json::from_str::<serde_json::Value>(l)
+                .ok()?
+                .get("loss")?
+                .as_f64()
+        })
+        .collect();
+    (losses[0], *losses.last().unwrap())
+}
+
+/// On SmolLM2 (the tiny random model's frozen norms cap its logits, so LoRA cannot fit it):
+/// ten steps on two made-up facts.
+#[test]
+fn lora_overfits_a_tiny_dataset_like_full_fine_tuning() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("two.jsonl");
+    std::fs::write(
+        &data,
+        "{\"instruction\": \"What is the secret word?\", \"output\": \"The secret word is zebra-42, known only to us.\"}\n\
+         {\"instruction\": \"Who guards the lighthouse?\", \"output\": \"Captain Ormsby guards the lighthouse every night.\"}\n",
+    )
+    .unwrap();
+    let extra = "micro_batch = 2\nmax_steps = 10\nepochs = 0\nschedule = \"constant\"";
+    let mut full = config(&data, &dir.path().join("full"), extra);
+    full.model.path = common::smollm2_gguf().to_str().unwrap().to_string();
+    full.train.lr = 2e-4;
+    let mut lora = full.clone();
+    lora.output.dir = dir.path().join("lora");
+    lora.train.lr = 2e-3; // LoRA's usual higher learning rate
+    lora.lora = Some(all_targets());
+    seft::train::run_sft(&full, false).unwrap();
+    seft::train::run_sft(&lora, false).unwrap();
+    let (f0, f1) = first_and_last_loss(&dir.path().join("full/metrics.jsonl"));
+    let (l0, l1) = first_and_last_loss(&dir.path().join("lora/metrics.jsonl"));
+    eprintln!("full fine-tuning: loss {f0:.3} -> {f1:.4}; LoRA r=8: loss {l0:.3} -> {l1:.4}");
+    assert!(
+        (f0 - l0).abs() < 1e-3 * f0,
+        "both start from the same model"
+    );
+    assert!(
+        f1 < 0.05 * f0,
+        "full fine-tuning did not overfit: {f0} -> {f1}"
+    );
+    assert!(l1 < 0.05 * l0, "LoRA did not overfit: {l0} -> {l1}");
+    // The saved LoRA model is a plain model with the adapters merged in; what LoRA does not
+    // target stays as it was.
+    let merged = LanguageModel::load(
+        dir.path().join("lora/model").to_str().unwrap(),
+        &Device::flex(),
+    )
+    .unwrap();
+    let base = LanguageModel::load(&full.model.path, &Device::flex()).unwrap();
+    let t = seft::model::weights::named_tensors(&merged.net);
+    let b = seft::model::weights::named_tensors(&base.net);
+    assert_ne!(
+        t["model.layers.0.self_attn.q_proj.weight"].1,
+        b["model.layers.0.self_attn.q_proj.weight"].1
+    );
+    assert_eq!(
+        t["model.layers.0.input_layernorm.weight"].1, b["model.layers.0.input_layernorm.weight"].1,
+        "norms stay frozen"
+    );
+    assert_eq!(
+        t["model.embed_tokens.weight"].1, b["model.embed_tokens.weight"].1,
+        "embeddings stay frozen"
+    );
+}
+
+#[test]
+fn merged_lora_weights_give_the_adapter_models_logits() {
+    use seft::train::trainer::{adamw, apply_lora, optimizer_step};
+    let device = Device::flex().autodiff();
+    let lm = LanguageModel::load(
+        common::fixture("tiny_archs/llama").to_str().unwrap(),
+        &device,
+    )
+    .unwrap();
+    let mut net = apply_lora(lm.net, &all_targets(), 7);
+    let messages = seft::model::tokenizer::messages(&[
+        ("user", "hello there"),
+        ("assistant", "general kenobi"),
+    ]);
+    let (ex, _) = tokenize_conversation(&lm.tokenizer, &messages, false, 256).unwrap();
+    let examples = vec![ex];
+    let mut optim = adamw(&Default::default());
+    for _ in 0..5 {
+        let (grads, _, _, _) = accumulate_step(&net, &examples, &[vec![0]], 1);
+        net = optimizer_step(net, &mut optim, grads, 1.0, 0.01).0;
+    }
+    let batch = seft::train::batch::collate(&[&examples[0]], 1);
+    let with_adapters = to_f32_vec(net.valid().forward(&batch.input));
+    let merged = to_f32_vec(net.valid().materialize().forward(&batch.input));
+    let base = to_f32_vec(
+        LanguageModel::load(
+            common::fixture("tiny_archs/llama").to_str().unwrap(),
+            &Device::flex(),
+        )
+        .unwrap()
+        .net
+        .forward(&batch.input),
+    );
+    let diff = with_adapters
+        .iter()
+        .zip(&merged)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    let moved = with_adapters
+        .iter()
+        .zip(&base)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    eprintln!("merged vs adapter logits: max diff {diff:.2e}; adapters moved logits by {moved:.3}");
+    assert!(moved > 1e-2, "the adapters did not train");
+    assert!(
+        diff < 1e-4,
+        "merged logits differ from base + adapter by {diff}"
+    );
+}

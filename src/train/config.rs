@@ -16,8 +16,39 @@ pub struct SftConfig {
     pub data: DataSection,
     #[serde(default)]
     pub train: TrainSection,
+    /// Present: train LoRA adapters instead of all weights (merged into the weights on save).
+    #[serde(default)]
+    pub lora: Option<LoraSection>,
     pub output: OutputSection,
 }
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoraSection {
+    pub rank: usize,
+    /// The adapter's contribution is scaled by alpha / rank.
+    pub alpha: f64,
+    /// Projections that get adapters (by name): q_proj, k_proj, v_proj, o_proj, gate_proj,
+    /// up_proj, down_proj. Everything else stays frozen.
+    #[serde(default = "default_lora_targets")]
+    pub targets: Vec<String>,
+}
+
+fn default_lora_targets() -> Vec<String> {
+    ["q_proj", "k_proj", "v_proj", "o_proj"]
+        .map(String::from)
+        .to_vec()
+}
+
+const LORA_TARGETS: &[&str] = &[
+    "q_proj",
+    "k_proj",
+    "v_proj",
+    "o_proj",
+    "gate_proj",
+    "up_proj",
+    "down_proj",
+];
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -202,6 +233,23 @@ impl SftConfig {
                 "data.eval_fraction must be in [0, 1), got {}",
                 self.data.eval_fraction
             ));
+        }
+        if let Some(l) = &self.lora {
+            if l.rank == 0 || !(l.alpha > 0.0) {
+                return Err("lora.rank and lora.alpha must be positive".into());
+            }
+            if l.targets.is_empty() {
+                return Err("lora.targets is empty".into());
+            }
+            if let Some(bad) = l
+                .targets
+                .iter()
+                .find(|t| !LORA_TARGETS.contains(&t.as_str()))
+            {
+                return Err(format!(
+                    "lora.targets: unknown projection '{bad}' (expected one of {LORA_TARGETS:?})"
+                ));
+            }
         }
         if self.data.max_len < 2 {
             return Err("data.max_len must be at least 2".into());

@@ -212,6 +212,16 @@ pub fn optimizer_step(
     (optim.step(lr, net, grads), grad_norm)
 }
 
+/// Freezes every weight and attaches trainable LoRA factors (A ~ N(0, 1/rank), B = 0, so the
+/// model is unchanged at first) to the targeted projections. Seeded through the device RNG.
+pub fn apply_lora(net: CausalLm, cfg: &crate::train::config::LoraSection, seed: u64) -> CausalLm {
+    net.norm.weight.device().seed(seed);
+    let pattern = format!(r"(^|\.)({})\.weight$", cfg.targets.join("|"));
+    let group =
+        burn::module::ParamGroup::from_regex(&pattern).expect("targets are validated names");
+    net.apply_lora(burn::module::Lora::new(cfg.rank, cfg.alpha).set_param_group(group))
+}
+
 /// AdamW with the run's settings (decoupled weight decay, as `torch.optim.AdamW`).
 pub fn adamw(t: &crate::train::config::TrainSection) -> burn::optim::ModuleOptimizer {
     AdamWConfig::new()
@@ -378,6 +388,9 @@ pub fn run_sft(cfg: &SftConfig, resume: bool) -> Result<SftOutcome> {
     io(&config_path, std::fs::write(&config_path, cfg.to_toml()))?;
     let device = cfg.model.backend.device()?.autodiff();
     let mut lm = LanguageModel::load(&cfg.model.path, &device)?;
+    if let Some(l) = &cfg.lora {
+        lm.net = apply_lora(lm.net, l, cfg.train.seed);
+    }
     let (train, eval, summary) = prepare_data(cfg, &lm.tokenizer)?;
     eprintln!(
         "data: {} train / {} eval rows, {} skipped, {} truncated to {} tokens, {} without targets dropped, {} target tokens",
@@ -478,6 +491,8 @@ pub fn run_sft(cfg: &SftConfig, resume: bool) -> Result<SftOutcome> {
     }
     bar.finish();
     let model_dir = out.join("model");
+    // LoRA adapters are merged into the base weights: the saved folder is a plain model.
+    lm.net = lm.net.valid().materialize();
     lm.save_hf_folder(&model_dir)?;
     crate::train::plot::loss_curve(&metrics_path, &out.join("loss.svg"))?;
     let outcome = SftOutcome {

@@ -239,10 +239,10 @@ pub fn parse_row(v: &Value) -> Result<Record, String> {
             "conversations"
         };
         let mut messages = parse_messages(list, field)?;
-        if let Some(system) = str_field(obj, "system")? {
-            if messages.first().is_none_or(|m| m.role != "system") {
-                messages.insert(0, Message::new("system", system));
-            }
+        if let Some(system) = str_field(obj, "system")?
+            && messages.first().is_none_or(|m| m.role != "system")
+        {
+            messages.insert(0, Message::new("system", system));
         }
         return check_conversation(messages).map(Record::Conversation);
     }
@@ -297,10 +297,10 @@ pub fn parse_row(v: &Value) -> Result<Record, String> {
         messages.extend(parse_side(completion, "completion")?);
         return check_conversation(messages).map(Record::Conversation);
     }
-    if let Some(text) = str_field(obj, "text")? {
-        if text.contains("\n\nHuman:") {
-            return check_conversation(parse_hh_dialogue(text)?).map(Record::Conversation);
-        }
+    if let Some(text) = str_field(obj, "text")?
+        && text.contains("\n\nHuman:")
+    {
+        return check_conversation(parse_hh_dialogue(text)?).map(Record::Conversation);
     }
     let mut keys: Vec<&str> = obj.keys().map(String::as_str).collect();
     keys.sort_unstable();

@@ -235,7 +235,7 @@ impl SftConfig {
             ));
         }
         if let Some(l) = &self.lora {
-            if l.rank == 0 || !(l.alpha > 0.0) {
+            if l.rank == 0 || l.alpha.is_nan() || l.alpha <= 0.0 {
                 return Err("lora.rank and lora.alpha must be positive".into());
             }
             if l.targets.is_empty() {

@@ -87,13 +87,12 @@ pub fn tokenize_conversation(
             .collect()
     };
     // A BOS the template did not write but the tokenizer wants.
-    if tok.add_bos_token {
-        if let Some(bos) = tok.bos_token.as_deref().and_then(|t| tok.token_id(t)) {
-            if ids.first() != Some(&bos) {
-                ids.insert(0, bos);
-                is_target.insert(0, false);
-            }
-        }
+    if tok.add_bos_token
+        && let Some(bos) = tok.bos_token.as_deref().and_then(|t| tok.token_id(t))
+        && ids.first() != Some(&bos)
+    {
+        ids.insert(0, bos);
+        is_target.insert(0, false);
     }
     let truncated = ids.len() > max_len;
     ids.truncate(max_len);

@@ -34,6 +34,7 @@ fn check_logits(name: &str) {
         valid: ids.iter().map(|r| vec![true; r.len()]).collect(),
         positions: ids.iter().map(|r| (0..r.len()).collect()).collect(),
         ids,
+        segments: None,
     };
     let got = to_f32_vec(model.net.forward(&batch));
     let flat: Vec<f32> = expected.into_iter().flatten().flatten().collect();
@@ -113,6 +114,7 @@ fn relu_mlp_variant_builds_saves_and_reloads() {
         ids: vec![vec![1, 2, 3]],
         valid: vec![vec![true; 3]],
         positions: vec![vec![0, 1, 2]],
+        segments: None,
     };
     assert_eq!(
         to_f32_vec(model.net.forward(&batch)),

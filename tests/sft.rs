@@ -573,3 +573,61 @@ fn merged_lora_weights_give_the_adapter_models_logits() {
         "merged logits differ from base + adapter by {diff}"
     );
 }
+
+#[test]
+fn packed_rows_give_the_same_loss_as_separate_sequences() {
+    use seft::train::tokenize::pack;
+    let device = Device::flex();
+    let lm = LanguageModel::load(
+        common::fixture("tiny_archs/llama").to_str().unwrap(),
+        &device,
+    )
+    .unwrap();
+    let convs = [
+        ("first question", "first answer"),
+        ("second", "a longer second answer here"),
+        ("third?", "third."),
+    ];
+    let examples: Vec<_> = convs
+        .iter()
+        .map(|(q, a)| {
+            tokenize_conversation(
+                &lm.tokenizer,
+                &seft::model::tokenizer::messages(&[("user", q), ("assistant", a)]),
+                false,
+                512,
+            )
+            .unwrap()
+            .0
+        })
+        .collect();
+    let separate: f64 = examples
+        .iter()
+        .map(|e| {
+            let b = seft::train::batch::collate(&[e], 1);
+            seft::train::loss::scalar(masked_token_loss(lm.net.forward(&b.input), &b.targets).0)
+        })
+        .sum();
+    let packed = pack(examples.clone(), 512);
+    assert_eq!(packed.len(), 1, "all three fit in one row");
+    assert_eq!(
+        packed[0].n_targets(),
+        examples.iter().map(|e| e.n_targets()).sum::<usize>()
+    );
+    let b = seft::train::batch::collate(&[&packed[0]], 1);
+    let together =
+        seft::train::loss::scalar(masked_token_loss(lm.net.forward(&b.input), &b.targets).0);
+    eprintln!("separate {separate} packed {together}");
+    assert!(
+        (separate - together).abs() < 1e-4 * separate,
+        "packing changed the loss: {separate} vs {together}"
+    );
+    // Without the segment mask the packed row would see the earlier sequences.
+    let mut leaky = b.input;
+    leaky.segments = None;
+    let leaked = seft::train::loss::scalar(masked_token_loss(lm.net.forward(&leaky), &b.targets).0);
+    assert!(
+        (leaked - together).abs() > 1e-3,
+        "the segment mask had no effect"
+    );
+}

@@ -52,6 +52,7 @@ fn last_logits(model: &LanguageModel, prompt: &[u32]) -> Vec<f32> {
         ids: vec![prompt.to_vec()],
         valid: vec![vec![true; prompt.len()]],
         positions: vec![(0..prompt.len()).collect()],
+        segments: None,
     };
     let logits = model.net.forward(&batch);
     let [_, s, v] = logits.dims();

@@ -57,6 +57,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
             ids: vec![prompts.prefill.clone()],
             valid: vec![vec![true; n]],
             positions: vec![(0..n).collect()],
+            segments: None,
         };
         let started = Instant::now();
         let last = model.net.prefill(&batch, &mut cache, args.prefill_chunk);

@@ -257,6 +257,7 @@ pub fn generate(
                     .collect()
             })
             .collect(),
+        segments: None,
     };
     let mut hidden = model.net.prefill(&batch, &mut cache, PREFILL_CHUNK);
     let mut step = 0;
@@ -344,6 +345,7 @@ pub fn generate(
             ids: next_ids.iter().map(|&t| vec![t]).collect(),
             valid: valid.clone(),
             positions: rows.iter().map(|r| vec![r.prompt_len + step - 1]).collect(),
+            segments: None,
         };
         hidden = model.net.hidden_states(&batch, Some(&mut cache));
     }

@@ -239,6 +239,8 @@ pub struct Batch {
     pub valid: Vec<Vec<bool>>,
     /// [batch][seq] rotary positions of the new tokens.
     pub positions: Vec<Vec<usize>>,
+    /// [batch][past + seq] segment ids of packed rows: attention never crosses segments.
+    pub segments: Option<Vec<Vec<u32>>>,
 }
 
 impl CausalLm {
@@ -266,10 +268,12 @@ impl CausalLm {
             }
         }
         let mut mask = Vec::with_capacity(b * s * t);
-        for valid in &batch.valid {
+        for (r, valid) in batch.valid.iter().enumerate() {
+            let segments = batch.segments.as_ref().map(|s| &s[r]);
             for i in 0..s {
                 for (j, &ok) in valid.iter().enumerate().take(t) {
-                    mask.push(!(ok && j <= past + i));
+                    let same_segment = segments.is_none_or(|seg| seg[past + i] == seg[j]);
+                    mask.push(!(ok && j <= past + i && same_segment));
                 }
             }
         }
@@ -322,6 +326,10 @@ impl CausalLm {
                     .iter()
                     .map(|r| r[start..end].to_vec())
                     .collect(),
+                segments: batch
+                    .segments
+                    .as_ref()
+                    .map(|s| s.iter().map(|r| r[..past + end].to_vec()).collect()),
             };
             let hidden = self.hidden_states(&part, Some(cache));
             let [b, n, h] = hidden.dims();

@@ -48,8 +48,11 @@ pub fn collate(examples: &[&TokenizedExample], pad_id: u32) -> TrainBatch {
         .unwrap_or(1)
         .saturating_sub(1)
         .max(1);
+    let packed = examples.iter().any(|e| !e.boundaries.is_empty());
     let mut ids = Vec::new();
     let mut valid = Vec::new();
+    let mut positions = Vec::new();
+    let mut segments = Vec::new();
     let mut targets = Vec::new();
     let mut n_targets = 0;
     let mut n_tokens = 0;
@@ -60,6 +63,19 @@ pub fn collate(examples: &[&TokenizedExample], pad_id: u32) -> TrainBatch {
         row.resize(width, pad_id);
         ids.push(row);
         valid.push((0..width).map(|j| j < n).collect());
+        // Positions restart and the segment id changes at each packed sequence's start.
+        let (mut seg, mut start) = (0u32, 0usize);
+        let (mut pos_row, mut seg_row) = (Vec::with_capacity(width), Vec::with_capacity(width));
+        for j in 0..width {
+            if e.boundaries.contains(&j) {
+                seg += 1;
+                start = j;
+            }
+            pos_row.push(j - start);
+            seg_row.push(seg);
+        }
+        positions.push(pos_row);
+        segments.push(seg_row);
         for j in 0..width {
             let t = if j < n && e.is_target[j + 1] {
                 n_targets += 1;
@@ -72,9 +88,10 @@ pub fn collate(examples: &[&TokenizedExample], pad_id: u32) -> TrainBatch {
     }
     TrainBatch {
         input: Batch {
-            positions: vec![(0..width).collect(); examples.len()],
             ids,
             valid,
+            positions,
+            segments: packed.then_some(segments),
         },
         targets,
         n_targets,

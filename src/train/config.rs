@@ -81,6 +81,10 @@ pub struct DataSection {
     /// Skip malformed rows (reported with their count) instead of stopping at the first.
     #[serde(default)]
     pub skip_bad_rows: bool,
+    /// Pack several training sequences into each row of up to `max_len` tokens (no attention
+    /// across sequences, positions restart): less padding, same loss.
+    #[serde(default)]
+    pub packing: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]

@@ -17,6 +17,8 @@ pub struct TokenizedExample {
     pub ids: Vec<u32>,
     /// `is_target[i]`: token `ids[i]` is predicted by the loss (from position i-1).
     pub is_target: Vec<bool>,
+    /// Start index of each packed sequence after the first (empty when not packed).
+    pub boundaries: Vec<usize>,
 }
 
 impl TokenizedExample {
@@ -97,5 +99,32 @@ pub fn tokenize_conversation(
     let truncated = ids.len() > max_len;
     ids.truncate(max_len);
     is_target.truncate(max_len);
-    Ok((TokenizedExample { ids, is_target }, truncated))
+    Ok((
+        TokenizedExample {
+            ids,
+            is_target,
+            boundaries: Vec::new(),
+        },
+        truncated,
+    ))
+}
+
+/// Packs examples, in order, into rows of at most `max_len` tokens (a new row when the next
+/// example does not fit). The first token of each packed sequence is never a target (it would
+/// be predicted from the previous sequence), and `boundaries` lets the batcher restart
+/// positions and block attention between sequences, so packing changes speed, not the loss.
+pub fn pack(examples: Vec<TokenizedExample>, max_len: usize) -> Vec<TokenizedExample> {
+    let mut rows: Vec<TokenizedExample> = Vec::new();
+    for ex in examples {
+        match rows.last_mut() {
+            Some(row) if row.ids.len() + ex.ids.len() <= max_len => {
+                row.boundaries.push(row.ids.len());
+                row.ids.extend_from_slice(&ex.ids);
+                row.is_target.push(false);
+                row.is_target.extend_from_slice(&ex.is_target[1..]);
+            }
+            _ => rows.push(ex),
+        }
+    }
+    rows
 }

@@ -110,7 +110,7 @@ pub fn prepare_data(
     if cfg.data.max_rows > 0 {
         records.truncate(cfg.data.max_rows);
     }
-    let train = tokenize_all(tok, &records, cfg, &mut summary)?;
+    let mut train = tokenize_all(tok, &records, cfg, &mut summary)?;
     let eval = tokenize_all(tok, &eval_records, cfg, &mut summary)?;
     if train.is_empty() {
         return Err(SeftError::Invalid(format!(
@@ -121,6 +121,9 @@ pub fn prepare_data(
     summary.train_rows = train.len();
     summary.eval_rows = eval.len();
     summary.train_target_tokens = train.iter().map(TokenizedExample::n_targets).sum();
+    if cfg.data.packing {
+        train = crate::train::tokenize::pack(train, cfg.data.max_len);
+    }
     Ok((train, eval, summary))
 }
 

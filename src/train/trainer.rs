@@ -434,8 +434,8 @@ pub fn run_sft(cfg: &SftConfig, resume: bool) -> Result<SftOutcome> {
         })?;
         truncate_metrics(&metrics_path, state.step)?;
         eprintln!("resumed from {} (step {})", ckpt.display(), state.step);
-    } else {
-        truncate_metrics(&metrics_path, 0)?;
+    } else if metrics_path.exists() {
+        io(&metrics_path, std::fs::remove_file(&metrics_path))?;
     }
     let bar = ProgressBar::new(total_steps as u64).with_position(state.step as u64);
     bar.set_style(
@@ -445,6 +445,14 @@ pub fn run_sft(cfg: &SftConfig, resume: bool) -> Result<SftOutcome> {
         .expect("valid template"),
     );
     let mut eval_loss = None;
+    // The starting point, so every run shows how far training moved the held-out loss.
+    if state.step == 0 && t.eval_every > 0 && !eval.is_empty() {
+        let (l, a) = evaluate(&lm.net, &eval, t.micro_batch, pad_id);
+        append_metrics(
+            &metrics_path,
+            &json!({"step": 0, "eval_loss": l, "eval_token_accuracy": a}),
+        )?;
+    }
     while state.step < total_steps {
         let batches = epoch_batches(&lengths, t.micro_batch, t.seed, state.epoch);
         let steps: Vec<&[Vec<usize>]> = batches.chunks(t.grad_accum).collect();

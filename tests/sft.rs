@@ -242,7 +242,12 @@ fn a_run_killed_mid_training_or_mid_checkpoint_resumes_bitwise_identically() {
     ] {
         let cfg = write_cfg(name);
         let crashed = sft_cli(&cfg, &[], Some(fault));
-        assert!(!crashed.status.success(), "{name} should have died");
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(
+            crashed.status.signal(),
+            Some(9),
+            "{name} should have died by SIGKILL"
+        );
         assert!(!dir.path().join(name).join("model").exists());
         // Without --resume the run directory is protected.
         let refused = sft_cli(&cfg, &[], None);

@@ -258,12 +258,16 @@ pub fn evaluate(
     )
 }
 
-/// Crash-test hook: `SEFT_FAULT=step:N` aborts right after optimizer step N,
-/// `SEFT_FAULT=checkpoint:N` in the middle of writing checkpoint N. The process dies as under
-/// SIGKILL (no unwinding, no cleanup), which is what the resume tests need to reproduce.
+/// Crash-test hook: `SEFT_FAULT=step:N` kills the process with SIGKILL right after optimizer
+/// step N, `SEFT_FAULT=checkpoint:N` in the middle of writing checkpoint N (no unwinding, no
+/// cleanup), which is what the resume tests reproduce. Falls back to abort without `kill`.
 fn fault_point(point: &str, step: usize) {
     if std::env::var("SEFT_FAULT").is_ok_and(|spec| spec == format!("{point}:{step}")) {
-        eprintln!("SEFT_FAULT: aborting at {point} {step}");
+        eprintln!("SEFT_FAULT: killing this process at {point} {step}");
+        let pid = std::process::id().to_string();
+        let _ = std::process::Command::new("kill")
+            .args(["-9", &pid])
+            .status();
         std::process::abort();
     }
 }

@@ -442,17 +442,10 @@ fn all_targets() -> seft::train::config::LoraSection {
     seft::train::config::LoraSection {
         rank: 8,
         alpha: 16.0,
-        targets: [
-            "q_proj",
-            "k_proj",
-            "v_proj",
-            "o_proj",
-            "gate_proj",
-            "up_proj",
-            "down_proj",
-        ]
-        .map(String::from)
-        .to_vec(),
+        targets: seft::train::config::LORA_TARGETS
+            .iter()
+            .map(|t| t.to_string())
+            .collect(),
     }
 }
 

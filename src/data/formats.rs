@@ -177,11 +177,10 @@ fn check_conversation(messages: Vec<Message>) -> Result<Vec<Message>, String> {
     if !messages.iter().any(|m| m.role == "assistant") {
         return Err("the conversation has no assistant turn to learn from".into());
     }
-    if let Some(m) = messages
+    if messages
         .iter()
-        .find(|m| m.role == "assistant" && m.content.trim().is_empty())
+        .any(|m| m.role == "assistant" && m.content.trim().is_empty())
     {
-        let _ = m;
         return Err("an assistant turn is empty".into());
     }
     Ok(messages)

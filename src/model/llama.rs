@@ -67,7 +67,6 @@ pub struct LayerCache {
 pub struct KvCache {
     layers: Vec<LayerCache>,
     pub len: usize,
-    pub capacity: usize,
 }
 
 impl KvCache {
@@ -79,11 +78,7 @@ impl KvCache {
                 v: Some(Tensor::zeros(shape, device)),
             })
             .collect();
-        KvCache {
-            layers,
-            len: 0,
-            capacity,
-        }
+        KvCache { layers, len: 0 }
     }
 
     /// Keeps only the batch rows in `keep` (sequences that are still generating).
@@ -244,10 +239,6 @@ pub struct Batch {
 }
 
 impl CausalLm {
-    pub fn hidden_size(&self) -> usize {
-        self.norm.weight.dims()[0]
-    }
-
     /// Rotary tables and the causal + padding mask for a batch whose new tokens start at `past`.
     pub fn attention_inputs(&self, batch: &Batch, past: usize, device: &Device) -> AttentionInputs {
         let b = batch.ids.len();

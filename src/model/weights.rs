@@ -177,10 +177,6 @@ impl SafetensorsSource {
             folder: folder.to_path_buf(),
         })
     }
-
-    pub fn contains(&self, name: &str) -> bool {
-        self.index.contains_key(name)
-    }
 }
 
 impl ParamSource for SafetensorsSource {

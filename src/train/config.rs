@@ -40,7 +40,8 @@ fn default_lora_targets() -> Vec<String> {
         .to_vec()
 }
 
-const LORA_TARGETS: &[&str] = &[
+/// Every projection LoRA can adapt.
+pub const LORA_TARGETS: &[&str] = &[
     "q_proj",
     "k_proj",
     "v_proj",

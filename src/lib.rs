@@ -1,13 +1,17 @@
 //! seft: self-evolution fine-tuning (SEFT) of language models, built on Burn.
 //!
 //! The crate loads Llama-family decoders from real checkpoints ([`model`]), generates with a
-//! KV cache ([`model::generate`]), and — in later modules — trains, selects data and evaluates.
+//! KV cache ([`model::generate`]), fine-tunes them ([`train`]) and runs self-evolution
+//! fine-tuning ([`seft`]): an adaptive reviser improves the policy's own answers, and the policy
+//! is trained on the improved versions.
 
 pub mod backend;
 pub mod cli;
 pub mod data;
 pub mod error;
+pub mod fault;
 pub mod model;
+pub mod seft;
 pub mod train;
 
 pub use backend::Backend;

@@ -51,6 +51,7 @@ pub fn run(args: GenerateArgs) -> Result<()> {
         repetition_penalty: args.repetition_penalty,
         seed: args.seed,
         stop_strings: args.stop.clone(),
+        ..Default::default()
     };
     cfg.validate()?;
     let model = args.model.load()?;

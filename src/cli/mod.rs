@@ -4,6 +4,7 @@
 mod bench;
 mod generate;
 mod info;
+mod run;
 mod sft;
 
 use anyhow::Result;
@@ -30,6 +31,8 @@ pub enum Command {
     Info(info::InfoArgs),
     /// Save a model (GGUF, folder or hub id) as a Hugging Face safetensors folder.
     Export(info::ExportArgs),
+    /// Self-evolution fine-tuning: reviser, T evolution iterations, evaluation, report.
+    Run(run::RunArgs),
     /// Supervised fine-tuning from a TOML config.
     Sft(sft::SftArgs),
     /// Time prefill and batched decoding on fixed token ids (see experiments/generation_speed).
@@ -71,5 +74,6 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Export(args) => info::export(args),
         Command::Bench(args) => bench::run(args),
         Command::Sft(args) => sft::run(args),
+        Command::Run(args) => run::run(args),
     }
 }

@@ -308,6 +308,54 @@ pub fn parse_row(v: &Value) -> Result<Record, String> {
     ))
 }
 
+/// The prompt of one row, for unannotated prompt pools: `prompt`, Alpaca `instruction` (+
+/// `input`), `question`, MT-Bench `turns[0]`, or the first user turn of `messages` /
+/// `conversations`. Whatever answers the row carries are ignored.
+pub fn parse_prompt(v: &Value) -> Result<String, String> {
+    let obj = v
+        .as_object()
+        .ok_or_else(|| format!("a row must be a JSON object, got {}", kind(v)))?;
+    let text = if let Some(p) = obj.get("prompt").filter(|p| !p.is_string()) {
+        let messages = parse_messages(p, "prompt")?;
+        messages
+            .into_iter()
+            .find(|m| m.role == "user")
+            .map(|m| m.content)
+            .ok_or("field 'prompt' has no user turn")?
+    } else if let Some(p) = str_field(obj, "prompt")? {
+        p.to_string()
+    } else if let Some(instruction) = str_field(obj, "instruction")? {
+        match str_field(obj, "input")?.filter(|i| !i.trim().is_empty()) {
+            Some(input) => format!("{instruction}\n{input}"),
+            None => instruction.to_string(),
+        }
+    } else if let Some(q) = str_field(obj, "question")? {
+        q.to_string()
+    } else if let Some(turns) = obj.get("turns") {
+        turns
+            .as_array()
+            .and_then(|t| t.first())
+            .and_then(Value::as_str)
+            .ok_or("field 'turns' must be a list of strings")?
+            .to_string()
+    } else if let Some(list) = obj.get("messages").or_else(|| obj.get("conversations")) {
+        parse_messages(list, "messages")?
+            .into_iter()
+            .find(|m| m.role == "user")
+            .map(|m| m.content)
+            .ok_or("the conversation has no user turn")?
+    } else {
+        return Err(
+            "no prompt field (expected prompt, instruction, question, turns, messages or conversations)"
+                .into(),
+        );
+    };
+    if text.trim().is_empty() {
+        return Err("the prompt is empty".into());
+    }
+    Ok(text)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -388,5 +436,25 @@ mod tests {
                 .contains("unknown role 'wizard'")
         );
         assert!(err(json!({"instruction": 3, "output": "y"})).contains("must be a string"));
+    }
+
+    #[test]
+    fn prompts_come_from_any_row_format() {
+        let p = |v: serde_json::Value| parse_prompt(&v);
+        assert_eq!(p(json!({"prompt": "a"})).unwrap(), "a");
+        assert_eq!(
+            p(json!({"instruction": "a", "input": "b", "output": "c"})).unwrap(),
+            "a\nb"
+        );
+        assert_eq!(p(json!({"question": "q"})).unwrap(), "q");
+        assert_eq!(p(json!({"turns": ["t1", "t2"]})).unwrap(), "t1");
+        let m = json!({"messages": [{"role": "system", "content": "s"}, {"role": "user", "content": "u"}]});
+        assert_eq!(p(m).unwrap(), "u");
+        assert!(p(json!({"prompt": " "})).unwrap_err().contains("empty"));
+        assert!(
+            p(json!({"text": "x"}))
+                .unwrap_err()
+                .contains("no prompt field")
+        );
     }
 }

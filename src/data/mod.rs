@@ -6,5 +6,7 @@
 mod formats;
 mod read;
 
-pub use formats::{Preference, Record, parse_hh_dialogue, parse_row};
-pub use read::{ReadOptions, ReadReport, read_records, resolve_dataset};
+pub use formats::{Preference, Record, parse_hh_dialogue, parse_prompt, parse_row};
+pub use read::{
+    ReadOptions, ReadReport, read_preferences, read_prompts, read_records, resolve_dataset,
+};

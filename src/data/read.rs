@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-use crate::data::formats::{Record, parse_row};
+use crate::data::formats::{Record, parse_prompt, parse_row};
 use crate::error::{Result, SeftError};
 
 #[derive(Debug, Clone, Default)]
@@ -75,14 +75,19 @@ fn rows(path: &Path, text: &str) -> Result<Vec<(usize, std::result::Result<Value
     }
 }
 
-/// Reads every row of `path` as a [`Record`].
-pub fn read_records(path: &Path, opts: &ReadOptions) -> Result<(Vec<Record>, ReadReport)> {
+/// Reads every row of `path` with `parse`, stopping at the first bad row (or skipping and
+/// counting bad rows) and refusing a file without a usable row.
+fn read_with<T>(
+    path: &Path,
+    opts: &ReadOptions,
+    parse: impl Fn(&Value) -> std::result::Result<T, String>,
+) -> Result<(Vec<T>, ReadReport)> {
     let text = read_text(path)?;
     let mut records = Vec::new();
     let mut report = ReadReport::default();
     for (line, row) in rows(path, &text)? {
         report.rows += 1;
-        match row.and_then(|v| parse_row(&v)) {
+        match row.and_then(|v| parse(&v)) {
             Ok(r) => records.push(r),
             Err(reason) => {
                 let msg = format!("{}:{line}: {reason}", path.display());
@@ -106,6 +111,29 @@ pub fn read_records(path: &Path, opts: &ReadOptions) -> Result<(Vec<Record>, Rea
         ));
     }
     Ok((records, report))
+}
+
+/// Reads every row of `path` as a [`Record`].
+pub fn read_records(path: &Path, opts: &ReadOptions) -> Result<(Vec<Record>, ReadReport)> {
+    read_with(path, opts, parse_row)
+}
+
+/// Reads preference pairs; a row of another kind is an error naming its line.
+pub fn read_preferences(
+    path: &Path,
+    opts: &ReadOptions,
+) -> Result<(Vec<crate::data::Preference>, ReadReport)> {
+    read_with(path, opts, |v| match parse_row(v)? {
+        Record::Preference(p) => Ok(p),
+        Record::Conversation(_) => {
+            Err("not a preference pair: the row has no 'chosen' and 'rejected'".into())
+        }
+    })
+}
+
+/// Reads the prompt of every row of `path` (see [`parse_prompt`]).
+pub fn read_prompts(path: &Path, opts: &ReadOptions) -> Result<(Vec<String>, ReadReport)> {
+    read_with(path, opts, parse_prompt)
 }
 
 /// A dataset given as a local path, or as `org/name:path/in/repo.jsonl` on the Hugging Face

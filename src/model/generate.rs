@@ -31,6 +31,9 @@ pub struct SamplingConfig {
     pub seed: u64,
     /// Generation stops when the text contains one of these; the text is cut before it.
     pub stop_strings: Vec<String>,
+    /// Generation ends as soon as the whole generated text (leading whitespace ignored) is one
+    /// of these, and the text is kept: a reviser's keep tag needs nothing after it.
+    pub stop_when_exactly: Vec<String>,
 }
 
 impl Default for SamplingConfig {
@@ -44,6 +47,7 @@ impl Default for SamplingConfig {
             repetition_penalty: 1.0,
             seed: 0,
             stop_strings: Vec::new(),
+            stop_when_exactly: Vec::new(),
         }
     }
 }
@@ -287,9 +291,13 @@ pub fn generate(
                 .iter()
                 .filter_map(|s| text.find(s.as_str()))
                 .min();
+            let complete = cfg
+                .stop_when_exactly
+                .iter()
+                .any(|s| text.trim_start() == s.as_str());
             let reason = if is_eos {
                 Some(FinishReason::Eos)
-            } else if stop_at.is_some() {
+            } else if stop_at.is_some() || complete {
                 Some(FinishReason::Stop)
             } else if row.generated.len() >= cfg.max_new_tokens {
                 Some(FinishReason::Length)

@@ -1,6 +1,9 @@
-//! Length-bucketed micro-batches: examples are shuffled with the epoch's seed, grouped in pools
-//! of 16 micro-batches, sorted by length inside a pool (so padding stays small), cut into
-//! micro-batches, and the micro-batches shuffled again. The order is a pure function of
+//! Micro-batches: examples are shuffled with the epoch's seed and cut into micro-batches. With
+//! `group_by_length` they are first grouped in pools of 16 micro-batches and sorted by length
+//! inside a pool (so padding stays small), and the micro-batches shuffled again. That is
+//! faster, but batches then hold examples of similar length, which correlates with content
+//! (a reviser's short "keep" targets end up batched together and the gradient flips between
+//! batches), so it is off by default, as in transformers. The order is a pure function of
 //! (seed, epoch), which is what lets a resumed run continue exactly.
 
 use rand::seq::SliceRandom;
@@ -17,10 +20,14 @@ pub fn epoch_batches(
     micro_batch: usize,
     seed: u64,
     epoch: usize,
+    group_by_length: bool,
 ) -> Vec<Vec<usize>> {
     let mut rng = StdRng::seed_from_u64(seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
     let mut order: Vec<usize> = (0..lengths.len()).collect();
     order.shuffle(&mut rng);
+    if !group_by_length {
+        return order.chunks(micro_batch).map(<[usize]>::to_vec).collect();
+    }
     let mut batches = Vec::new();
     for pool in order.chunks(micro_batch * POOL) {
         let mut pool = pool.to_vec();

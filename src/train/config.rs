@@ -102,12 +102,15 @@ pub enum Schedule {
 pub struct TrainSection {
     pub seed: u64,
     pub epochs: usize,
-    /// Stop after this many optimizer steps (0 = run all epochs).
+    /// Train for exactly this many optimizer steps, cycling through the data as needed; it
+    /// overrides `epochs` as in transformers (0 = run `epochs` epochs).
     pub max_steps: usize,
     /// Sequences per forward/backward pass.
     pub micro_batch: usize,
     /// Micro-batches per optimizer step (effective batch = micro_batch × grad_accum).
     pub grad_accum: usize,
+    /// Batch examples of similar length together (less padding, faster; see train::batch).
+    pub group_by_length: bool,
     pub lr: f64,
     pub schedule: Schedule,
     /// Linear warmup steps from 0 to `lr`.
@@ -133,6 +136,7 @@ impl Default for TrainSection {
             max_steps: 0,
             micro_batch: 4,
             grad_accum: 1,
+            group_by_length: false,
             lr: 2e-5,
             schedule: Schedule::Cosine,
             warmup_steps: 0,
@@ -164,7 +168,7 @@ fn default_max_len() -> usize {
 
 /// Sets `a.b.c = value` in a TOML table; the value is parsed as TOML (number, bool, string...)
 /// and taken as a plain string when it does not parse.
-fn apply_override(root: &mut toml::Table, assignment: &str) -> Result<()> {
+pub(crate) fn apply_override(root: &mut toml::Table, assignment: &str) -> Result<()> {
     let (key, raw) = assignment
         .split_once('=')
         .ok_or_else(|| SeftError::Invalid(format!("--set '{assignment}': expected key=value")))?;
@@ -268,7 +272,7 @@ impl SftConfig {
 }
 
 /// toml's messages span several lines (with a source excerpt); keep the first and the cause.
-fn one_line(msg: &str) -> String {
+pub(crate) fn one_line(msg: &str) -> String {
     let lines: Vec<&str> = msg
         .lines()
         .map(str::trim)

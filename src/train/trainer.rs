@@ -16,6 +16,7 @@ use serde_json::json;
 
 use crate::data::{ReadOptions, read_records, resolve_dataset};
 use crate::error::{Result, SeftError};
+use crate::fault::fault_point;
 use crate::model::llama::CausalLm;
 use crate::model::{LanguageModel, TextTokenizer};
 use crate::train::batch::{collate, epoch_batches};
@@ -258,20 +259,6 @@ pub fn evaluate(
     )
 }
 
-/// Crash-test hook: `SEFT_FAULT=step:N` kills the process with SIGKILL right after optimizer
-/// step N, `SEFT_FAULT=checkpoint:N` in the middle of writing checkpoint N (no unwinding, no
-/// cleanup), which is what the resume tests reproduce. Falls back to abort without `kill`.
-fn fault_point(point: &str, step: usize) {
-    if std::env::var("SEFT_FAULT").is_ok_and(|spec| spec == format!("{point}:{step}")) {
-        eprintln!("SEFT_FAULT: killing this process at {point} {step}");
-        let pid = std::process::id().to_string();
-        let _ = std::process::Command::new("kill")
-            .args(["-9", &pid])
-            .status();
-        std::process::abort();
-    }
-}
-
 fn checkpoints_dir(out: &Path) -> PathBuf {
     out.join("checkpoints")
 }
@@ -414,10 +401,10 @@ pub fn run_sft(cfg: &SftConfig, resume: bool) -> Result<SftOutcome> {
     let lengths: Vec<usize> = train.iter().map(|e| e.ids.len()).collect();
     let micro_per_epoch = train.len().div_ceil(t.micro_batch);
     let steps_per_epoch = micro_per_epoch.div_ceil(t.grad_accum);
-    let total_steps = match (t.max_steps, t.epochs) {
-        (0, e) => e * steps_per_epoch,
-        (m, 0) => m,
-        (m, e) => m.min(e * steps_per_epoch),
+    // As transformers: max_steps, when set, wins over epochs (cycling through the data).
+    let total_steps = match t.max_steps {
+        0 => t.epochs * steps_per_epoch,
+        m => m,
     };
     let mut optim = adamw(t);
     let metrics_path = out.join("metrics.jsonl");
@@ -458,7 +445,13 @@ pub fn run_sft(cfg: &SftConfig, resume: bool) -> Result<SftOutcome> {
         )?;
     }
     while state.step < total_steps {
-        let batches = epoch_batches(&lengths, t.micro_batch, t.seed, state.epoch);
+        let batches = epoch_batches(
+            &lengths,
+            t.micro_batch,
+            t.seed,
+            state.epoch,
+            t.group_by_length,
+        );
         let steps: Vec<&[Vec<usize>]> = batches.chunks(t.grad_accum).collect();
         if state.step_in_epoch >= steps.len() {
             state.epoch += 1;

@@ -1,0 +1,329 @@
+//! A SEFT experiment's configuration (`seft run configs/<name>.toml`). Every field is
+//! described in configs/seft_example.toml; unknown keys are rejected by name and
+//! `--set section.key=value` overrides are applied before validation.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::backend::Backend;
+use crate::error::{Result, SeftError};
+use crate::model::generate::SamplingConfig;
+use crate::seft::reviser::{ReviserFormat, RevisionLevels};
+use crate::seft::task::TaskConfig;
+use crate::train::config::{TrainSection, apply_override, one_line};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunConfig {
+    /// Seeds data shuffling, prompt selection, initialization and sampling.
+    #[serde(default)]
+    pub seed: u64,
+    /// Self-evolution iterations T.
+    pub iterations: usize,
+    #[serde(default)]
+    pub backend: Backend,
+    pub model: ModelSpec,
+    /// A built-in task family (data made and graded by seft); without it, [data] names files.
+    #[serde(default)]
+    pub task: Option<TaskConfig>,
+    #[serde(default)]
+    pub data: DataFiles,
+    /// SFT of the base model on annotated examples before evolving (a weak starting policy).
+    #[serde(default)]
+    pub starting_policy: Option<StartingPolicy>,
+    pub reviser: ReviserConfig,
+    pub evolution: EvolutionConfig,
+    #[serde(default)]
+    pub eval: EvalConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSpec {
+    /// A checkpoint (GGUF, Hugging Face folder, hub id) used as policy and reviser base...
+    #[serde(default)]
+    pub path: Option<String>,
+    /// ...or a small decoder initialized from scratch with seft's byte-level tokenizer.
+    #[serde(default)]
+    pub scratch: Option<ScratchModel>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScratchModel {
+    pub hidden_size: usize,
+    pub intermediate_size: usize,
+    pub layers: usize,
+    pub heads: usize,
+    #[serde(default = "default_max_positions")]
+    pub max_positions: usize,
+    /// Standard deviation of the normal initialization of every matrix.
+    #[serde(default = "default_init_std")]
+    pub init_std: f64,
+}
+
+fn default_max_positions() -> usize {
+    512
+}
+fn default_init_std() -> f64 {
+    0.02
+}
+
+/// Data files for experiments on real data (JSON/JSONL, .gz, or `org/name:file` on the hub).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DataFiles {
+    /// Preference pairs for the reviser (prompt/chosen/rejected, HH text, ShareGPT pairs).
+    pub preferences: Vec<String>,
+    /// At most this many pairs per file, after a seeded shuffle (0 = all).
+    pub max_pairs_per_file: usize,
+    /// Unannotated prompts: any row format; only the prompt (first user turn) is used.
+    pub prompts: Vec<String>,
+    /// At most this many prompts per file, after a seeded shuffle (0 = all).
+    pub max_prompts_per_file: usize,
+    /// Annotated conversations for [starting_policy].
+    pub annotated: Option<String>,
+    /// Prompts held out for evaluation (any row format).
+    pub eval_prompts: Option<String>,
+    /// Skip malformed rows (counted in the report) instead of stopping.
+    pub skip_bad_rows: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StartingPolicy {
+    #[serde(default = "default_max_len")]
+    pub max_len: usize,
+    pub train: TrainSection,
+}
+
+fn default_max_len() -> usize {
+    1024
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ReviserBase {
+    /// The base model (checkpoint or fresh initialization).
+    #[default]
+    Base,
+    /// The starting policy (after its SFT on annotated examples).
+    StartingPolicy,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReviserConfig {
+    #[serde(default)]
+    pub base: ReviserBase,
+    #[serde(default)]
+    pub format: ReviserFormat,
+    #[serde(default)]
+    pub levels: RevisionLevels,
+    #[serde(default = "default_max_len")]
+    pub max_len: usize,
+    pub train: TrainSection,
+    /// Decoding of revisions (greedy by default); the keep tag ends generation at once.
+    #[serde(default)]
+    pub sampling: SamplingConfig,
+    #[serde(default = "default_batch")]
+    pub batch_size: usize,
+}
+
+fn default_batch() -> usize {
+    16
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Selector {
+    /// A seeded shuffle of the pool, consumed slice by slice.
+    #[default]
+    Random,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvolutionConfig {
+    pub prompts_per_iteration: usize,
+    #[serde(default)]
+    pub selector: Selector,
+    #[serde(default = "default_batch")]
+    pub batch_size: usize,
+    /// Decoding of the policy's answers.
+    #[serde(default)]
+    pub sampling: SamplingConfig,
+    #[serde(default)]
+    pub filters: Filters,
+    #[serde(default = "default_max_len")]
+    pub max_len: usize,
+    /// Policy SFT on the enhanced answers of each iteration (continues from the last policy).
+    pub train: TrainSection,
+    /// Also run the loop with the reviser replaced by the identity (plain self-training on
+    /// the policy's own answers): the control that shows what the reviser adds.
+    #[serde(default)]
+    pub compare_identity: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Filters {
+    /// Drop rows whose enhanced answer is empty.
+    pub drop_empty: bool,
+    /// Drop degenerate answers: cut off by max_new_tokens while repeating itself.
+    pub drop_degenerate: bool,
+    /// Drop repeated (prompt, answer) rows.
+    pub drop_duplicates: bool,
+    /// Drop revisions more than this many times longer or shorter than the original (0 = off).
+    pub max_length_ratio: f64,
+}
+
+impl Default for Filters {
+    fn default() -> Self {
+        Filters {
+            drop_empty: true,
+            drop_degenerate: true,
+            drop_duplicates: true,
+            max_length_ratio: 0.0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EvalConfig {
+    /// Grade every iteration's policy, not only the first and last.
+    pub every_iteration: bool,
+    pub batch_size: usize,
+}
+
+impl Default for EvalConfig {
+    fn default() -> Self {
+        EvalConfig {
+            every_iteration: true,
+            batch_size: 32,
+        }
+    }
+}
+
+fn expand_home(s: &mut String) {
+    if let Some(rest) = s.strip_prefix("~/") {
+        *s = format!("{}/{rest}", std::env::var("HOME").unwrap_or_default());
+    }
+}
+
+impl RunConfig {
+    pub fn load(path: &Path, overrides: &[String]) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| SeftError::io(path, e))?;
+        Self::parse(&text, overrides).map_err(|msg| SeftError::file(path, msg))
+    }
+
+    pub fn parse(text: &str, overrides: &[String]) -> std::result::Result<Self, String> {
+        let mut table: toml::Table = toml::from_str(text).map_err(|e| one_line(&e.to_string()))?;
+        for o in overrides {
+            apply_override(&mut table, o).map_err(|e| e.to_string())?;
+        }
+        let mut cfg: RunConfig = toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| one_line(&e.to_string()))?;
+        cfg.validate()?;
+        if let Some(p) = cfg.model.path.as_mut() {
+            expand_home(p);
+        }
+        let d = &mut cfg.data;
+        d.preferences.iter_mut().for_each(expand_home);
+        d.prompts.iter_mut().for_each(expand_home);
+        d.annotated.iter_mut().for_each(expand_home);
+        d.eval_prompts.iter_mut().for_each(expand_home);
+        Ok(cfg)
+    }
+
+    fn validate(&self) -> std::result::Result<(), String> {
+        match (&self.model.path, &self.model.scratch) {
+            (Some(_), None) | (None, Some(_)) => {}
+            _ => return Err("[model] needs exactly one of path or scratch".into()),
+        }
+        if let Some(s) = &self.model.scratch {
+            if s.hidden_size == 0 || s.layers == 0 || s.heads == 0 || s.intermediate_size == 0 {
+                return Err("model.scratch sizes must be at least 1".into());
+            }
+            if s.hidden_size % s.heads != 0 || (s.hidden_size / s.heads) % 2 != 0 {
+                return Err(format!(
+                    "model.scratch.hidden_size {} must split into {} heads of even size",
+                    s.hidden_size, s.heads
+                ));
+            }
+        }
+        if self.iterations == 0 {
+            return Err("iterations must be at least 1".into());
+        }
+        match &self.task {
+            Some(t) => t.validate()?,
+            None => {
+                if self.data.preferences.is_empty() {
+                    return Err("data.preferences is empty (and no [task] is set)".into());
+                }
+                if self.data.prompts.is_empty() {
+                    return Err("data.prompts is empty (and no [task] is set)".into());
+                }
+                if self.starting_policy.is_some() && self.data.annotated.is_none() {
+                    return Err("[starting_policy] needs data.annotated (or a [task])".into());
+                }
+            }
+        }
+        if self.model.scratch.is_some() && self.starting_policy.is_none() {
+            return Err(
+                "a scratch model needs [starting_policy]: an untrained policy has nothing to evolve"
+                    .into(),
+            );
+        }
+        if self.reviser.base == ReviserBase::StartingPolicy && self.starting_policy.is_none() {
+            return Err("reviser.base = \"starting_policy\" needs [starting_policy]".into());
+        }
+        self.reviser.format.validate()?;
+        self.reviser.levels.validate()?;
+        self.reviser
+            .sampling
+            .validate()
+            .map_err(|e| format!("reviser.sampling: {e}"))?;
+        self.evolution
+            .sampling
+            .validate()
+            .map_err(|e| format!("evolution.sampling: {e}"))?;
+        if self.evolution.prompts_per_iteration == 0 {
+            return Err("evolution.prompts_per_iteration must be at least 1".into());
+        }
+        if self.evolution.batch_size == 0 || self.reviser.batch_size == 0 {
+            return Err("batch_size must be at least 1".into());
+        }
+        let trains = [
+            ("reviser.train", &self.reviser.train),
+            ("evolution.train", &self.evolution.train),
+        ]
+        .into_iter()
+        .chain(
+            self.starting_policy
+                .iter()
+                .map(|s| ("starting_policy.train", &s.train)),
+        );
+        for (name, t) in trains {
+            if t.micro_batch == 0 || t.grad_accum == 0 {
+                return Err(format!(
+                    "{name}.micro_batch and grad_accum must be at least 1"
+                ));
+            }
+            if !(t.lr > 0.0 && t.lr.is_finite()) {
+                return Err(format!("{name}.lr must be > 0"));
+            }
+            if t.epochs == 0 && t.max_steps == 0 {
+                return Err(format!("{name}: set epochs or max_steps"));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("config serializes")
+    }
+}

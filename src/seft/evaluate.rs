@@ -1,0 +1,248 @@
+//! Programmatic evaluation for task-family runs: held-out accuracy of a policy, its win rate
+//! against another policy on the same prompts, and the reviser's confusion table (true state
+//! of a response × the tag the reviser gave it).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::Result;
+use crate::model::generate::{FinishReason, SamplingConfig};
+use crate::model::{LanguageModel, Message};
+use crate::seft::generation::generate_rows;
+use crate::seft::reviser::{ReviserFormat, Tag};
+use crate::seft::task::{Grade, grade};
+
+/// A held-out (or pool) prompt; `answer` is the reference when the task has one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PromptRow {
+    pub id: String,
+    pub prompt: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answer: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GradedRow {
+    pub id: String,
+    pub prompt: String,
+    pub response: String,
+    pub grade: Grade,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PolicyEval {
+    pub model: String,
+    pub prompts: usize,
+    pub correct: usize,
+    pub slip: usize,
+    pub wrong: usize,
+    pub accuracy: f64,
+    pub mean_response_chars: f64,
+}
+
+fn user(prompt: &str) -> Vec<Message> {
+    vec![Message::new("user", prompt)]
+}
+
+/// Generates answers to the held-out prompts (into `dir/responses.jsonl`) and grades them.
+pub fn eval_policy(
+    model: &LanguageModel,
+    model_name: &str,
+    held_out: &[PromptRow],
+    sampling: &SamplingConfig,
+    batch_size: usize,
+    dir: &Path,
+) -> Result<PolicyEval> {
+    let inputs: Vec<Vec<Message>> = held_out.iter().map(|p| user(&p.prompt)).collect();
+    let rows = generate_rows(
+        model,
+        &inputs,
+        sampling,
+        batch_size,
+        &dir.join("responses.jsonl"),
+        &format!("eval {model_name}"),
+        "eval",
+        |i, g| GradedRow {
+            id: held_out[i].id.clone(),
+            prompt: held_out[i].prompt.clone(),
+            response: g.text.clone(),
+            grade: grade(&held_out[i].prompt, &g.text),
+        },
+    )?;
+    let count = |g: Grade| rows.iter().filter(|r| r.grade == g).count();
+    let n = rows.len().max(1) as f64;
+    Ok(PolicyEval {
+        model: model_name.to_string(),
+        prompts: rows.len(),
+        correct: count(Grade::Correct),
+        slip: count(Grade::Slip),
+        wrong: count(Grade::Wrong),
+        accuracy: count(Grade::Correct) as f64 / n,
+        mean_response_chars: rows
+            .iter()
+            .map(|r| r.response.chars().count())
+            .sum::<usize>() as f64
+            / n,
+    })
+}
+
+/// Share of prompts where `a` is graded better than `b`, ties counting half.
+pub fn win_rate(a: &[GradedRow], b: &[GradedRow]) -> f64 {
+    let rank = |g: Grade| g.score();
+    let by_id: BTreeMap<&str, Grade> = b.iter().map(|r| (r.id.as_str(), r.grade)).collect();
+    let (mut points, mut n) = (0.0, 0usize);
+    for r in a {
+        if let Some(&other) = by_id.get(r.id.as_str()) {
+            n += 1;
+            points += match rank(r.grade).total_cmp(&rank(other)) {
+                std::cmp::Ordering::Greater => 1.0,
+                std::cmp::Ordering::Equal => 0.5,
+                std::cmp::Ordering::Less => 0.0,
+            };
+        }
+    }
+    points / n.max(1) as f64
+}
+
+/// One reviewed held-out response.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReviewedRow {
+    pub id: String,
+    pub prompt: String,
+    pub response: String,
+    pub grade: Grade,
+    /// `None`: the reviser gave no tag (the response is kept).
+    pub tag: Option<Tag>,
+    pub enhanced: String,
+    pub enhanced_grade: Grade,
+    pub reviser_output: String,
+    pub reviser_tokens: usize,
+    pub reviser_finish: FinishReason,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReviserEval {
+    pub responses: usize,
+    /// true state → tag (`keep`, `minor`, `major`, `untagged`) → count.
+    pub confusion: BTreeMap<String, BTreeMap<String, usize>>,
+    /// Correct responses returned unchanged.
+    pub correct_kept_unchanged: f64,
+    /// Responses that were not correct whose enhanced version is correct.
+    pub not_correct_fixed: f64,
+    pub wrong_fixed: f64,
+    pub slip_fixed: f64,
+    /// Correct responses the reviser broke.
+    pub correct_broken: f64,
+    /// Mean tokens the reviser generated for keep decisions.
+    pub mean_tokens_keep: f64,
+    pub mean_tokens_revise: f64,
+}
+
+pub fn tag_name(tag: Option<Tag>) -> &'static str {
+    match tag {
+        Some(Tag::Keep) => "keep",
+        Some(Tag::Minor) => "minor",
+        Some(Tag::Major) => "major",
+        None => "untagged",
+    }
+}
+
+fn grade_name(g: Grade) -> &'static str {
+    match g {
+        Grade::Correct => "correct",
+        Grade::Slip => "slip",
+        Grade::Wrong => "wrong",
+    }
+}
+
+/// Runs the reviser on graded responses (into `dir/reviewed.jsonl`) and tabulates what it did.
+pub fn eval_reviser(
+    reviser: &LanguageModel,
+    format: &ReviserFormat,
+    responses: &[GradedRow],
+    sampling: &SamplingConfig,
+    batch_size: usize,
+    dir: &Path,
+) -> Result<ReviserEval> {
+    let inputs: Vec<Vec<Message>> = responses
+        .iter()
+        .map(|r| user(&format.user_turn(&r.prompt, &r.response)))
+        .collect();
+    let rows = generate_rows(
+        reviser,
+        &inputs,
+        sampling,
+        batch_size,
+        &dir.join("reviewed.jsonl"),
+        "eval reviser",
+        "eval",
+        |i, g| {
+            let r = &responses[i];
+            let parsed = format.parse(&g.text);
+            let enhanced = match parsed.tag {
+                Some(Tag::Minor | Tag::Major) if !parsed.revision.is_empty() => parsed.revision,
+                _ => r.response.clone(),
+            };
+            ReviewedRow {
+                id: r.id.clone(),
+                prompt: r.prompt.clone(),
+                response: r.response.clone(),
+                grade: r.grade,
+                tag: parsed.tag,
+                enhanced_grade: grade(&r.prompt, &enhanced),
+                enhanced,
+                reviser_output: g.text.clone(),
+                reviser_tokens: g.token_ids.len(),
+                reviser_finish: g.finish_reason,
+            }
+        },
+    )?;
+    let mut confusion: BTreeMap<String, BTreeMap<String, usize>> = BTreeMap::new();
+    for g in [Grade::Correct, Grade::Slip, Grade::Wrong] {
+        let row = confusion.entry(grade_name(g).to_string()).or_default();
+        for t in [Some(Tag::Keep), Some(Tag::Minor), Some(Tag::Major), None] {
+            row.insert(tag_name(t).to_string(), 0);
+        }
+    }
+    for r in &rows {
+        *confusion
+            .get_mut(grade_name(r.grade))
+            .and_then(|m| m.get_mut(tag_name(r.tag)))
+            .expect("all cells exist") += 1;
+    }
+    let share = |select: &dyn Fn(&ReviewedRow) -> bool, hit: &dyn Fn(&ReviewedRow) -> bool| {
+        let chosen: Vec<&ReviewedRow> = rows.iter().filter(|r| select(r)).collect();
+        chosen.iter().filter(|r| hit(r)).count() as f64 / chosen.len().max(1) as f64
+    };
+    let mean_tokens = |keep: bool| {
+        let t: Vec<usize> = rows
+            .iter()
+            .filter(|r| (r.tag == Some(Tag::Keep)) == keep)
+            .map(|r| r.reviser_tokens)
+            .collect();
+        t.iter().sum::<usize>() as f64 / t.len().max(1) as f64
+    };
+    Ok(ReviserEval {
+        responses: rows.len(),
+        confusion,
+        correct_kept_unchanged: share(&|r| r.grade == Grade::Correct, &|r| {
+            r.enhanced == r.response
+        }),
+        not_correct_fixed: share(&|r| r.grade != Grade::Correct, &|r| {
+            r.enhanced_grade == Grade::Correct
+        }),
+        wrong_fixed: share(&|r| r.grade == Grade::Wrong, &|r| {
+            r.enhanced_grade == Grade::Correct
+        }),
+        slip_fixed: share(&|r| r.grade == Grade::Slip, &|r| {
+            r.enhanced_grade == Grade::Correct
+        }),
+        correct_broken: share(&|r| r.grade == Grade::Correct, &|r| {
+            r.enhanced_grade != Grade::Correct
+        }),
+        mean_tokens_keep: mean_tokens(true),
+        mean_tokens_revise: mean_tokens(false),
+    })
+}

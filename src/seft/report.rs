@@ -1,0 +1,230 @@
+//! The run report: `report.json` for programs, `report.md` for people.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::Result;
+use crate::seft::config::RunConfig;
+use crate::seft::evaluate::{GradedRow, PolicyEval, ReviserEval, win_rate};
+use crate::seft::pipeline::{DataOutcome, FilterOutcome, RevisionOutcome, SftStage};
+use crate::seft::stage::{read_jsonl, write_atomic};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IterationReport {
+    pub arm: String,
+    pub iteration: usize,
+    pub prompts: usize,
+    pub revisions: RevisionOutcome,
+    pub filters: FilterOutcome,
+    pub sft: SftStage,
+    /// Held-out accuracy of this iteration's policy (task runs).
+    pub accuracy: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    pub run_dir: PathBuf,
+    /// Held-out accuracy of the starting policy, of the final SEFT policy, and of the final
+    /// policy of the control run whose reviser is the identity (task runs; null otherwise).
+    pub before_accuracy: Option<f64>,
+    pub after_accuracy: Option<f64>,
+    pub identity_reviser_accuracy: Option<f64>,
+    /// Pairwise win rate (ties count half) of the final policies against the starting one.
+    pub win_rate_vs_start: Option<f64>,
+    pub identity_win_rate_vs_start: Option<f64>,
+    /// How results were judged.
+    pub judge: String,
+    pub data: DataOutcome,
+    pub starting_policy: Option<SftStage>,
+    pub reviser: SftStage,
+    pub reviser_eval: Option<ReviserEval>,
+    pub iterations: Vec<IterationReport>,
+    pub evals: Vec<PolicyEval>,
+    /// (stage, seconds of the run that finished it).
+    pub stage_seconds: Vec<(String, f64)>,
+    /// Wall time of this invocation (a resumed run counts only its own part).
+    pub seconds: f64,
+}
+
+impl Report {
+    #[allow(clippy::too_many_arguments)]
+    pub fn assemble(
+        cfg: &RunConfig,
+        out: &Path,
+        data: DataOutcome,
+        starting_policy: Option<SftStage>,
+        reviser: SftStage,
+        iterations: Vec<IterationReport>,
+        evals: Vec<PolicyEval>,
+        reviser_eval: Option<ReviserEval>,
+        stage_seconds: Vec<(String, f64)>,
+        seconds: f64,
+    ) -> Result<Self> {
+        let t = cfg.iterations;
+        let accuracy = |name: &str| evals.iter().find(|e| e.model == name).map(|e| e.accuracy);
+        let graded = |name: &str| -> Result<Option<Vec<GradedRow>>> {
+            let p = out.join("eval").join(name).join("responses.jsonl");
+            Ok(if p.exists() {
+                Some(read_jsonl(&p)?)
+            } else {
+                None
+            })
+        };
+        let start = graded("start")?;
+        let win = |name: &str| -> Result<Option<f64>> {
+            Ok(match (graded(name)?, &start) {
+                (Some(a), Some(b)) => Some(win_rate(&a, b)),
+                _ => None,
+            })
+        };
+        let seft_final = format!("seft-iter-{t}");
+        let identity_final = format!("identity-iter-{t}");
+        Ok(Report {
+            run_dir: out.to_path_buf(),
+            before_accuracy: accuracy("start"),
+            after_accuracy: accuracy(&seft_final),
+            identity_reviser_accuracy: accuracy(&identity_final),
+            win_rate_vs_start: win(&seft_final)?,
+            identity_win_rate_vs_start: win(&identity_final)?,
+            judge: match &cfg.task {
+                Some(task) => format!(
+                    "programmatic: exact grading of the built-in '{:?}' task on {} held-out prompts",
+                    task.family, data.held_out
+                )
+                .to_lowercase(),
+                None => "none: this run has no graded task; evaluate its policies with a judge".into(),
+            },
+            data,
+            starting_policy,
+            reviser,
+            reviser_eval,
+            iterations,
+            evals,
+            stage_seconds,
+            seconds,
+        })
+    }
+
+    pub fn markdown(&self) -> String {
+        let mut s = String::new();
+        let pct = |x: Option<f64>| x.map_or("–".to_string(), |v| format!("{:.1}%", 100.0 * v));
+        let _ = writeln!(
+            s,
+            "# SEFT run report\n\nRun directory: `{}`  ",
+            self.run_dir.display()
+        );
+        let _ = writeln!(s, "Judge: {}\n", self.judge);
+        let _ = writeln!(s, "## Result\n");
+        let _ = writeln!(s, "| policy | held-out accuracy | win rate vs start |");
+        let _ = writeln!(s, "|---|---|---|");
+        let _ = writeln!(s, "| starting policy | {} | – |", pct(self.before_accuracy));
+        let _ = writeln!(
+            s,
+            "| SEFT (adaptive reviser) | {} | {} |",
+            pct(self.after_accuracy),
+            pct(self.win_rate_vs_start)
+        );
+        let _ = writeln!(
+            s,
+            "| control: identity reviser (self-training) | {} | {} |",
+            pct(self.identity_reviser_accuracy),
+            pct(self.identity_win_rate_vs_start)
+        );
+        let _ = writeln!(s, "\n## Iterations\n");
+        let _ = writeln!(
+            s,
+            "| arm | iter | prompts | keep | minor | major | untagged | SFT rows | filtered | SFT loss first→last | answer chars → enhanced | accuracy |"
+        );
+        let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|---|---|");
+        for it in &self.iterations {
+            let r = &it.revisions;
+            let n = r.rows.max(1) as f64;
+            let share = |c: usize| format!("{:.0}%", 100.0 * c as f64 / n);
+            let f = &it.filters;
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.3}→{:.3} | {:.1} → {:.1} | {} |",
+                it.arm,
+                it.iteration,
+                it.prompts,
+                share(r.keep),
+                share(r.minor),
+                share(r.major),
+                r.untagged,
+                f.rows,
+                f.dropped_empty
+                    + f.dropped_degenerate
+                    + f.dropped_duplicate
+                    + f.dropped_length_ratio,
+                it.sft.first_loss,
+                it.sft.final_loss,
+                r.mean_response_chars,
+                r.mean_enhanced_chars,
+                pct(it.accuracy)
+            );
+        }
+        if let Some(e) = &self.reviser_eval {
+            let _ = writeln!(
+                s,
+                "\n## Reviser on the starting policy's held-out answers ({} answers)\n",
+                e.responses
+            );
+            let _ = writeln!(s, "| true state | keep | minor | major | untagged |");
+            let _ = writeln!(s, "|---|---|---|---|---|");
+            for (state, row) in &e.confusion {
+                let c = |k: &str| row.get(k).copied().unwrap_or(0);
+                let _ = writeln!(
+                    s,
+                    "| {state} | {} | {} | {} | {} |",
+                    c("keep"),
+                    c("minor"),
+                    c("major"),
+                    c("untagged")
+                );
+            }
+            let _ = writeln!(
+                s,
+                "\nCorrect answers kept unchanged: {:.1}% (broken: {:.1}%). Answers that were not correct and are fixed: {:.1}% (wrong: {:.1}%, slips: {:.1}%). Tokens generated per keep: {:.1}, per revision: {:.1}.",
+                100.0 * e.correct_kept_unchanged,
+                100.0 * e.correct_broken,
+                100.0 * e.not_correct_fixed,
+                100.0 * e.wrong_fixed,
+                100.0 * e.slip_fixed,
+                e.mean_tokens_keep,
+                e.mean_tokens_revise
+            );
+        }
+        let d = &self.data;
+        let _ = writeln!(
+            s,
+            "\n## Data\n\n{} preference pairs → reviser data: {} keep, {} minor, {} major ({} pairs dropped by min_gap); {} annotated examples; {} unannotated prompts; {} held-out prompts; {} malformed rows skipped.",
+            d.preference_pairs,
+            d.reviser.keep,
+            d.reviser.minor,
+            d.reviser.major,
+            d.reviser.dropped_small_gap,
+            d.annotated,
+            d.pool,
+            d.held_out,
+            d.skipped_rows
+        );
+        let _ = writeln!(s, "\n## Time per stage\n\n| stage | seconds |\n|---|---|");
+        for (name, secs) in &self.stage_seconds {
+            let _ = writeln!(s, "| {name} | {secs:.1} |");
+        }
+        let _ = writeln!(s, "\nThis invocation: {:.1} s.", self.seconds);
+        s
+    }
+}
+
+pub fn write_report(report: &Report, out: &Path) -> Result<()> {
+    write_atomic(
+        &out.join("report.json"),
+        serde_json::to_string_pretty(report)
+            .expect("serializable")
+            .as_bytes(),
+    )?;
+    write_atomic(&out.join("report.md"), report.markdown().as_bytes())
+}

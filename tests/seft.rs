@@ -1,0 +1,409 @@
+//! `seft run` end to end on a tiny configuration: crash safety (SIGKILL in every stage kind,
+//! restart, identical final artifacts, finished stages not redone) and bad input. The
+//! quickstart's own claims are checked by tests/quickstart.rs.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// A pipeline small enough to run several times per test: a 1-layer scratch model, 200
+/// preference pairs, 2 iterations of 32 prompts, a control arm and evaluation.
+const TINY: &str = r#"
+seed = 3
+iterations = 2
+
+[model.scratch]
+hidden_size = 32
+intermediate_size = 64
+layers = 1
+heads = 2
+max_positions = 64
+init_std = 0.1
+
+[task]
+family = "list_ops"
+annotated = 16
+preference_pairs = 200
+pool = 64
+held_out = 24
+
+[starting_policy]
+max_len = 48
+train = { seed = 3, max_steps = 8, micro_batch = 8, lr = 3e-3, save_every = 4 }
+
+[reviser]
+max_len = 64
+batch_size = 8
+format = { template = "{prompt}|{response}" }
+levels = { min_gap = 1.0, major_gap = 6.0 }
+train = { seed = 3, max_steps = 12, micro_batch = 16, lr = 3e-3, save_every = 4 }
+sampling = { max_new_tokens = 12 }
+
+[evolution]
+prompts_per_iteration = 32
+batch_size = 8
+max_len = 48
+compare_identity = true
+sampling = { max_new_tokens = 8 }
+train = { seed = 3, max_steps = 6, micro_batch = 8, lr = 1e-3, save_every = 2 }
+
+[eval]
+batch_size = 12
+"#;
+
+fn seft(args: &[&str], fault: Option<&str>) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_seft"));
+    cmd.args(args).env_remove("SEFT_FAULT");
+    if let Some(f) = fault {
+        cmd.env("SEFT_FAULT", f);
+    }
+    cmd.output().expect("run seft")
+}
+
+fn run(config: &Path, out: &Path, fault: Option<&str>) -> Output {
+    seft(
+        &[
+            "run",
+            config.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        fault,
+    )
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn write_config(dir: &Path, text: &str) -> PathBuf {
+    let p = dir.join("tiny.toml");
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+/// Every `done.json` under `out` with its bytes (they hold the stage's wall time, so a redone
+/// stage would differ).
+fn stage_records(out: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut found = Vec::new();
+    if !out.exists() {
+        return found;
+    }
+    let mut stack = vec![out.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.file_name().is_some_and(|n| n == "done.json") {
+                found.push((p.clone(), std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+/// The artifacts an interrupted run must reproduce exactly.
+const ARTIFACTS: &[&str] = &[
+    "data/reviser_train.jsonl",
+    "reviser/model/model.safetensors",
+    "seft/iter-1/generate/responses.jsonl",
+    "seft/iter-1/revise/revisions.jsonl",
+    "seft/iter-1/sft_data/sft.jsonl",
+    "seft/iter-2/revise/revisions.jsonl",
+    "seft/iter-2/policy/model/model.safetensors",
+    "identity/iter-2/policy/model/model.safetensors",
+    "eval/seft-iter-2/responses.jsonl",
+    "eval/reviser/reviewed.jsonl",
+];
+
+fn report(out: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn killed_in_every_stage_kind_resumes_to_identical_artifacts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = write_config(tmp.path(), TINY);
+    let clean = tmp.path().join("clean");
+    let o = run(&config, &clean, None);
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    let crashed = tmp.path().join("crashed");
+    // One SIGKILL in each stage kind, the run restarted after each.
+    for fault in [
+        "reviser/step:6",
+        "seft/iter-1/generate/generate:2",
+        "seft/iter-1/revise/revise:3",
+        "seft/iter-2/policy/step:3",
+        "identity/iter-1/policy/checkpoint:4",
+    ] {
+        let before = stage_records(&crashed);
+        let o = run(&config, &crashed, Some(fault));
+        assert!(!o.status.success(), "{fault}: the run was not killed");
+        assert!(
+            stderr(&o).contains("SEFT_FAULT: killing"),
+            "{fault}: {}",
+            stderr(&o)
+        );
+        // Stages finished before this start were skipped, not redone.
+        let after = stage_records(&crashed);
+        for (path, bytes) in &before {
+            let now = after.iter().find(|(p, _)| p == path).map(|(_, b)| b);
+            assert_eq!(now, Some(bytes), "{} was redone", path.display());
+        }
+        assert!(
+            after.len() > before.len() || before.is_empty(),
+            "{fault}: no stage finished between two kills"
+        );
+    }
+    let o = run(&config, &crashed, None);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("already done"));
+    for rel in ARTIFACTS {
+        let a = std::fs::read(clean.join(rel)).unwrap();
+        let b = std::fs::read(crashed.join(rel)).unwrap();
+        assert!(a == b, "{rel} differs after the crashes");
+    }
+    let (mut a, mut b) = (report(&clean), report(&crashed));
+    // Model paths name the run directory; everything else must match.
+    for r in [&mut a, &mut b] {
+        for it in r["iterations"].as_array_mut().unwrap() {
+            it["sft"]["model"] = serde_json::Value::Null;
+        }
+    }
+    for key in [
+        "before_accuracy",
+        "after_accuracy",
+        "identity_reviser_accuracy",
+        "iterations",
+        "reviser_eval",
+    ] {
+        assert_eq!(a[key], b[key], "report field {key}");
+    }
+}
+
+#[test]
+fn report_has_accuracies_confusion_and_iterations() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = write_config(tmp.path(), TINY);
+    let out = tmp.path().join("run");
+    let o = run(&config, &out, None);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r = report(&out);
+    for key in [
+        "before_accuracy",
+        "after_accuracy",
+        "identity_reviser_accuracy",
+    ] {
+        let v = r[key].as_f64().unwrap_or(-1.0);
+        assert!((0.0..=1.0).contains(&v), "{key} = {}", r[key]);
+    }
+    let iterations = r["iterations"].as_array().unwrap();
+    assert_eq!(iterations.len(), 4, "2 iterations x 2 arms");
+    for it in iterations {
+        let rev = &it["revisions"];
+        let sum: u64 = ["keep", "minor", "major", "untagged"]
+            .iter()
+            .map(|k| rev[*k].as_u64().unwrap())
+            .sum();
+        assert_eq!(sum, 32, "every answer gets one decision");
+    }
+    // The control arm keeps everything by construction.
+    assert_eq!(iterations[2]["revisions"]["keep"], 32);
+    let confusion = &r["reviser_eval"]["confusion"];
+    let total: u64 = ["correct", "slip", "wrong"]
+        .iter()
+        .flat_map(|s| confusion[*s].as_object().unwrap().values())
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    assert_eq!(total, 24, "one cell per held-out answer");
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(md.contains("| true state | keep | minor | major | untagged |"));
+    // Each stage left its artifacts for inspection.
+    let rows = std::fs::read_to_string(out.join("seft/iter-1/revise/revisions.jsonl")).unwrap();
+    let first: serde_json::Value = serde_json::from_str(rows.lines().next().unwrap()).unwrap();
+    for key in ["prompt", "response", "tag", "enhanced", "reviser_output"] {
+        assert!(first.get(key).is_some(), "revisions.jsonl lacks {key}");
+    }
+    // A different configuration cannot reuse the directory.
+    let other = write_config(tmp.path(), &TINY.replace("seed = 3\n", "seed = 4\n"));
+    let o = run(&other, &out, None);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("different configuration"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+/// A file-based run (no task) with a scratch model: the shape of the bad-input cases.
+fn file_config(dir: &Path, prefs: &Path, prompts: &Path, reviser_steps: usize) -> PathBuf {
+    let annotated = dir.join("annotated.jsonl");
+    std::fs::write(
+        &annotated,
+        "{\"prompt\": \"max 1 2\", \"completion\": \"2\"}\n{\"prompt\": \"min 1 2\", \"completion\": \"1\"}\n",
+    )
+    .unwrap();
+    let text = format!(
+        r#"
+iterations = 1
+[model.scratch]
+hidden_size = 16
+intermediate_size = 32
+layers = 1
+heads = 2
+max_positions = 64
+[data]
+preferences = ["{}"]
+prompts = ["{}"]
+annotated = "{}"
+[starting_policy]
+train = {{ max_steps = 30, micro_batch = 2, lr = 1e-2 }}
+[reviser]
+format = {{ template = "{{prompt}}|{{response}}" }}
+train = {{ max_steps = {reviser_steps}, micro_batch = 2, lr = 1e-3 }}
+sampling = {{ max_new_tokens = 6 }}
+[evolution]
+prompts_per_iteration = 4
+sampling = {{ max_new_tokens = 6 }}
+train = {{ max_steps = 1, micro_batch = 2, lr = 1e-3 }}
+"#,
+        prefs.display(),
+        prompts.display(),
+        annotated.display()
+    );
+    write_config(dir, &text)
+}
+
+fn write_prefs(dir: &Path) -> PathBuf {
+    let p = dir.join("prefs.jsonl");
+    let rows: Vec<String> = (0..6)
+        .map(|i| format!(r#"{{"prompt": "max {i} 9", "chosen": "9", "rejected": "{i}"}}"#))
+        .collect();
+    std::fs::write(&p, rows.join("\n")).unwrap();
+    p
+}
+
+fn write_prompts(dir: &Path) -> PathBuf {
+    let p = dir.join("prompts.jsonl");
+    std::fs::write(
+        &p,
+        "{\"instruction\": \"max 3 4\"}\n{\"prompt\": \"min 5 2\"}\n{\"question\": \"len 1 2 3\"}\n{\"messages\": [{\"role\": \"user\", \"content\": \"max 7 1\"}]}\n",
+    )
+    .unwrap();
+    p
+}
+
+#[test]
+fn preference_rows_without_chosen_or_rejected_are_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let prefs = tmp.path().join("bad_prefs.jsonl");
+    std::fs::write(
+        &prefs,
+        "{\"prompt\": \"a\", \"chosen\": \"b\", \"rejected\": \"c\"}\n{\"instruction\": \"a\", \"output\": \"b\"}\n",
+    )
+    .unwrap();
+    let config = file_config(tmp.path(), &prefs, &write_prompts(tmp.path()), 2);
+    let o = run(&config, &tmp.path().join("out"), None);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(
+        err.contains("bad_prefs.jsonl:2") && err.contains("not a preference pair"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    let prefs = tmp.path().join("half.jsonl");
+    std::fs::write(&prefs, "{\"prompt\": \"a\", \"chosen\": \"b\"}\n").unwrap();
+    let config = file_config(tmp.path(), &prefs, &write_prompts(tmp.path()), 2);
+    let o = run(&config, &tmp.path().join("out2"), None);
+    let err = stderr(&o);
+    assert!(
+        !o.status.success() && err.contains("half.jsonl:1") && err.contains("no 'rejected'"),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_empty_prompt_pool_is_a_clear_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let prompts = tmp.path().join("empty.jsonl");
+    std::fs::write(&prompts, "").unwrap();
+    let config = file_config(tmp.path(), &write_prefs(tmp.path()), &prompts, 2);
+    let o = run(&config, &tmp.path().join("out"), None);
+    let err = stderr(&o);
+    assert!(!o.status.success());
+    assert!(
+        err.contains("empty.jsonl") && err.contains("no usable rows"),
+        "{err}"
+    );
+    // Rows with an empty prompt are named too.
+    std::fs::write(&prompts, "{\"prompt\": \"  \"}\n").unwrap();
+    let o = run(&config, &tmp.path().join("out2"), None);
+    let err = stderr(&o);
+    assert!(
+        err.contains("empty.jsonl:1") && err.contains("the prompt is empty"),
+        "{err}"
+    );
+}
+
+#[test]
+fn untagged_reviser_output_keeps_the_answer_and_is_reported() {
+    let tmp = tempfile::tempdir().unwrap();
+    // One training step: the reviser babbles and never writes a tag.
+    let config = file_config(
+        tmp.path(),
+        &write_prefs(tmp.path()),
+        &write_prompts(tmp.path()),
+        1,
+    );
+    let out = tmp.path().join("out");
+    let o = run(&config, &out, None);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r = report(&out);
+    let rev = &r["iterations"][0]["revisions"];
+    assert_eq!(rev["rows"], 4);
+    assert_eq!(rev["untagged"], 4, "{rev}");
+    assert!(stderr(&o).contains("had no tag"));
+    let rows = std::fs::read_to_string(out.join("seft/iter-1/revise/revisions.jsonl")).unwrap();
+    for line in rows.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert!(v["tag"].is_null());
+        assert_eq!(v["enhanced"], v["response"]);
+    }
+    // No task: no programmatic judge, and the report says so.
+    assert!(r["after_accuracy"].is_null());
+    assert!(r["judge"].as_str().unwrap().starts_with("none"));
+}
+
+#[test]
+fn config_errors_name_the_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = write_config(tmp.path(), &format!("{TINY}\n[evolution.extra]\nx = 1\n"));
+    let o = run(&config, &tmp.path().join("a"), None);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("duplicate key") || stderr(&o).contains("extra"));
+    let config = write_config(
+        tmp.path(),
+        &TINY.replace(
+            "compare_identity = true",
+            "compare_identity = true\nbogus = 1",
+        ),
+    );
+    let o = run(&config, &tmp.path().join("b"), None);
+    let err = stderr(&o);
+    assert!(
+        !o.status.success() && err.contains("tiny.toml") && err.contains("unknown field `bogus`"),
+        "{err}"
+    );
+    let config = write_config(
+        tmp.path(),
+        &TINY.replace("iterations = 2", "iterations = 0"),
+    );
+    let o = run(&config, &tmp.path().join("c"), None);
+    assert!(
+        stderr(&o).contains("iterations must be at least 1"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -4,6 +4,7 @@
 mod bench;
 mod generate;
 mod info;
+mod judge;
 mod run;
 mod sft;
 
@@ -33,6 +34,8 @@ pub enum Command {
     Export(info::ExportArgs),
     /// Self-evolution fine-tuning: reviser, T evolution iterations, evaluation, report.
     Run(run::RunArgs),
+    /// Pairwise judging of two answer files by a local model (both orders, logits of 1/2).
+    Judge(judge::JudgeArgs),
     /// Supervised fine-tuning from a TOML config.
     Sft(sft::SftArgs),
     /// Time prefill and batched decoding on fixed token ids (see experiments/generation_speed).
@@ -75,5 +78,6 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Bench(args) => bench::run(args),
         Command::Sft(args) => sft::run(args),
         Command::Run(args) => run::run(args),
+        Command::Judge(args) => judge::run(args),
     }
 }

@@ -86,6 +86,8 @@ pub struct DataFiles {
     pub annotated: Option<String>,
     /// Prompts held out for evaluation (any row format).
     pub eval_prompts: Option<String>,
+    /// At most this many held-out prompts, after a seeded shuffle (0 = all).
+    pub max_eval_prompts: usize,
     /// Skip malformed rows (counted in the report) instead of stopping.
     pub skip_bad_rows: bool,
 }
@@ -123,6 +125,10 @@ pub struct ReviserConfig {
     pub levels: RevisionLevels,
     #[serde(default = "default_max_len")]
     pub max_len: usize,
+    /// Drop preference pairs whose prompt + chosen + rejected exceed this many characters
+    /// (0 = keep all): a reviser example cut at max_len loses its target, the revision.
+    #[serde(default)]
+    pub max_pair_chars: usize,
     pub train: TrainSection,
     /// Decoding of revisions (greedy by default); the keep tag ends generation at once.
     #[serde(default)]

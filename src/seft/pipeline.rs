@@ -232,8 +232,12 @@ fn make_data(cfg: &RunConfig, dir: &Path) -> Result<DataOutcome> {
             .collect();
         held_out = match &cfg.data.eval_prompts {
             Some(spec) => {
-                let (p, report) = read_prompts(&resolve_dataset(spec)?, &opts)?;
+                let (mut p, report) = read_prompts(&resolve_dataset(spec)?, &opts)?;
                 outcome.skipped_rows += report.skipped;
+                p.shuffle(&mut rng);
+                if cfg.data.max_eval_prompts > 0 {
+                    p.truncate(cfg.data.max_eval_prompts);
+                }
                 p.into_iter()
                     .enumerate()
                     .map(|(i, prompt)| PromptRow {
@@ -268,13 +272,20 @@ fn make_data(cfg: &RunConfig, dir: &Path) -> Result<DataOutcome> {
             "the unannotated prompt pool is empty: nothing to evolve on".into(),
         ));
     }
-    let (conversations, summary) =
-        reviser_conversations(&pairs, &cfg.reviser.levels, &cfg.reviser.format);
+    let (conversations, summary) = reviser_conversations(
+        &pairs,
+        &cfg.reviser.levels,
+        &cfg.reviser.format,
+        cfg.reviser.max_pair_chars,
+    );
     if conversations.is_empty() {
         return Err(SeftError::Invalid(format!(
-            "no reviser training data: all {} preference pairs were dropped by reviser.levels.min_gap = {}",
+            "no reviser training data: all {} preference pairs were dropped ({} by reviser.levels.min_gap = {}, {} by reviser.max_pair_chars = {})",
             pairs.len(),
-            cfg.reviser.levels.min_gap
+            summary.dropped_small_gap,
+            cfg.reviser.levels.min_gap,
+            summary.dropped_too_long,
+            cfg.reviser.max_pair_chars
         )));
     }
     let reviser_rows: Vec<serde_json::Value> = conversations
@@ -739,6 +750,30 @@ pub fn run(cfg: &RunConfig, out: &Path) -> Result<Report> {
         note("eval/reviser", r.seconds);
         reviser_eval = Some(r.outcome);
     }
+    // Without a task there is no grader: the starting and final policies answer the held-out
+    // prompts, for a judge (`seft judge`) or a person to compare.
+    let mut answer_sets: Vec<AnswerSet> = Vec::new();
+    if cfg.task.is_none() && !held_out.is_empty() {
+        let mut targets = vec![("start".to_string(), start.clone())];
+        for (arm, policies) in &final_policy {
+            if let Some(last) = policies.last() {
+                targets.push((
+                    format!("{}-iter-{}", arm.name(), policies.len()),
+                    last.clone(),
+                ));
+            }
+        }
+        for (name, path) in targets {
+            let r = stage(
+                out,
+                &format!("eval/{name}"),
+                &format!("answer held-out prompts: {name}"),
+                |dir| answer_held_out(cfg, &name, &path, &held_out, &device, dir),
+            )?;
+            note(&format!("eval/{name}"), r.seconds);
+            answer_sets.push(r.outcome);
+        }
+    }
     let report = Report::assemble(
         cfg,
         out,
@@ -748,11 +783,66 @@ pub fn run(cfg: &RunConfig, out: &Path) -> Result<Report> {
         iterations,
         evals,
         reviser_eval,
+        answer_sets,
         stages,
         started.elapsed().as_secs_f64(),
     )?;
     write_report(&report, out)?;
     Ok(report)
+}
+
+/// Answers of one policy to the held-out prompts (no grading), in `dir/responses.jsonl`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AnswerSet {
+    pub model: String,
+    pub prompts: usize,
+    pub mean_response_chars: f64,
+    pub mean_response_tokens: f64,
+    /// Answers cut off by max_new_tokens.
+    pub cut_off: usize,
+}
+
+fn answer_held_out(
+    cfg: &RunConfig,
+    name: &str,
+    path: &str,
+    held_out: &[PromptRow],
+    device: &burn::tensor::Device,
+    dir: &Path,
+) -> Result<AnswerSet> {
+    let model = LanguageModel::load(path, device)?;
+    let inputs: Vec<Vec<Message>> = held_out.iter().map(|p| user(&p.prompt)).collect();
+    let rows = generate_rows(
+        &model,
+        &inputs,
+        &cfg.evolution.sampling,
+        cfg.eval.batch_size,
+        &dir.join("responses.jsonl"),
+        &format!("eval {name}"),
+        "eval",
+        |i, g| ResponseRow {
+            id: held_out[i].id.clone(),
+            prompt: held_out[i].prompt.clone(),
+            response: g.text.clone(),
+            response_tokens: g.token_ids.len(),
+            finish_reason: g.finish_reason,
+        },
+    )?;
+    let n = rows.len().max(1) as f64;
+    Ok(AnswerSet {
+        model: name.to_string(),
+        prompts: rows.len(),
+        mean_response_chars: rows
+            .iter()
+            .map(|r| r.response.chars().count())
+            .sum::<usize>() as f64
+            / n,
+        mean_response_tokens: rows.iter().map(|r| r.response_tokens).sum::<usize>() as f64 / n,
+        cut_off: rows
+            .iter()
+            .filter(|r| r.finish_reason == FinishReason::Length)
+            .count(),
+    })
 }
 
 /// The policy's answers for one iteration. The control arm's first iteration asks the same

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::Result;
 use crate::seft::config::RunConfig;
 use crate::seft::evaluate::{GradedRow, PolicyEval, ReviserEval, win_rate};
-use crate::seft::pipeline::{DataOutcome, FilterOutcome, RevisionOutcome, SftStage};
+use crate::seft::pipeline::{AnswerSet, DataOutcome, FilterOutcome, RevisionOutcome, SftStage};
 use crate::seft::stage::{read_jsonl, write_atomic};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -42,6 +42,8 @@ pub struct Report {
     pub reviser_eval: Option<ReviserEval>,
     pub iterations: Vec<IterationReport>,
     pub evals: Vec<PolicyEval>,
+    /// Ungraded held-out answers (runs without a task), in eval/<policy>/responses.jsonl.
+    pub answer_sets: Vec<AnswerSet>,
     /// (stage, seconds of the run that finished it).
     pub stage_seconds: Vec<(String, f64)>,
     /// Wall time of this invocation (a resumed run counts only its own part).
@@ -59,6 +61,7 @@ impl Report {
         iterations: Vec<IterationReport>,
         evals: Vec<PolicyEval>,
         reviser_eval: Option<ReviserEval>,
+        answer_sets: Vec<AnswerSet>,
         stage_seconds: Vec<(String, f64)>,
         seconds: f64,
     ) -> Result<Self> {
@@ -94,7 +97,7 @@ impl Report {
                     task.family, data.held_out
                 )
                 .to_lowercase(),
-                None => "none: this run has no graded task; evaluate its policies with a judge".into(),
+                None => "none: this run has no graded task; its held-out answers (eval/*/responses.jsonl) are for `seft judge`".into(),
             },
             data,
             starting_policy,
@@ -102,6 +105,7 @@ impl Report {
             reviser_eval,
             iterations,
             evals,
+            answer_sets,
             stage_seconds,
             seconds,
         })
@@ -196,15 +200,31 @@ impl Report {
                 e.mean_tokens_revise
             );
         }
+        if !self.answer_sets.is_empty() {
+            let _ = writeln!(s, "\n## Held-out answers (ungraded)\n");
+            let _ = writeln!(
+                s,
+                "| policy | prompts | mean chars | mean tokens | cut off |"
+            );
+            let _ = writeln!(s, "|---|---|---|---|---|");
+            for a in &self.answer_sets {
+                let _ = writeln!(
+                    s,
+                    "| {} | {} | {:.0} | {:.0} | {} |",
+                    a.model, a.prompts, a.mean_response_chars, a.mean_response_tokens, a.cut_off
+                );
+            }
+        }
         let d = &self.data;
         let _ = writeln!(
             s,
-            "\n## Data\n\n{} preference pairs → reviser data: {} keep, {} minor, {} major ({} pairs dropped by min_gap); {} annotated examples; {} unannotated prompts; {} held-out prompts; {} malformed rows skipped.",
+            "\n## Data\n\n{} preference pairs → reviser data: {} keep, {} minor, {} major ({} pairs dropped by min_gap, {} as too long); {} annotated examples; {} unannotated prompts; {} held-out prompts; {} malformed rows skipped.",
             d.preference_pairs,
             d.reviser.keep,
             d.reviser.minor,
             d.reviser.major,
             d.reviser.dropped_small_gap,
+            d.reviser.dropped_too_long,
             d.annotated,
             d.pool,
             d.held_out,

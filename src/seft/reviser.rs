@@ -247,6 +247,9 @@ impl PreferencePair {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ReviserDataSummary {
     pub pairs: usize,
+    /// Pairs longer than reviser.max_pair_chars.
+    #[serde(default)]
+    pub dropped_too_long: usize,
     pub dropped_small_gap: usize,
     pub keep: usize,
     pub minor: usize,
@@ -258,6 +261,7 @@ pub fn reviser_conversations(
     pairs: &[PreferencePair],
     levels: &RevisionLevels,
     format: &ReviserFormat,
+    max_pair_chars: usize,
 ) -> (Vec<Vec<Message>>, ReviserDataSummary) {
     let mut out = Vec::with_capacity(pairs.len() * 2);
     let mut summary = ReviserDataSummary {
@@ -265,6 +269,13 @@ pub fn reviser_conversations(
         ..Default::default()
     };
     for pair in pairs {
+        let chars = pair.prompt.chars().count()
+            + pair.chosen.chars().count()
+            + pair.rejected.chars().count();
+        if max_pair_chars > 0 && chars > max_pair_chars {
+            summary.dropped_too_long += 1;
+            continue;
+        }
         let Some(level) = levels.level(pair) else {
             summary.dropped_small_gap += 1;
             continue;
@@ -348,6 +359,7 @@ mod tests {
             &[pair(Some(9.0), Some(2.0)), pair(Some(9.0), Some(8.9))],
             &RevisionLevels::default(),
             &f,
+            0,
         );
         assert_eq!(convs.len(), 2);
         assert_eq!(s.dropped_small_gap, 1);

@@ -4,6 +4,7 @@
 //! naming `file:line` and the reason, or, with `skip_bad_rows`, is skipped and counted.
 
 mod formats;
+pub mod jsonl;
 mod read;
 
 pub use formats::{Preference, Record, parse_hh_dialogue, parse_prompt, parse_row};

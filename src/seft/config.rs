@@ -11,7 +11,7 @@ use crate::error::{Result, SeftError};
 use crate::model::generate::SamplingConfig;
 use crate::seft::reviser::{ReviserFormat, RevisionLevels};
 use crate::seft::task::TaskConfig;
-use crate::train::config::{TrainSection, apply_override, one_line};
+use crate::train::config::{TrainSection, parse_toml};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -226,13 +226,7 @@ impl RunConfig {
     }
 
     pub fn parse(text: &str, overrides: &[String]) -> std::result::Result<Self, String> {
-        let mut table: toml::Table = toml::from_str(text).map_err(|e| one_line(&e.to_string()))?;
-        for o in overrides {
-            apply_override(&mut table, o).map_err(|e| e.to_string())?;
-        }
-        let mut cfg: RunConfig = toml::Value::Table(table)
-            .try_into()
-            .map_err(|e: toml::de::Error| one_line(&e.to_string()))?;
+        let mut cfg: RunConfig = parse_toml(text, overrides)?;
         cfg.validate()?;
         if let Some(p) = cfg.model.path.as_mut() {
             expand_home(p);

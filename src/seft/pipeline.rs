@@ -88,6 +88,10 @@ pub struct RevisionRow {
     pub reviser_output: String,
     pub reviser_tokens: usize,
     pub reviser_finish: Option<FinishReason>,
+    #[serde(default)]
+    pub response_chars: usize,
+    #[serde(default)]
+    pub enhanced_chars: usize,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -487,6 +491,8 @@ fn revise(
                     reviser_output: String::new(),
                     reviser_tokens: 0,
                     reviser_finish: None,
+                    response_chars: r.response.chars().count(),
+                    enhanced_chars: r.response.chars().count(),
                 })
                 .collect();
             write_jsonl(&path, &rows)?;
@@ -526,6 +532,8 @@ fn revise(
                         response: r.response.clone(),
                         response_finish: r.finish_reason,
                         tag: parsed.tag,
+                        response_chars: r.response.chars().count(),
+                        enhanced_chars: enhanced.chars().count(),
                         enhanced,
                         reviser_output: g.text.clone(),
                         reviser_tokens: g.token_ids.len(),

@@ -93,10 +93,10 @@ impl Report {
             identity_win_rate_vs_start: win(&identity_final)?,
             judge: match &cfg.task {
                 Some(task) => format!(
-                    "programmatic: exact grading of the built-in '{:?}' task on {} held-out prompts",
-                    task.family, data.held_out
-                )
-                .to_lowercase(),
+                    "programmatic: exact grading of the built-in {} task on {} held-out prompts",
+                    serde_json::to_string(&task.family).expect("serializable"),
+                    data.held_out
+                ),
                 None => "none: this run has no graded task; its held-out answers (eval/*/responses.jsonl) are for `seft judge`".into(),
             },
             data,

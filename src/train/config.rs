@@ -168,7 +168,7 @@ fn default_max_len() -> usize {
 
 /// Sets `a.b.c = value` in a TOML table; the value is parsed as TOML (number, bool, string...)
 /// and taken as a plain string when it does not parse.
-pub(crate) fn apply_override(root: &mut toml::Table, assignment: &str) -> Result<()> {
+fn apply_override(root: &mut toml::Table, assignment: &str) -> Result<()> {
     let (key, raw) = assignment
         .split_once('=')
         .ok_or_else(|| SeftError::Invalid(format!("--set '{assignment}': expected key=value")))?;
@@ -189,6 +189,20 @@ pub(crate) fn apply_override(root: &mut toml::Table, assignment: &str) -> Result
     Ok(())
 }
 
+/// Parses a TOML config with `--set key=value` overrides applied first; errors on one line.
+pub(crate) fn parse_toml<T: serde::de::DeserializeOwned>(
+    text: &str,
+    overrides: &[String],
+) -> std::result::Result<T, String> {
+    let mut table: toml::Table = toml::from_str(text).map_err(|e| one_line(&e.to_string()))?;
+    for o in overrides {
+        apply_override(&mut table, o).map_err(|e| e.to_string())?;
+    }
+    toml::Value::Table(table)
+        .try_into()
+        .map_err(|e: toml::de::Error| one_line(&e.to_string()))
+}
+
 impl SftConfig {
     pub fn load(path: &Path, overrides: &[String]) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| SeftError::io(path, e))?;
@@ -196,13 +210,7 @@ impl SftConfig {
     }
 
     pub fn parse(text: &str, overrides: &[String]) -> std::result::Result<Self, String> {
-        let mut table: toml::Table = toml::from_str(text).map_err(|e| one_line(&e.to_string()))?;
-        for o in overrides {
-            apply_override(&mut table, o).map_err(|e| e.to_string())?;
-        }
-        let cfg: SftConfig = toml::Value::Table(table)
-            .try_into()
-            .map_err(|e: toml::de::Error| one_line(&e.to_string()))?;
+        let cfg: SftConfig = parse_toml(text, overrides)?;
         cfg.validate()?;
         Ok(cfg.with_home_expanded())
     }
@@ -272,7 +280,7 @@ impl SftConfig {
 }
 
 /// toml's messages span several lines (with a source excerpt); keep the first and the cause.
-pub(crate) fn one_line(msg: &str) -> String {
+fn one_line(msg: &str) -> String {
     let lines: Vec<&str> = msg
         .lines()
         .map(str::trim)

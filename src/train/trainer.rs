@@ -1,7 +1,6 @@
 //! The SFT loop: data → micro-batches → accumulated gradients → clip → AdamW, with metrics,
 //! evaluation, atomic checkpoints and exact resume.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -357,14 +356,7 @@ fn truncate_metrics(path: &Path, step: usize) -> Result<()> {
 }
 
 fn append_metrics(path: &Path, line: &serde_json::Value) -> Result<()> {
-    let mut f = io(
-        path,
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path),
-    )?;
-    io(path, writeln!(f, "{line}"))
+    crate::data::jsonl::append_jsonl(path, std::slice::from_ref(line))
 }
 
 /// Runs (or, with `resume`, continues) the SFT run described by `cfg`.

@@ -102,7 +102,7 @@ pub struct RevisionOutcome {
     pub major: usize,
     /// Outputs without a tag: kept by default.
     pub untagged: usize,
-    /// minor/major without a revised text: kept by default.
+    /// minor/major whose revision is empty (the response is kept) or identical to the response.
     pub empty_revision: usize,
     pub mean_response_chars: f64,
     pub mean_enhanced_chars: f64,

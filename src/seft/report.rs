@@ -67,9 +67,10 @@ impl Report {
     ) -> Result<Self> {
         let t = cfg.iterations;
         let accuracy = |name: &str| evals.iter().find(|e| e.model == name).map(|e| e.accuracy);
+        // Graded answers exist only for task runs (others hold ungraded answers).
         let graded = |name: &str| -> Result<Option<Vec<GradedRow>>> {
             let p = out.join("eval").join(name).join("responses.jsonl");
-            Ok(if p.exists() {
+            Ok(if cfg.task.is_some() && p.exists() {
                 Some(read_jsonl(&p)?)
             } else {
                 None

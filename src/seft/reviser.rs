@@ -121,23 +121,36 @@ impl ReviserFormat {
         }
     }
 
+    /// The tag `text` starts with (after whitespace) and what follows it.
+    fn split_tag<'a>(&self, text: &'a str) -> Option<(Tag, &'a str)> {
+        let text = text.trim_start();
+        [Tag::Keep, Tag::Minor, Tag::Major]
+            .into_iter()
+            .find_map(|tag| {
+                text.strip_prefix(self.tag_text(tag))
+                    .map(|rest| (tag, rest))
+            })
+    }
+
+    /// Reads the tag and the revision. Tags repeated at the start of a revision (a confused
+    /// reviser writing `[major] [keep]`) are not part of it: such a revision may be empty.
     pub fn parse(&self, output: &str) -> ParsedRevision {
-        let text = output.trim_start();
-        for tag in [Tag::Keep, Tag::Minor, Tag::Major] {
-            if let Some(rest) = text.strip_prefix(self.tag_text(tag)) {
-                return ParsedRevision {
-                    tag: Some(tag),
-                    revision: if tag == Tag::Keep {
-                        String::new()
-                    } else {
-                        rest.trim().to_string()
-                    },
-                };
-            }
+        let Some((tag, mut rest)) = self.split_tag(output) else {
+            return ParsedRevision {
+                tag: None,
+                revision: String::new(),
+            };
+        };
+        while let Some((_, after)) = self.split_tag(rest) {
+            rest = after;
         }
         ParsedRevision {
-            tag: None,
-            revision: String::new(),
+            tag: Some(tag),
+            revision: if tag == Tag::Keep {
+                String::new()
+            } else {
+                rest.trim().to_string()
+            },
         }
     }
 }
@@ -338,6 +351,12 @@ mod tests {
         );
         assert_eq!(f.parse(" [keep]").tag, Some(Tag::Keep));
         assert_eq!(f.parse("I think it is fine").tag, None);
+        let confused = f.parse("[major] [keep]");
+        assert_eq!(
+            (confused.tag, confused.revision.as_str()),
+            (Some(Tag::Major), "")
+        );
+        assert_eq!(f.parse("[minor]\n[minor] fixed").revision, "fixed");
         assert_eq!(
             f.user_turn("{x} a", "b {prompt}")
                 .matches("{prompt}")

@@ -586,7 +586,11 @@ pub fn run(cfg: &RunConfig, out: &Path) -> Result<Report> {
             note("base", r.seconds);
             model_str(&r.outcome)
         }
-        (None, None) => unreachable!("validated: model.path or model.scratch"),
+        (None, None) => {
+            return Err(SeftError::Invalid(
+                "[model] needs exactly one of path or scratch".into(),
+            ));
+        }
     };
 
     let mut starting_sft = None;

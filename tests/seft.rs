@@ -407,3 +407,51 @@ fn config_errors_name_the_key() {
         stderr(&o)
     );
 }
+
+#[test]
+fn lora_policy_updates_are_merged_into_each_iteration() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = write_config(tmp.path(), TINY);
+    let out = tmp.path().join("lora");
+    let o = seft(
+        &[
+            "run",
+            config.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--set",
+            "evolution.lora.rank=4",
+            "--set",
+            "evolution.lora.alpha=8.0",
+            "--set",
+            "evolution.compare_identity=false",
+        ],
+        None,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    // The merged policy is a plain model that differs from the one it started from.
+    let start = std::fs::read(out.join("starting_policy/model/model.safetensors")).unwrap();
+    let after = std::fs::read(out.join("seft/iter-2/policy/model/model.safetensors")).unwrap();
+    assert_eq!(start.len(), after.len(), "LoRA factors must be merged away");
+    assert_ne!(start, after);
+    let o = seft(
+        &[
+            "run",
+            config.to_str().unwrap(),
+            "--out",
+            tmp.path().join("bad").to_str().unwrap(),
+            "--set",
+            "reviser.lora.rank=4",
+            "--set",
+            "reviser.lora.alpha=8.0",
+            "--set",
+            "reviser.lora.targets=[\"qkv\"]",
+        ],
+        None,
+    );
+    let err = stderr(&o);
+    assert!(
+        !o.status.success() && err.contains("reviser.lora") && err.contains("'qkv'"),
+        "{err}"
+    );
+}

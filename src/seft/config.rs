@@ -11,7 +11,7 @@ use crate::error::{Result, SeftError};
 use crate::model::generate::SamplingConfig;
 use crate::seft::reviser::{ReviserFormat, RevisionLevels};
 use crate::seft::task::TaskConfig;
-use crate::train::config::{TrainSection, parse_toml};
+use crate::train::config::{LoraSection, TrainSection, parse_toml};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -98,6 +98,9 @@ pub struct StartingPolicy {
     #[serde(default = "default_max_len")]
     pub max_len: usize,
     pub train: TrainSection,
+    /// Train LoRA adapters (merged on save) instead of all weights.
+    #[serde(default)]
+    pub lora: Option<LoraSection>,
 }
 
 fn default_max_len() -> usize {
@@ -130,6 +133,9 @@ pub struct ReviserConfig {
     #[serde(default)]
     pub max_pair_chars: usize,
     pub train: TrainSection,
+    /// Train LoRA adapters (merged on save) instead of all weights.
+    #[serde(default)]
+    pub lora: Option<LoraSection>,
     /// Decoding of revisions (greedy by default); the keep tag ends generation at once.
     #[serde(default)]
     pub sampling: SamplingConfig,
@@ -166,6 +172,9 @@ pub struct EvolutionConfig {
     pub max_len: usize,
     /// Policy SFT on the enhanced answers of each iteration (continues from the last policy).
     pub train: TrainSection,
+    /// Train LoRA adapters (merged into the policy after each iteration) instead of all weights.
+    #[serde(default)]
+    pub lora: Option<LoraSection>,
     /// Also run the loop with the reviser replaced by the identity (plain self-training on
     /// the policy's own answers): the control that shows what the reviser adds.
     #[serde(default)]
@@ -307,6 +316,21 @@ impl RunConfig {
                 .iter()
                 .map(|s| ("starting_policy.train", &s.train)),
         );
+        let loras = [
+            ("reviser.lora", &self.reviser.lora),
+            ("evolution.lora", &self.evolution.lora),
+        ]
+        .into_iter()
+        .chain(
+            self.starting_policy
+                .iter()
+                .map(|s| ("starting_policy.lora", &s.lora)),
+        );
+        for (name, lora) in loras {
+            if let Some(l) = lora {
+                l.validate().map_err(|e| format!("{name}: {e}"))?;
+            }
+        }
         for (name, t) in trains {
             if t.micro_batch == 0 || t.grad_accum == 0 {
                 return Err(format!(

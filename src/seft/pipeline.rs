@@ -35,7 +35,9 @@ use crate::seft::report::{IterationReport, Report, write_report};
 use crate::seft::reviser::{PreferencePair, ReviserDataSummary, Tag, reviser_conversations};
 use crate::seft::scratch::write_scratch_model;
 use crate::seft::stage::{StageRecord, io, read_jsonl, stage, write_atomic, write_jsonl};
-use crate::train::config::{DataSection, ModelSection, OutputSection, SftConfig, TrainSection};
+use crate::train::config::{
+    DataSection, LoraSection, ModelSection, OutputSection, SftConfig, TrainSection,
+};
 use crate::train::run_sft;
 
 /// What the data stage produced.
@@ -333,6 +335,7 @@ fn sft(
     model: &str,
     data: &Path,
     train: &TrainSection,
+    lora: Option<&LoraSection>,
     max_len: usize,
     dir: &Path,
 ) -> Result<SftStage> {
@@ -352,7 +355,7 @@ fn sft(
             packing: false,
         },
         train: train.clone(),
-        lora: None,
+        lora: lora.cloned(),
         output: OutputSection {
             dir: dir.to_path_buf(),
         },
@@ -602,6 +605,7 @@ pub fn run(cfg: &RunConfig, out: &Path) -> Result<Report> {
                     &base,
                     &data_dir.join("annotated.jsonl"),
                     &sp.train,
+                    sp.lora.as_ref(),
                     sp.max_len,
                     dir,
                 )
@@ -624,6 +628,7 @@ pub fn run(cfg: &RunConfig, out: &Path) -> Result<Report> {
             &reviser_base,
             &data_dir.join("reviser_train.jsonl"),
             &cfg.reviser.train,
+            cfg.reviser.lora.as_ref(),
             cfg.reviser.max_len,
             dir,
         )
@@ -676,6 +681,7 @@ pub fn run(cfg: &RunConfig, out: &Path) -> Result<Report> {
                         &policy,
                         &dir.join("sft_data").join("sft.jsonl"),
                         &cfg.evolution.train,
+                        cfg.evolution.lora.as_ref(),
                         cfg.evolution.max_len,
                         sdir,
                     )

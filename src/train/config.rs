@@ -34,6 +34,27 @@ pub struct LoraSection {
     pub targets: Vec<String>,
 }
 
+impl LoraSection {
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        if self.rank == 0 || self.alpha.is_nan() || self.alpha <= 0.0 {
+            return Err("lora.rank and lora.alpha must be positive".into());
+        }
+        if self.targets.is_empty() {
+            return Err("lora.targets is empty".into());
+        }
+        if let Some(bad) = self
+            .targets
+            .iter()
+            .find(|t| !LORA_TARGETS.contains(&t.as_str()))
+        {
+            return Err(format!(
+                "lora.targets: unknown projection '{bad}' (expected one of {LORA_TARGETS:?})"
+            ));
+        }
+        Ok(())
+    }
+}
+
 fn default_lora_targets() -> Vec<String> {
     ["q_proj", "k_proj", "v_proj", "o_proj"]
         .map(String::from)
@@ -252,21 +273,7 @@ impl SftConfig {
             ));
         }
         if let Some(l) = &self.lora {
-            if l.rank == 0 || l.alpha.is_nan() || l.alpha <= 0.0 {
-                return Err("lora.rank and lora.alpha must be positive".into());
-            }
-            if l.targets.is_empty() {
-                return Err("lora.targets is empty".into());
-            }
-            if let Some(bad) = l
-                .targets
-                .iter()
-                .find(|t| !LORA_TARGETS.contains(&t.as_str()))
-            {
-                return Err(format!(
-                    "lora.targets: unknown projection '{bad}' (expected one of {LORA_TARGETS:?})"
-                ));
-            }
+            l.validate()?;
         }
         if self.data.max_len < 2 {
             return Err("data.max_len must be at least 2".into());

@@ -306,42 +306,30 @@ impl RunConfig {
         if self.evolution.batch_size == 0 || self.reviser.batch_size == 0 {
             return Err("batch_size must be at least 1".into());
         }
-        let trains = [
-            ("reviser.train", &self.reviser.train),
-            ("evolution.train", &self.evolution.train),
+        let stages = [
+            ("reviser", &self.reviser.train, &self.reviser.lora),
+            ("evolution", &self.evolution.train, &self.evolution.lora),
         ]
         .into_iter()
         .chain(
             self.starting_policy
                 .iter()
-                .map(|s| ("starting_policy.train", &s.train)),
+                .map(|s| ("starting_policy", &s.train, &s.lora)),
         );
-        let loras = [
-            ("reviser.lora", &self.reviser.lora),
-            ("evolution.lora", &self.evolution.lora),
-        ]
-        .into_iter()
-        .chain(
-            self.starting_policy
-                .iter()
-                .map(|s| ("starting_policy.lora", &s.lora)),
-        );
-        for (name, lora) in loras {
-            if let Some(l) = lora {
-                l.validate().map_err(|e| format!("{name}: {e}"))?;
-            }
-        }
-        for (name, t) in trains {
+        for (name, t, lora) in stages {
             if t.micro_batch == 0 || t.grad_accum == 0 {
                 return Err(format!(
-                    "{name}.micro_batch and grad_accum must be at least 1"
+                    "{name}.train.micro_batch and grad_accum must be at least 1"
                 ));
             }
             if !(t.lr > 0.0 && t.lr.is_finite()) {
-                return Err(format!("{name}.lr must be > 0"));
+                return Err(format!("{name}.train.lr must be > 0"));
             }
             if t.epochs == 0 && t.max_steps == 0 {
-                return Err(format!("{name}: set epochs or max_steps"));
+                return Err(format!("{name}.train: set epochs or max_steps"));
+            }
+            if let Some(l) = lora {
+                l.validate().map_err(|e| format!("{name}.{e}"))?;
             }
         }
         Ok(())

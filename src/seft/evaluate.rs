@@ -166,6 +166,7 @@ pub fn eval_reviser(
     batch_size: usize,
     dir: &Path,
 ) -> Result<ReviserEval> {
+    let sampling = &format.decoding(sampling);
     let inputs: Vec<Vec<Message>> = responses
         .iter()
         .map(|r| user(&format.user_turn(&r.prompt, &r.response)))
@@ -180,17 +181,13 @@ pub fn eval_reviser(
         "eval",
         |i, g| {
             let r = &responses[i];
-            let parsed = format.parse(&g.text);
-            let enhanced = match parsed.tag {
-                Some(Tag::Minor | Tag::Major) if !parsed.revision.is_empty() => parsed.revision,
-                _ => r.response.clone(),
-            };
+            let (tag, enhanced) = format.apply(&g.text, &r.response);
             ReviewedRow {
                 id: r.id.clone(),
                 prompt: r.prompt.clone(),
                 response: r.response.clone(),
                 grade: r.grade,
-                tag: parsed.tag,
+                tag,
                 enhanced_grade: grade(&r.prompt, &enhanced),
                 enhanced,
                 reviser_output: g.text.clone(),

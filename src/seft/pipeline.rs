@@ -508,10 +508,7 @@ fn revise(
                 .iter()
                 .map(|r| user(&format.user_turn(&r.prompt, &r.response)))
                 .collect();
-            let sampling = SamplingConfig {
-                stop_when_exactly: vec![format.keep_tag.clone()],
-                ..cfg.reviser.sampling.clone()
-            };
+            let sampling = format.decoding(&cfg.reviser.sampling);
             generate_rows(
                 &model,
                 &inputs,
@@ -522,19 +519,13 @@ fn revise(
                 "revise",
                 |i, g| {
                     let r = &responses[i];
-                    let parsed = format.parse(&g.text);
-                    let enhanced = match parsed.tag {
-                        Some(Tag::Minor | Tag::Major) if !parsed.revision.is_empty() => {
-                            parsed.revision
-                        }
-                        _ => r.response.clone(),
-                    };
+                    let (tag, enhanced) = format.apply(&g.text, &r.response);
                     RevisionRow {
                         id: r.id.clone(),
                         prompt: r.prompt.clone(),
                         response: r.response.clone(),
                         response_finish: r.finish_reason,
-                        tag: parsed.tag,
+                        tag,
                         response_chars: r.response.chars().count(),
                         enhanced_chars: enhanced.chars().count(),
                         enhanced,
@@ -752,15 +743,11 @@ pub fn run(cfg: &RunConfig, out: &Path) -> Result<Report> {
             read_jsonl(&eval_dir.join("start").join("responses.jsonl"))?;
         let r = stage(out, "eval/reviser", "evaluate the reviser", |dir| {
             let model = LanguageModel::load(&model_str(&reviser.outcome.model), &device)?;
-            let sampling = SamplingConfig {
-                stop_when_exactly: vec![cfg.reviser.format.keep_tag.clone()],
-                ..cfg.reviser.sampling.clone()
-            };
             eval_reviser(
                 &model,
                 &cfg.reviser.format,
                 &start_rows,
-                &sampling,
+                &cfg.reviser.sampling,
                 cfg.reviser.batch_size,
                 dir,
             )
@@ -820,6 +807,36 @@ pub struct AnswerSet {
     pub cut_off: usize,
 }
 
+/// Answers of `model` to `prompts`, appended to `path` (resumable, see generate_rows).
+#[allow(clippy::too_many_arguments)]
+fn answer_prompts(
+    model: &LanguageModel,
+    prompts: &[PromptRow],
+    sampling: &SamplingConfig,
+    batch_size: usize,
+    path: &Path,
+    label: &str,
+    fault: &str,
+) -> Result<Vec<ResponseRow>> {
+    let inputs: Vec<Vec<Message>> = prompts.iter().map(|p| user(&p.prompt)).collect();
+    generate_rows(
+        model,
+        &inputs,
+        sampling,
+        batch_size,
+        path,
+        label,
+        fault,
+        |i, g| ResponseRow {
+            id: prompts[i].id.clone(),
+            prompt: prompts[i].prompt.clone(),
+            response: g.text.clone(),
+            response_tokens: g.token_ids.len(),
+            finish_reason: g.finish_reason,
+        },
+    )
+}
+
 fn answer_held_out(
     cfg: &RunConfig,
     name: &str,
@@ -829,22 +846,14 @@ fn answer_held_out(
     dir: &Path,
 ) -> Result<AnswerSet> {
     let model = LanguageModel::load(path, device)?;
-    let inputs: Vec<Vec<Message>> = held_out.iter().map(|p| user(&p.prompt)).collect();
-    let rows = generate_rows(
+    let rows = answer_prompts(
         &model,
-        &inputs,
+        held_out,
         &cfg.evolution.sampling,
         cfg.eval.batch_size,
         &dir.join("responses.jsonl"),
         &format!("eval {name}"),
         "eval",
-        |i, g| ResponseRow {
-            id: held_out[i].id.clone(),
-            prompt: held_out[i].prompt.clone(),
-            response: g.text.clone(),
-            response_tokens: g.token_ids.len(),
-            finish_reason: g.finish_reason,
-        },
     )?;
     let n = rows.len().max(1) as f64;
     Ok(AnswerSet {
@@ -885,26 +894,18 @@ fn generate_answers(
         return Ok(rows.len());
     }
     let model = LanguageModel::load(policy, device)?;
-    let inputs: Vec<Vec<Message>> = prompts.iter().map(|p| user(&p.prompt)).collect();
     let sampling = SamplingConfig {
         seed: cfg.evolution.sampling.seed.wrapping_add((t as u64) << 32),
         ..cfg.evolution.sampling.clone()
     };
-    let rows = generate_rows(
+    let rows = answer_prompts(
         &model,
-        &inputs,
+        prompts,
         &sampling,
         cfg.evolution.batch_size,
         &path,
         "generate",
         "generate",
-        |i, g| ResponseRow {
-            id: prompts[i].id.clone(),
-            prompt: prompts[i].prompt.clone(),
-            response: g.text.clone(),
-            response_tokens: g.token_ids.len(),
-            finish_reason: g.finish_reason,
-        },
     )?;
     Ok(rows.len())
 }

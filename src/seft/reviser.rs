@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::Preference;
 use crate::model::Message;
+use crate::model::generate::SamplingConfig;
 
 /// What the reviser decided for one response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -118,6 +119,25 @@ impl ReviserFormat {
         match tag {
             Tag::Keep => self.keep_tag.clone(),
             _ => format!("{}\n{}", self.tag_text(tag), revision.trim()),
+        }
+    }
+
+    /// The tag of a reviser `output` and the enhanced response: the revision for minor/major
+    /// with text, otherwise `response` unchanged (keep, untagged, or an empty revision).
+    pub fn apply(&self, output: &str, response: &str) -> (Option<Tag>, String) {
+        let parsed = self.parse(output);
+        let enhanced = match parsed.tag {
+            Some(Tag::Minor | Tag::Major) if !parsed.revision.is_empty() => parsed.revision,
+            _ => response.to_string(),
+        };
+        (parsed.tag, enhanced)
+    }
+
+    /// Decoding for the reviser: `sampling`, ended as soon as the keep tag is written.
+    pub fn decoding(&self, sampling: &SamplingConfig) -> SamplingConfig {
+        SamplingConfig {
+            stop_when_exactly: vec![self.keep_tag.clone()],
+            ..sampling.clone()
         }
     }
 

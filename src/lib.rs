@@ -13,6 +13,7 @@ pub mod eval;
 pub mod fault;
 pub mod model;
 pub mod seft;
+pub mod serve;
 pub mod train;
 
 pub use backend::Backend;

@@ -2,10 +2,12 @@
 //! scripts can capture exactly what they asked for.
 
 mod bench;
+mod eval;
 mod generate;
 mod info;
 mod judge;
 mod run;
+mod serve;
 mod sft;
 
 use anyhow::Result;
@@ -36,6 +38,10 @@ pub enum Command {
     Run(run::RunArgs),
     /// Pairwise judging of two answer files by a local model (both orders, logits of 1/2).
     Judge(judge::JudgeArgs),
+    /// Evaluate models: AlpacaEval 2.0, MT-Bench, a combined leaderboard.
+    Eval(eval::EvalArgs),
+    /// Serve a model as an OpenAI-compatible chat-completions API.
+    Serve(serve::ServeArgs),
     /// Supervised fine-tuning from a TOML config.
     Sft(sft::SftArgs),
     /// Time prefill and batched decoding on fixed token ids (see experiments/generation_speed).
@@ -79,5 +85,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Sft(args) => sft::run(args),
         Command::Run(args) => run::run(args),
         Command::Judge(args) => judge::run(args),
+        Command::Eval(args) => eval::run(args),
+        Command::Serve(args) => serve::run(args),
     }
 }

@@ -34,6 +34,10 @@ pub struct SamplingConfig {
     /// Generation ends as soon as the whole generated text (leading whitespace ignored) is one
     /// of these, and the text is kept: a reviser's keep tag needs nothing after it.
     pub stop_when_exactly: Vec<String>,
+    /// Record each generated token's log-probability and this many most likely alternatives
+    /// (an OpenAI-compatible server's `logprobs`/`top_logprobs`). Not a config-file setting.
+    #[serde(skip)]
+    pub top_logprobs: Option<usize>,
 }
 
 impl Default for SamplingConfig {
@@ -48,6 +52,7 @@ impl Default for SamplingConfig {
             seed: 0,
             stop_strings: Vec::new(),
             stop_when_exactly: Vec::new(),
+            top_logprobs: None,
         }
     }
 }
@@ -92,6 +97,88 @@ pub struct Generation {
     /// Decoded text (special tokens skipped), cut before any stop string.
     pub text: String,
     pub finish_reason: FinishReason,
+    /// One entry per generated token when [`SamplingConfig::top_logprobs`] is set.
+    pub logprobs: Vec<TokenLogprobs>,
+}
+
+/// A generated token's log-probability under the model (before temperature and filtering)
+/// and the most likely tokens at that position.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenLogprobs {
+    pub token: u32,
+    pub logprob: f32,
+    pub top: Vec<(u32, f32)>,
+}
+
+/// log-softmax of one row of logits.
+pub fn log_softmax(logits: &[f32]) -> Vec<f32> {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let sum: f64 = logits.iter().map(|&x| ((x - max) as f64).exp()).sum();
+    let log_z = max + sum.ln() as f32;
+    logits.iter().map(|&x| x - log_z).collect()
+}
+
+/// The `k` largest entries of `logprobs`, best first (ties by lower id).
+pub fn top_k(logprobs: &[f32], k: usize) -> Vec<(u32, f32)> {
+    let mut order: Vec<usize> = (0..logprobs.len()).collect();
+    let k = k.min(order.len());
+    if k == 0 {
+        return Vec::new();
+    }
+    order.select_nth_unstable_by(k - 1, |&a, &b| {
+        logprobs[b].total_cmp(&logprobs[a]).then(a.cmp(&b))
+    });
+    order.truncate(k);
+    order.sort_by(|&a, &b| logprobs[b].total_cmp(&logprobs[a]).then(a.cmp(&b)));
+    order.into_iter().map(|i| (i as u32, logprobs[i])).collect()
+}
+
+/// Next-token logits after each prompt, prompts left-padded into one batch (one forward pass
+/// per prefill chunk): what a judge reading token probabilities needs.
+pub fn next_token_logits(model: &LanguageModel, prompts: &[Vec<u32>]) -> Result<Vec<Vec<f32>>> {
+    if prompts.iter().any(Vec::is_empty) {
+        return Err(SeftError::Invalid("cannot score an empty prompt".into()));
+    }
+    if prompts.is_empty() {
+        return Ok(Vec::new());
+    }
+    let device = model.device();
+    let vocab = model.config.vocab_size;
+    let pad = model.eos_token_ids.first().copied().unwrap_or(0);
+    let max_len = prompts.iter().map(Vec::len).max().unwrap_or(0);
+    let mut cache = KvCache::new(&model.config, prompts.len(), max_len, &device);
+    let batch = left_padded(prompts, pad);
+    let hidden = model.net.prefill(&batch, &mut cache, PREFILL_CHUNK);
+    let logits = to_f32_vec(model.net.logits(hidden));
+    Ok(logits.chunks(vocab).map(<[f32]>::to_vec).collect())
+}
+
+/// Prompts left-padded to the longest, padding masked out, rotary positions counted per row.
+fn left_padded(prompts: &[Vec<u32>], pad: u32) -> Batch {
+    let max_len = prompts.iter().map(Vec::len).max().unwrap_or(0);
+    Batch {
+        ids: prompts
+            .iter()
+            .map(|p| {
+                std::iter::repeat_n(pad, max_len - p.len())
+                    .chain(p.iter().copied())
+                    .collect()
+            })
+            .collect(),
+        valid: prompts
+            .iter()
+            .map(|p| (0..max_len).map(|j| j >= max_len - p.len()).collect())
+            .collect(),
+        positions: prompts
+            .iter()
+            .map(|p| {
+                (0..max_len)
+                    .map(|j| (j + p.len()).saturating_sub(max_len))
+                    .collect()
+            })
+            .collect(),
+        segments: None,
+    }
 }
 
 /// Applies transformers' processors to one row of logits and picks the next token.
@@ -192,6 +279,7 @@ struct Row {
     prompt_len: usize,
     history: Vec<u32>,
     generated: Vec<u32>,
+    logprobs: Vec<TokenLogprobs>,
     rng: StdRng,
     streamed: usize,
 }
@@ -226,6 +314,7 @@ pub fn generate(
             prompt_len: p.len(),
             history: p.clone(),
             generated: Vec::new(),
+            logprobs: Vec::new(),
             rng: StdRng::seed_from_u64(cfg.seed.wrapping_add(i as u64)),
             streamed: 0,
         })
@@ -239,30 +328,8 @@ pub fn generate(
     }
     let mut cache = KvCache::new(&model.config, rows.len(), capacity, &device);
     // Prefill: left-pad to the longest prompt.
-    let mut valid: Vec<Vec<bool>> = rows
-        .iter()
-        .map(|r| (0..max_len).map(|j| j >= max_len - r.prompt_len).collect())
-        .collect();
-    let batch = Batch {
-        ids: prompts
-            .iter()
-            .map(|p| {
-                std::iter::repeat_n(pad, max_len - p.len())
-                    .chain(p.iter().copied())
-                    .collect()
-            })
-            .collect(),
-        valid: valid.clone(),
-        positions: rows
-            .iter()
-            .map(|r| {
-                (0..max_len)
-                    .map(|j| (j + r.prompt_len).saturating_sub(max_len))
-                    .collect()
-            })
-            .collect(),
-        segments: None,
-    };
+    let batch = left_padded(prompts, pad);
+    let mut valid = batch.valid.clone();
     let mut hidden = model.net.prefill(&batch, &mut cache, PREFILL_CHUNK);
     let mut step = 0;
     while !rows.is_empty() {
@@ -278,8 +345,16 @@ pub fn generate(
                     }
                 }
             }
+            let raw = cfg.top_logprobs.map(|_| log_softmax(&row_logits));
             let next = sample_next(&mut row_logits, &row.history, cfg, &mut row.rng);
             next_ids.push(next);
+            if let (Some(k), Some(raw)) = (cfg.top_logprobs, raw) {
+                row.logprobs.push(TokenLogprobs {
+                    token: next,
+                    logprob: raw[next as usize],
+                    top: top_k(&raw, k),
+                });
+            }
             let is_eos = model.eos_token_ids.contains(&next);
             if !is_eos {
                 row.generated.push(next);
@@ -321,6 +396,7 @@ pub fn generate(
                     token_ids: row.generated.clone(),
                     text: text[..shown].to_string(),
                     finish_reason: reason,
+                    logprobs: std::mem::take(&mut row.logprobs),
                 });
                 finished.push(r);
             }

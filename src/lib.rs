@@ -13,7 +13,9 @@ pub mod eval;
 pub mod fault;
 pub mod model;
 pub mod seft;
+pub mod select;
 pub mod serve;
+pub mod sparse;
 pub mod train;
 
 pub use backend::Backend;

@@ -230,9 +230,10 @@ fn alpaca_markdown(rows: &[AlpacaEvalMetrics]) -> String {
     );
     for m in rows {
         md.push_str(&format!(
-            "| {} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {} |\n",
+            "| {} | {} | {:.2} | {:.2} | {:.2} | {} | {} |\n",
             m.generator,
-            m.length_controlled_winrate,
+            m.length_controlled_winrate
+                .map_or("– (too few pairs)".into(), |x| format!("{x:.2}")),
             m.win_rate.win_rate,
             m.win_rate.standard_error,
             m.win_rate.discrete_win_rate,
@@ -371,6 +372,7 @@ fn judge_outputs(args: &AlpacaEvalArgs, reference: &[ModelOutput]) -> Result<Vec
     let bar = progress_bar(outputs.len(), "judge");
     bar.set_position(done.len() as u64);
     let mut failures = 0;
+    let (started, already) = (std::time::Instant::now(), done.len());
     for chunk in outputs[done.len()..].chunks(32) {
         let start = done.len() as u64;
         let (rows, f) = annotate(
@@ -390,6 +392,15 @@ fn judge_outputs(args: &AlpacaEvalArgs, reference: &[ModelOutput]) -> Result<Vec
         done.extend(rows);
     }
     bar.finish_and_clear();
+    let judged = done.len() - already;
+    if judged > 0 {
+        let secs = started.elapsed().as_secs_f64();
+        eprintln!(
+            "judged {judged} pairs in {secs:.1} s ({:.3} pairs/s) with {}",
+            judged as f64 / secs,
+            judge.name()
+        );
+    }
     if failures > 0 {
         eprintln!(
             "{failures} pair(s) could not be judged and are left out of the win rates; rerun to retry them"
@@ -615,7 +626,7 @@ fn leaderboard(args: LeaderboardArgs) -> Result<()> {
                 .with_context(|| format!("{}: not AlpacaEval metrics", p.display()))?;
             for m in ms {
                 let r = rows.entry(m.generator.clone()).or_default();
-                r.alpaca_eval_lc = Some(m.length_controlled_winrate);
+                r.alpaca_eval_lc = m.length_controlled_winrate;
                 r.alpaca_eval_win_rate = Some(m.win_rate.win_rate);
                 r.alpaca_eval_avg_length = Some(m.avg_length);
                 r.alpaca_eval_n = Some(m.win_rate.n_total);

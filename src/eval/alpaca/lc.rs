@@ -32,6 +32,9 @@ pub struct LengthControlled {
     pub c: f64,
 }
 
+/// Fewer judged pairs than this cannot support the GLM's 5-fold cross-validation.
+pub const MIN_JUDGED: usize = 10;
+
 /// Sample standard deviation (ddof = 1), as pandas' `std`.
 pub fn std_dev(xs: &[f64]) -> f64 {
     sem(xs) * (xs.len() as f64).sqrt()
@@ -89,9 +92,9 @@ pub fn length_controlled_winrate(
     let train: Vec<usize> = (0..annotations.len())
         .filter(|&i| annotations[i].preference.is_some())
         .collect();
-    if train.len() < 5 {
+    if train.len() < MIN_JUDGED {
         return Err(SeftError::Invalid(format!(
-            "only {} judged pairs; the length-controlled GLM needs at least 5",
+            "only {} judged pairs; the length-controlled GLM needs at least {MIN_JUDGED}",
             train.len()
         )));
     }

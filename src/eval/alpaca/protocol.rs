@@ -185,8 +185,9 @@ pub struct AlpacaEvalMetrics {
     #[serde(flatten)]
     pub win_rate: WinRate,
     pub avg_length: usize,
-    pub length_controlled_winrate: f64,
-    pub lc_standard_error: f64,
+    /// Percent; None when there are too few judged pairs to fit the GLM.
+    pub length_controlled_winrate: Option<f64>,
+    pub lc_standard_error: Option<f64>,
     /// Where the instruction difficulties of the LC GLM came from.
     pub instruction_difficulty: String,
     pub annotator: String,
@@ -199,13 +200,21 @@ pub fn metrics(
     difficulty_source: &str,
 ) -> Result<AlpacaEvalMetrics> {
     let prefs: Vec<Option<f64>> = annotations.iter().map(|a| a.preference).collect();
-    let lc = super::lc::length_controlled_winrate(annotations, difficulty)?;
+    let judged = prefs.iter().flatten().count();
+    let lc = if judged >= super::lc::MIN_JUDGED {
+        Some(super::lc::length_controlled_winrate(
+            annotations,
+            difficulty,
+        )?)
+    } else {
+        None
+    };
     Ok(AlpacaEvalMetrics {
         generator: annotations[0].generator_2.clone(),
         win_rate: win_rate(&prefs),
         avg_length: super::annotations::avg_length(annotations.iter().map(|a| a.output_2.as_str())),
-        length_controlled_winrate: lc.length_controlled_winrate,
-        lc_standard_error: lc.lc_standard_error,
+        length_controlled_winrate: lc.as_ref().map(|l| l.length_controlled_winrate),
+        lc_standard_error: lc.as_ref().map(|l| l.lc_standard_error),
         instruction_difficulty: difficulty_source.to_string(),
         annotator: annotations[0].annotator.clone(),
     })

@@ -1,0 +1,58 @@
+"""Tables from run.sh's results.jsonl: one row per (n, d, method) for query time, errors,
+update costs and memory, and one for the adaptive-query experiment.
+
+    python report.py results/results.jsonl --out results/results.md
+"""
+import argparse
+import json
+
+
+def fmt(value, spec):
+    return "–" if value is None else format(value, spec)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("results")
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args()
+    records = [json.loads(line) for line in open(args.results)]
+    lines = ["| n | d | method | query s | mean rel. err | max rel. err | within ε "
+             "| insert s/pt | delete s/pt | kernel evals/query | memory MB |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    adaptive = ["| n | d | config | copies | queries ≥ τ | fraction > ε | max rel. err |",
+                "|---|---|---|---|---|---|---|"]
+    seen_exact = set()
+    for r in records:
+        method = r["method"]
+        if method == "exact":
+            if (r["n"], r["d"]) in seen_exact:
+                continue
+            seen_exact.add((r["n"], r["d"]))
+        if method == "adaptive":
+            res = r["result"]
+            adaptive.append(f"| {r['n']} | {r['d']} | {r.get('config', '')} | {r['copies']} "
+                            f"| {res['queries_above_tau']} | {res['fraction_above_epsilon']:.3f} "
+                            f"| {res['max_relative_error']:.3f} |")
+            continue
+        if method == "dynamic":
+            method = f"dynamic {r.get('config', '')} (R={r['plan']['copies']}, m={r['plan']['samples_per_level']})"
+        elif r["impl"] == "sklearn":
+            method = f"sklearn {method}"
+        errors = r.get("errors", {})
+        lines.append(
+            f"| {r['n']} | {r['d']} | {method} | {r['query_seconds']:.3e} "
+            f"| {fmt(errors.get('mean_relative_error'), '.4f')} "
+            f"| {fmt(errors.get('max_relative_error'), '.4f')} "
+            f"| {fmt(errors.get('fraction_within_epsilon'), '.3f')} "
+            f"| {fmt(r.get('insert_seconds_per_point'), '.2e')} "
+            f"| {fmt(r.get('delete_seconds_per_point'), '.2e')} "
+            f"| {fmt(r.get('kernel_evaluations_per_query'), '.0f')} "
+            f"| {r['memory_bytes'] / 1e6:.1f} |")
+    text = "\n".join(lines) + "\n\nAdaptive queries (hill climbing on the error):\n\n" + "\n".join(adaptive) + "\n"
+    open(args.out, "w").write(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

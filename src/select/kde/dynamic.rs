@@ -1,0 +1,827 @@
+//! The dynamic KDE data structure of Liang, Song, Xu, Yin, Zhuo, "Dynamic Maintenance of
+//! Kernel Density Estimation Data Structure: From Practice to Theory" (arXiv:2208.03915),
+//! which makes the static hashing-based estimator of Charikar, Kapralos, Nouri, Siminelakis
+//! ("Kernel Density Estimation through Density Constrained Near Neighbor Search", FOCS 2020)
+//! dynamic and robust to adaptive queries.
+//!
+//! Algorithm (sizes and their error analysis in [`Plan`]):
+//! - Every point x gets, per copy, a uniform priority u(x). Level j's LSH tables (p-stable
+//!   Euclidean LSH, width and concatenation tuned to the level's radius) keep the points with
+//!   u(x) < min(1, m/(n′ τ 2ʲ)), and each bucket is sorted by priority. Sampling with rate
+//!   p ≤ that bound is then "read the bucket's prefix with u < p", so one set of tables
+//!   serves every density guess μ̂ (CKNS build one structure per guess; the samples here are
+//!   nested instead, which keeps each guess's estimator distributed as in the paper).
+//! - Query q: for μ̂ = 1, ½, ¼, … ≥ τ/2, each copy sums k(x, q)/(n pⱼ) over the points x
+//!   found in level j's buckets with u(x) < pⱼ = min(1, m/(n μ̂ 2ʲ)) and k(x, q) in level j;
+//!   the answer is the median over copies of the first guess whose median estimate ≥ μ̂.
+//!   Work per query is O(R·(m + J·L·K·d)) kernel and hash evaluations, independent of n.
+//! - Insert / delete: hash the point into the levels whose rate its priority passes:
+//!   O(R·(L·K·d + J·L·log n)), sublinear in n. Rates use n′ = n_s/2 where n_s is the size at
+//!   the last rebuild: when n doubles the buckets are truncated, when n halves the tables
+//!   are rebuilt (amortized O(1) rebuild work per update).
+//! - Memory: the points plus R·Σⱼ Lⱼ·min(n, O(m/(τ2ʲ))) bucket entries, O(n + R·L·m/τ),
+//!   subquadratic (sublinear beyond the points themselves when τ ≫ m/n).
+//! - Robustness: copies are independent and a query only reads them, so the median keeps
+//!   its (1 ± ε) guarantee for queries chosen from earlier answers once R covers a net of
+//!   the query region ([`DynamicKdeParams::adaptive_net_log_size`]).
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use rand_distr::{Distribution, StandardNormal};
+use rayon::prelude::*;
+
+use super::lsh::bucket_key;
+use super::plan::{Plan, PlanInputs};
+use super::{Kernel, check_bandwidth};
+use crate::error::{Result, SeftError};
+use crate::select::linalg::{dot_block, squared_distance};
+use crate::select::matrix::{Matrix, check_point};
+
+/// Parameters of a [`DynamicKde`]; sizes are derived from (ε, δ, τ) by [`Plan`].
+#[derive(Debug, Clone)]
+pub struct DynamicKdeParams {
+    kernel: Kernel,
+    bandwidth: f32,
+    epsilon: f64,
+    delta: f64,
+    tau: f64,
+    seed: u64,
+    copies: Option<usize>,
+    samples_per_level: Option<usize>,
+    width_factor: f64,
+    max_tables: usize,
+    log_net_size: f64,
+}
+
+impl DynamicKdeParams {
+    /// Defaults: ε = 0.1, δ = 0.1, τ = 10⁻³, seed 0, bucket width 4× the level radius, at
+    /// most 16 tables per level (more hashes per table are traded for fewer tables).
+    pub fn new(kernel: Kernel, bandwidth: f32) -> Self {
+        DynamicKdeParams {
+            kernel,
+            bandwidth,
+            epsilon: 0.1,
+            delta: 0.1,
+            tau: 1e-3,
+            seed: 0,
+            copies: None,
+            samples_per_level: None,
+            width_factor: 4.0,
+            max_tables: 16,
+            log_net_size: 0.0,
+        }
+    }
+
+    /// Target relative error ε ∈ (0, 1).
+    pub fn epsilon(mut self, epsilon: f64) -> Self {
+        self.epsilon = epsilon;
+        self
+    }
+
+    /// Failure probability δ ∈ (0, 1) per query.
+    pub fn delta(mut self, delta: f64) -> Self {
+        self.delta = delta;
+        self
+    }
+
+    /// τ ∈ (0, 1]: the smallest KDE value that must be estimated within (1 ± ε).
+    pub fn tau(mut self, tau: f64) -> Self {
+        self.tau = tau;
+        self
+    }
+
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    /// Overrides R, the number of independent copies (1 = no median).
+    pub fn copies(mut self, copies: usize) -> Self {
+        self.copies = Some(copies);
+        self
+    }
+
+    /// Overrides m = ⌈128/ε²⌉, trading the guarantee for speed.
+    pub fn samples_per_level(mut self, samples: usize) -> Self {
+        self.samples_per_level = Some(samples);
+        self
+    }
+
+    /// LSH bucket width as a multiple of the level radius (default 4).
+    pub fn width_factor(mut self, factor: f64) -> Self {
+        self.width_factor = factor;
+        self
+    }
+
+    /// Table budget per level used when choosing hashes per table (default 16).
+    pub fn max_tables(mut self, tables: usize) -> Self {
+        self.max_tables = tables;
+        self
+    }
+
+    /// ln of the size of a net over the query region: R then makes the guarantee hold at
+    /// every net point at once, which is what covers adaptively chosen queries.
+    pub fn adaptive_net_log_size(mut self, log_size: f64) -> Self {
+        self.log_net_size = log_size;
+        self
+    }
+
+    /// The sizes these parameters lead to.
+    pub fn plan(&self) -> Result<Plan> {
+        check_bandwidth(self.bandwidth)?;
+        Plan::new(&PlanInputs {
+            kernel: self.kernel,
+            bandwidth: self.bandwidth as f64,
+            epsilon: self.epsilon,
+            delta: self.delta,
+            tau: self.tau,
+            copies: self.copies,
+            samples_per_level: self.samples_per_level,
+            width_factor: self.width_factor,
+            max_tables: self.max_tables,
+            log_net_size: self.log_net_size,
+        })
+    }
+
+    /// An empty structure for points of dimension `d`.
+    pub fn build(&self, d: usize) -> Result<DynamicKde> {
+        if d == 0 {
+            return Err(SeftError::Invalid("dimension must be at least 1".into()));
+        }
+        let plan = self.plan()?;
+        let copies = (0..plan.copies)
+            .map(|c| Copy::new(&plan, d, self.seed, c))
+            .collect();
+        Ok(DynamicKde {
+            kernel: self.kernel,
+            bandwidth: self.bandwidth,
+            tau: self.tau,
+            plan,
+            d,
+            points: Vec::new(),
+            live: Vec::new(),
+            free: Vec::new(),
+            len: 0,
+            storage_n: 1,
+            copies,
+        })
+    }
+
+    /// A structure holding the rows of `data` (ids 0..n in row order), built in bulk.
+    pub fn fit(&self, data: &Matrix) -> Result<DynamicKde> {
+        let mut kde = self.build(data.d())?;
+        kde.points = data.data().to_vec();
+        kde.live = vec![true; data.n()];
+        kde.len = data.n();
+        kde.storage_n = data.n();
+        kde.rebuild_tables();
+        Ok(kde)
+    }
+}
+
+/// One query's answer.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct KdeEstimate {
+    /// The estimate of KDE(q) (median over copies).
+    pub density: f64,
+    /// The accepted density guess μ̂.
+    pub guess: f64,
+    /// No guess ≥ τ/2 was accepted: KDE(q) is probably below τ and has no error guarantee.
+    pub below_tau: bool,
+    /// Bucket entries read, over all copies.
+    pub candidates: usize,
+    /// Kernel evaluations, over all copies (distinct points per copy).
+    pub kernel_evaluations: usize,
+}
+
+/// A bucket entry: a point id and its priority in this copy.
+/// Priorities are uniform u32 values (a rate p keeps priorities below p·2³²): exact to
+/// 2⁻³², where f32 priorities would bias rates near 10⁻⁶ by several percent.
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    priority: u32,
+    id: u32,
+}
+
+fn entry_order(a: &Entry, b: &Entry) -> std::cmp::Ordering {
+    (a.priority, a.id).cmp(&(b.priority, b.id))
+}
+
+/// Multiply-xor hasher for keys that are ids or already-mixed bucket keys (SipHash would
+/// dominate the query time).
+#[derive(Default)]
+struct MixHasher(u64);
+
+impl Hasher for MixHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(b as u64);
+        }
+    }
+    fn write_u32(&mut self, v: u32) {
+        self.write_u64(v as u64);
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+}
+
+type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<MixHasher>>;
+type Buckets = FastMap<u64, Vec<Entry>>;
+
+/// One independent copy: its hash functions, priorities and tables.
+struct Copy {
+    rng: StdRng,
+    /// (max tables × max hashes) Gaussian directions of length d; level j's table t uses
+    /// rows t·max_hashes .. t·max_hashes + Kⱼ with its own widths and offsets.
+    directions: Vec<f32>,
+    /// Per level: Lⱼ·Kⱼ offsets in [0, wⱼ).
+    offsets: Vec<Vec<f32>>,
+    /// Per point slot.
+    priority: Vec<u32>,
+    /// [level][table] buckets.
+    tables: Vec<Vec<Buckets>>,
+}
+
+impl Copy {
+    fn new(plan: &Plan, d: usize, seed: u64, copy: usize) -> Self {
+        let mut rng =
+            StdRng::seed_from_u64(seed ^ (copy as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        let rows = plan.max_tables() * plan.max_hashes();
+        let directions = (0..rows * d)
+            .map(|_| StandardNormal.sample(&mut rng))
+            .collect::<Vec<f32>>();
+        let offsets = (0..plan.levels)
+            .map(|j| {
+                let width = plan.level_width[j] as f32;
+                (0..plan.level_tables[j] * plan.level_hashes[j])
+                    .map(|_| rng.random::<f32>() * width)
+                    .collect()
+            })
+            .collect();
+        let tables = (0..plan.levels)
+            .map(|j| {
+                (0..plan.level_tables[j])
+                    .map(|_| Buckets::default())
+                    .collect()
+            })
+            .collect();
+        Copy {
+            rng,
+            directions,
+            offsets,
+            priority: Vec::new(),
+            tables,
+        }
+    }
+
+    fn projections(&self, x: &[f32], d: usize) -> Vec<f32> {
+        let mut out = vec![0f32; self.directions.len() / d];
+        dot_block(x, &self.directions, d, &mut out);
+        out
+    }
+
+    /// Bucket key of level `level`'s table `table` for a point with projections `proj`.
+    fn key(&self, plan: &Plan, proj: &[f32], level: usize, table: usize) -> u64 {
+        let k = plan.level_hashes[level];
+        let width = plan.level_width[level] as f32;
+        let row = table * plan.max_hashes();
+        let offsets = &self.offsets[level][table * k..(table + 1) * k];
+        bucket_key(
+            proj[row..row + k]
+                .iter()
+                .zip(offsets)
+                .map(|(p, b)| ((p + b) / width).floor() as i32),
+        )
+    }
+
+    fn insert(&mut self, plan: &Plan, proj: &[f32], entry: Entry, levels: usize) {
+        for level in 0..levels {
+            for table in 0..plan.level_tables[level] {
+                let key = self.key(plan, proj, level, table);
+                let bucket = self.tables[level][table].entry(key).or_default();
+                let at = bucket.partition_point(|e| entry_order(e, &entry).is_lt());
+                bucket.insert(at, entry);
+            }
+        }
+    }
+
+    fn remove(&mut self, plan: &Plan, proj: &[f32], entry: Entry, levels: usize) {
+        for level in 0..levels {
+            for table in 0..plan.level_tables[level] {
+                let key = self.key(plan, proj, level, table);
+                let buckets = &mut self.tables[level][table];
+                if let Some(bucket) = buckets.get_mut(&key) {
+                    let at = bucket.partition_point(|e| entry_order(e, &entry).is_lt());
+                    if at < bucket.len() && bucket[at].id == entry.id {
+                        bucket.remove(at);
+                    }
+                    if bucket.is_empty() {
+                        buckets.remove(&key);
+                    }
+                }
+            }
+        }
+    }
+
+    fn memory_bytes(&self) -> usize {
+        let mut bytes = (self.directions.capacity() + self.priority.capacity()) * 4;
+        bytes += self.offsets.iter().map(|o| o.capacity() * 4).sum::<usize>();
+        for buckets in self.tables.iter().flatten() {
+            // hashbrown: key + value + 1 control byte per slot.
+            bytes += buckets.capacity() * (8 + std::mem::size_of::<Vec<Entry>>() + 1);
+            bytes += buckets.values().map(|b| b.capacity() * 8).sum::<usize>();
+        }
+        bytes
+    }
+}
+
+/// A dynamic set of points answering (1 ± ε) KDE queries; see the module docs.
+pub struct DynamicKde {
+    kernel: Kernel,
+    bandwidth: f32,
+    tau: f64,
+    plan: Plan,
+    d: usize,
+    /// Point coordinates by slot id.
+    points: Vec<f32>,
+    live: Vec<bool>,
+    free: Vec<u32>,
+    len: usize,
+    /// n at the last rebuild; storage rates use n_s/2.
+    storage_n: usize,
+    copies: Vec<Copy>,
+}
+
+impl DynamicKde {
+    pub fn plan(&self) -> &Plan {
+        &self.plan
+    }
+
+    /// Number of points currently held.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn dim(&self) -> usize {
+        self.d
+    }
+
+    /// The coordinates of point `id`, if it is held.
+    pub fn point(&self, id: usize) -> Option<&[f32]> {
+        self.live
+            .get(id)
+            .copied()
+            .unwrap_or(false)
+            .then(|| &self.points[id * self.d..(id + 1) * self.d])
+    }
+
+    /// Bytes held by the points, priorities, hash functions and tables.
+    pub fn memory_bytes(&self) -> usize {
+        self.points.capacity() * 4
+            + self.live.capacity()
+            + self.free.capacity() * 4
+            + self.copies.iter().map(Copy::memory_bytes).sum::<usize>()
+    }
+
+    /// Bucket entries over all copies, levels and tables.
+    pub fn stored_entries(&self) -> usize {
+        self.copies
+            .iter()
+            .flat_map(|c| c.tables.iter().flatten())
+            .map(|b| b.values().map(Vec::len).sum::<usize>())
+            .sum()
+    }
+
+    /// Adds a point and returns its id (ids of deleted points are reused).
+    pub fn insert(&mut self, point: &[f32]) -> Result<usize> {
+        check_point(point, self.d, "the inserted point")?;
+        let id = match self.free.pop() {
+            Some(id) => {
+                let id = id as usize;
+                self.points[id * self.d..(id + 1) * self.d].copy_from_slice(point);
+                self.live[id] = true;
+                id
+            }
+            None => {
+                if self.live.len() >= u32::MAX as usize {
+                    return Err(SeftError::Invalid("too many points".into()));
+                }
+                self.points.extend_from_slice(point);
+                self.live.push(true);
+                self.live.len() - 1
+            }
+        };
+        self.len += 1;
+        if self.len > 2 * self.storage_n {
+            // Rates only fall as n grows: insert at the new rates, then truncate buckets.
+            self.storage_n = self.len;
+            self.insert_into_copies(id, point);
+            self.truncate_buckets();
+        } else {
+            self.insert_into_copies(id, point);
+        }
+        Ok(id)
+    }
+
+    /// Removes point `id`.
+    pub fn delete(&mut self, id: usize) -> Result<()> {
+        if self.point(id).is_none() {
+            return Err(SeftError::Invalid(format!("no point with id {id} is held")));
+        }
+        let (plan, d, tau) = (&self.plan, self.d, self.tau);
+        let n_floor = storage_floor(self.storage_n);
+        let point = &self.points[id * d..(id + 1) * d];
+        self.copies.par_iter_mut().for_each(|copy| {
+            let entry = Entry {
+                priority: copy.priority[id],
+                id: id as u32,
+            };
+            let levels = stored_levels(plan, entry.priority, n_floor, tau);
+            let proj = copy.projections(point, d);
+            copy.remove(plan, &proj, entry, levels);
+        });
+        self.live[id] = false;
+        self.free.push(id as u32);
+        self.len -= 1;
+        if self.len * 2 < self.storage_n {
+            // Rates rise as n shrinks: rebuild at the new size.
+            self.storage_n = self.len.max(1);
+            self.rebuild_tables();
+        }
+        Ok(())
+    }
+
+    /// Estimates KDE(q) = (1/n) Σ k(x, q) over the held points.
+    pub fn query(&self, query: &[f32]) -> Result<KdeEstimate> {
+        check_point(query, self.d, "the query")?;
+        if self.len == 0 {
+            return Err(SeftError::Invalid(
+                "the KDE structure holds no points".into(),
+            ));
+        }
+        let plan = &self.plan;
+        let mut states: Vec<QueryState> = self
+            .copies
+            .par_iter()
+            .map(|copy| QueryState::new(copy, plan, query, self.d))
+            .collect();
+        let n = self.len as f64;
+        let mut estimate = KdeEstimate {
+            density: 0.0,
+            guess: 1.0,
+            below_tau: true,
+            candidates: 0,
+            kernel_evaluations: 0,
+        };
+        for g in 0..plan.guesses {
+            let guess = 0.5f64.powi(g as i32);
+            let mut per_copy: Vec<f64> = states
+                .par_iter_mut()
+                .map(|state| state.advance(self, query, guess, n))
+                .collect();
+            per_copy.sort_by(f64::total_cmp);
+            estimate.density = per_copy[per_copy.len() / 2];
+            estimate.guess = guess;
+            if estimate.density >= guess {
+                estimate.below_tau = false;
+                break;
+            }
+        }
+        estimate.candidates = states.iter().map(|s| s.candidates).sum();
+        estimate.kernel_evaluations = states.iter().map(|s| s.kernels.len()).sum();
+        Ok(estimate)
+    }
+
+    fn insert_into_copies(&mut self, id: usize, point: &[f32]) {
+        let (plan, d, tau) = (&self.plan, self.d, self.tau);
+        let n_floor = storage_floor(self.storage_n);
+        self.copies.par_iter_mut().for_each(|copy| {
+            let priority: u32 = copy.rng.random();
+            if copy.priority.len() <= id {
+                copy.priority.resize(id + 1, 0);
+            }
+            copy.priority[id] = priority;
+            let levels = stored_levels(plan, priority, n_floor, tau);
+            if levels > 0 {
+                let proj = copy.projections(point, d);
+                let entry = Entry {
+                    priority,
+                    id: id as u32,
+                };
+                copy.insert(plan, &proj, entry, levels);
+            }
+        });
+    }
+
+    /// Drops bucket entries above the storage rates of the current `storage_n`.
+    fn truncate_buckets(&mut self) {
+        let n_floor = storage_floor(self.storage_n);
+        let (plan, tau) = (&self.plan, self.tau);
+        self.copies.par_iter_mut().for_each(|copy| {
+            for (level, tables) in copy.tables.iter_mut().enumerate() {
+                let cut = storage_rate(plan, level, n_floor, tau).cut;
+                for buckets in tables.iter_mut() {
+                    buckets.retain(|_, bucket| {
+                        let keep = bucket.partition_point(|e| (e.priority as u64) < cut);
+                        bucket.truncate(keep);
+                        bucket.shrink_to_fit();
+                        !bucket.is_empty()
+                    });
+                }
+            }
+        });
+    }
+
+    /// Builds every copy's tables from the live points (priorities are drawn for new slots).
+    fn rebuild_tables(&mut self) {
+        let (plan, d, tau) = (&self.plan, self.d, self.tau);
+        let n_floor = storage_floor(self.storage_n);
+        let (points, live) = (&self.points, &self.live);
+        self.copies.par_iter_mut().for_each(|copy| {
+            while copy.priority.len() < live.len() {
+                let priority = copy.rng.random();
+                copy.priority.push(priority);
+            }
+            for buckets in copy.tables.iter_mut().flatten() {
+                buckets.clear();
+            }
+            for (id, x) in points.chunks_exact(d).enumerate() {
+                let priority = copy.priority[id];
+                let levels = stored_levels(plan, priority, n_floor, tau);
+                if !live[id] || levels == 0 {
+                    continue;
+                }
+                let proj = copy.projections(x, d);
+                for level in 0..levels {
+                    for table in 0..plan.level_tables[level] {
+                        let key = copy.key(plan, &proj, level, table);
+                        let entry = Entry {
+                            priority,
+                            id: id as u32,
+                        };
+                        copy.tables[level][table]
+                            .entry(key)
+                            .or_default()
+                            .push(entry);
+                    }
+                }
+            }
+            for bucket in copy
+                .tables
+                .iter_mut()
+                .flatten()
+                .flat_map(|b| b.values_mut())
+            {
+                bucket.sort_unstable_by(entry_order);
+            }
+        });
+    }
+}
+
+/// n′, the size the storage rates assume (valid while n ≥ n′).
+fn storage_floor(storage_n: usize) -> f64 {
+    (storage_n as f64 / 2.0).max(1.0)
+}
+
+/// A sampling rate as a priority cut: priorities below `cut` are sampled, with probability
+/// exactly `rate` = cut / 2³².
+#[derive(Debug, Clone, Copy)]
+struct Rate {
+    cut: u64,
+    rate: f64,
+}
+
+/// Sampling rate min(1, m/(n μ̂ 2ʲ)) of level index `level` (j = level + 1).
+fn rate(plan: &Plan, level: usize, n: f64, guess: f64) -> Rate {
+    let denominator = n * guess * 2f64.powi(level as i32 + 1);
+    let wanted = (plan.samples_per_level as f64 / denominator).min(1.0);
+    let cut = ((wanted * 4_294_967_296.0).round() as u64).max(1);
+    Rate {
+        cut,
+        rate: cut as f64 / 4_294_967_296.0,
+    }
+}
+
+/// The rate stored points must pass: the rate of the smallest guess (≤ τ) at n′.
+fn storage_rate(plan: &Plan, level: usize, n_floor: f64, tau: f64) -> Rate {
+    let smallest_guess = 0.5f64.powi(plan.guesses as i32 - 1).min(tau);
+    rate(plan, level, n_floor, smallest_guess)
+}
+
+/// How many levels (from level 1) store a point of this priority (rates fall with j).
+fn stored_levels(plan: &Plan, priority: u32, n_floor: f64, tau: f64) -> usize {
+    (0..plan.levels)
+        .take_while(|&level| (priority as u64) < storage_rate(plan, level, n_floor, tau).cut)
+        .count()
+}
+
+/// One copy's progress through a query's guesses.
+struct QueryState<'a> {
+    /// [level][table] the bucket q falls in (None if empty).
+    buckets: Vec<Vec<Option<&'a Vec<Entry>>>>,
+    /// [level][table] entries already read.
+    cursors: Vec<Vec<usize>>,
+    /// Σ k(x, q) over found points of each level.
+    level_sums: Vec<f64>,
+    /// Kernel value of each point read so far, and whether it has been counted.
+    kernels: FastMap<u32, (f32, bool)>,
+    candidates: usize,
+}
+
+impl<'a> QueryState<'a> {
+    fn new(copy: &'a Copy, plan: &Plan, query: &[f32], d: usize) -> Self {
+        let proj = copy.projections(query, d);
+        let buckets: Vec<Vec<Option<&Vec<Entry>>>> = (0..plan.levels)
+            .map(|level| {
+                (0..plan.level_tables[level])
+                    .map(|table| {
+                        copy.tables[level][table].get(&copy.key(plan, &proj, level, table))
+                    })
+                    .collect()
+            })
+            .collect();
+        let cursors = buckets.iter().map(|tables| vec![0; tables.len()]).collect();
+        QueryState {
+            buckets,
+            cursors,
+            level_sums: vec![0.0; plan.levels],
+            kernels: FastMap::default(),
+            candidates: 0,
+        }
+    }
+
+    /// Reads the entries below the rates of `guess` and returns this copy's estimate.
+    fn advance(&mut self, kde: &DynamicKde, query: &[f32], guess: f64, n: f64) -> f64 {
+        let plan = &kde.plan;
+        let d = kde.d;
+        let mut estimate = 0.0;
+        for level in 0..plan.levels {
+            let level_rate = rate(plan, level, n, guess);
+            // Level j holds kernel values in (2⁻ʲ, 2⁻ʲ⁺¹].
+            let upper = 0.5f32.powi(level as i32);
+            let lower = upper * 0.5;
+            for (table, bucket) in self.buckets[level].iter().enumerate() {
+                let Some(bucket) = bucket else { continue };
+                let cursor = &mut self.cursors[level][table];
+                while *cursor < bucket.len() && (bucket[*cursor].priority as u64) < level_rate.cut {
+                    let id = bucket[*cursor].id;
+                    *cursor += 1;
+                    self.candidates += 1;
+                    let (value, counted) = self.kernels.entry(id).or_insert_with(|| {
+                        let x = &kde.points[id as usize * d..(id as usize + 1) * d];
+                        (
+                            kde.kernel.value(squared_distance(x, query), kde.bandwidth),
+                            false,
+                        )
+                    });
+                    if !*counted && *value > lower && *value <= upper {
+                        *counted = true;
+                        self.level_sums[level] += *value as f64;
+                    }
+                }
+            }
+            estimate += self.level_sums[level] / (n * level_rate.rate);
+        }
+        estimate
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::select::kde::ExactKde;
+    use crate::select::synthetic::gaussian_blobs;
+
+    fn relative_errors(
+        kde: &DynamicKde,
+        data_now: &Matrix,
+        queries: &Matrix,
+        h: f32,
+    ) -> Vec<(f64, f64)> {
+        let exact = ExactKde::new(data_now, Kernel::Gaussian, h).unwrap();
+        let truth = exact.query_batch(queries).unwrap();
+        queries
+            .data()
+            .chunks_exact(queries.d())
+            .zip(truth)
+            .map(|(q, t)| {
+                let estimate = kde.query(q).unwrap().density;
+                (t, (estimate - t).abs() / t)
+            })
+            .collect()
+    }
+
+    fn held_rows(kde: &DynamicKde) -> Matrix {
+        let rows: Vec<Vec<f32>> = (0..kde.live.len())
+            .filter_map(|id| kde.point(id).map(<[f32]>::to_vec))
+            .collect();
+        Matrix::from_rows(&rows).unwrap()
+    }
+
+    #[test]
+    fn error_within_epsilon_after_inserts_and_deletes() {
+        let (epsilon, delta, tau, h) = (0.5, 0.1, 0.05, 2.5f32);
+        let data = gaussian_blobs(3000, 4, 5, 21).unwrap();
+        let params = DynamicKdeParams::new(Kernel::Gaussian, h)
+            .epsilon(epsilon)
+            .delta(delta)
+            .tau(tau)
+            .seed(3);
+        // Bulk-build from the first 2000 rows, insert 1000 more, delete 1200.
+        let first = data.select_rows(&(0..2000).collect::<Vec<_>>());
+        let mut kde = params.fit(&first).unwrap();
+        for i in 2000..3000 {
+            assert_eq!(kde.insert(data.row(i)).unwrap(), i);
+        }
+        for id in (0..3000).step_by(5).chain((1..3000).step_by(5)) {
+            kde.delete(id).unwrap();
+        }
+        assert_eq!(kde.len(), 1800);
+        let held = held_rows(&kde);
+        // Queries: held points and jittered copies of them, so densities span a wide range.
+        let queries: Vec<Vec<f32>> = (0..150)
+            .map(|i| {
+                held.row(i * 11)
+                    .iter()
+                    .map(|v| v + (i % 3) as f32 * 0.7)
+                    .collect()
+            })
+            .collect();
+        let queries = Matrix::from_rows(&queries).unwrap();
+        let results = relative_errors(&kde, &held, &queries, h);
+        let relevant: Vec<f64> = results
+            .iter()
+            .filter(|(t, _)| *t >= tau)
+            .map(|r| r.1)
+            .collect();
+        assert!(
+            relevant.len() > 100,
+            "only {} queries above τ",
+            relevant.len()
+        );
+        let within = relevant.iter().filter(|&&e| e <= epsilon).count();
+        let fraction = within as f64 / relevant.len() as f64;
+        assert!(fraction >= 1.0 - delta, "only {fraction:.3} within ε");
+    }
+
+    #[test]
+    fn deleting_everything_then_reinserting_works() {
+        let data = gaussian_blobs(200, 3, 2, 4).unwrap();
+        let params = DynamicKdeParams::new(Kernel::Laplacian, 2.0)
+            .epsilon(0.5)
+            .tau(0.05);
+        let mut kde = params.build(3).unwrap();
+        for i in 0..200 {
+            kde.insert(data.row(i)).unwrap();
+        }
+        for id in 0..200 {
+            kde.delete(id).unwrap();
+        }
+        assert!(kde.is_empty());
+        assert_eq!(kde.stored_entries(), 0);
+        assert!(kde.query(data.row(0)).is_err());
+        let id = kde.insert(data.row(5)).unwrap();
+        let estimate = kde.query(data.row(5)).unwrap();
+        assert!((estimate.density - 1.0).abs() < 1e-6, "{estimate:?}");
+        assert!(kde.point(id).is_some());
+        assert!(kde.memory_bytes() > 0);
+    }
+
+    #[test]
+    fn bad_input_is_an_error() {
+        let params = DynamicKdeParams::new(Kernel::Gaussian, 1.0);
+        assert!(
+            DynamicKdeParams::new(Kernel::Gaussian, 0.0)
+                .build(2)
+                .is_err()
+        );
+        assert!(
+            DynamicKdeParams::new(Kernel::Gaussian, -1.0)
+                .build(2)
+                .is_err()
+        );
+        assert!(params.clone().epsilon(0.0).build(2).is_err());
+        assert!(params.clone().tau(0.0).build(2).is_err());
+        assert!(params.build(0).is_err());
+        let mut kde = params.clone().epsilon(0.5).tau(0.1).build(2).unwrap();
+        assert!(kde.insert(&[1.0]).is_err());
+        assert!(kde.insert(&[1.0, f32::NAN]).is_err());
+        kde.insert(&[1.0, 2.0]).unwrap();
+        assert!(kde.query(&[1.0, 2.0, 3.0]).is_err());
+        assert!(kde.query(&[f32::INFINITY, 2.0]).is_err());
+        assert!(kde.delete(7).is_err());
+        kde.delete(0).unwrap();
+        assert!(kde.delete(0).is_err());
+    }
+}

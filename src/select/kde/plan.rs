@@ -1,0 +1,242 @@
+//! The sizes of a [`DynamicKde`](super::DynamicKde), derived from (ε, δ, τ) so that each
+//! query's estimate is within (1 ± ε) of KDE(q) with probability ≥ 1 − δ when KDE(q) ≥ τ.
+//!
+//! Levels: level j ∈ 1..=J holds the points with k(x, q) ∈ (2⁻ʲ, 2⁻ʲ⁺¹]; points below 2⁻ᴶ
+//! are ignored, which loses at most 2⁻ᴶ ≤ ετ/4 ≤ εμ/4 (μ = KDE(q)).
+//!
+//! Per copy and guess μ̂ of μ, level j samples each point with probability
+//! pⱼ = min(1, m / (n μ̂ 2ʲ)) and finds the sampled level-j points near q with LSH tables;
+//! the estimate is Σⱼ Σ_{found x} k(x, q) / (n pⱼ). Error budget, for μ̂ ≤ 2μ:
+//! - sampling: each found point adds at most 2μ̂/m, so Var ≤ 2μμ̂/m ≤ 4μ²/m, and
+//!   m = ⌈128/ε²⌉ gives P(|error| > εμ/2) ≤ 1/8 (Chebyshev);
+//! - LSH misses: each level-j point is missed with probability ≤ ε/32 (L tables of K
+//!   concatenated hashes), so the expected missed mass is ≤ εμ/32 and P(> εμ/4) ≤ 1/8
+//!   (Markov);
+//! - too-large guesses μ̂ > 2μ are accepted (estimate ≥ μ̂) with probability ≤ 4/m.
+//!
+//! So one copy fails with probability ≤ 1/4; the median of R copies fails only if half of
+//! them do, and R is the smallest odd number with P[Binomial(R, 1/4) ≥ R/2] ≤ δ / (number of
+//! guesses · net size) (exact binomial tail). The net size is 1 for a fixed query; for
+//! adaptively chosen queries the paper takes a union bound over an ε-net of the query region
+//! (KDE is Lipschitz), i.e. ln(net size) = O(d log(diameter / (ετh))).
+
+use serde::Serialize;
+
+use super::Kernel;
+use super::lsh::collision_probability;
+use crate::error::{Result, SeftError};
+
+/// Derived sizes (public for reports).
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    /// J, the number of kernel-value levels.
+    pub levels: usize,
+    /// m, the sample budget per level and copy.
+    pub samples_per_level: usize,
+    /// R, independent copies whose median is returned.
+    pub copies: usize,
+    /// Guesses μ̂ = 1, 1/2, …, down to ≤ τ.
+    pub guesses: usize,
+    /// Per level: distance at which the kernel falls to 2⁻ʲ.
+    pub level_radius: Vec<f64>,
+    /// Per level: LSH bucket width w.
+    pub level_width: Vec<f64>,
+    /// Per level: K, hashes concatenated per table.
+    pub level_hashes: Vec<usize>,
+    /// Per level: L, tables (a point is found if it collides in any).
+    pub level_tables: Vec<usize>,
+}
+
+/// What a plan is derived from.
+pub(crate) struct PlanInputs {
+    pub kernel: Kernel,
+    pub bandwidth: f64,
+    pub epsilon: f64,
+    pub delta: f64,
+    pub tau: f64,
+    pub copies: Option<usize>,
+    pub samples_per_level: Option<usize>,
+    pub width_factor: f64,
+    pub max_tables: usize,
+    pub log_net_size: f64,
+}
+
+impl Plan {
+    pub(crate) fn new(inputs: &PlanInputs) -> Result<Plan> {
+        let PlanInputs {
+            kernel,
+            bandwidth,
+            epsilon,
+            delta,
+            tau,
+            ..
+        } = *inputs;
+        let in_open_unit = |v: f64| v > 0.0 && v < 1.0;
+        if !(in_open_unit(epsilon) && in_open_unit(delta) && tau > 0.0 && tau <= 1.0) {
+            return Err(SeftError::Invalid(format!(
+                "need 0 < ε < 1, 0 < δ < 1 and 0 < τ ≤ 1, got ε = {epsilon}, δ = {delta}, τ = {tau}"
+            )));
+        }
+        if !(inputs.width_factor.is_finite() && inputs.width_factor > 0.0) || inputs.max_tables == 0
+        {
+            return Err(SeftError::Invalid(
+                "width factor must be positive and max tables at least 1".into(),
+            ));
+        }
+        if inputs.copies == Some(0) || inputs.samples_per_level == Some(0) {
+            return Err(SeftError::Invalid(
+                "copies and samples per level must be at least 1".into(),
+            ));
+        }
+        if !(inputs.log_net_size.is_finite() && inputs.log_net_size >= 0.0) {
+            return Err(SeftError::Invalid("the net size's log must be ≥ 0".into()));
+        }
+        let levels = (4.0 / (epsilon * tau)).log2().ceil().max(1.0) as usize;
+        let guesses = (1.0 / tau).log2().ceil() as usize + 1;
+        let samples_per_level = inputs
+            .samples_per_level
+            .unwrap_or((128.0 / (epsilon * epsilon)).ceil() as usize);
+        let log_target = delta.ln() - (guesses as f64).ln() - inputs.log_net_size;
+        let copies = inputs.copies.unwrap_or_else(|| copies_for(log_target));
+        // Every level has the same near/far collision probabilities (widths scale with radii).
+        let near = collision_probability(1.0, inputs.width_factor);
+        let far = collision_probability(2.0, inputs.width_factor);
+        let tables_for = |k: usize| -> usize {
+            let found = near.powi(k as i32);
+            ((32.0 / epsilon).ln() / -(1.0 - found).ln())
+                .ceil()
+                .max(1.0) as usize
+        };
+        let mut plan = Plan {
+            levels,
+            samples_per_level,
+            copies,
+            guesses,
+            level_radius: Vec::with_capacity(levels),
+            level_width: Vec::with_capacity(levels),
+            level_hashes: Vec::with_capacity(levels),
+            level_tables: Vec::with_capacity(levels),
+        };
+        for j in 1..=levels {
+            let radius = kernel.radius_at(0.5f64.powi(j as i32), bandwidth);
+            // Level j keeps at most m/(τ2ʲ) points per table; add hashes until points at twice
+            // the level's radius would bring at most m of them, within the table budget.
+            let stored_over_budget = 1.0 / (tau * 2f64.powi(j as i32));
+            let mut k = 1;
+            while stored_over_budget * far.powi(k as i32) > 1.0
+                && tables_for(k + 1) <= inputs.max_tables
+            {
+                k += 1;
+            }
+            plan.level_radius.push(radius);
+            plan.level_width.push(inputs.width_factor * radius);
+            plan.level_hashes.push(k);
+            plan.level_tables.push(tables_for(k));
+        }
+        Ok(plan)
+    }
+
+    /// Upper estimate of the bucket entries a bulk build of n points stores: every copy,
+    /// level and table keeps each point with probability min(1, 2m/(n μ̂ₘᵢₙ 2ʲ)), μ̂ₘᵢₙ being
+    /// the smallest guess. Memory is about 8 bytes per entry plus the points.
+    pub fn bucket_entries_bound(&self, n: usize) -> f64 {
+        let smallest_guess = 0.5f64.powi(self.guesses as i32 - 1);
+        let n = n as f64;
+        let per_copy: f64 = (0..self.levels)
+            .map(|level| {
+                let rate = 2.0 * self.samples_per_level as f64
+                    / (n * smallest_guess * 2f64.powi(level as i32 + 1));
+                self.level_tables[level] as f64 * n * rate.min(1.0)
+            })
+            .sum();
+        self.copies as f64 * per_copy
+    }
+
+    pub(crate) fn max_hashes(&self) -> usize {
+        self.level_hashes.iter().copied().max().unwrap_or(1)
+    }
+
+    pub(crate) fn max_tables(&self) -> usize {
+        self.level_tables.iter().copied().max().unwrap_or(1)
+    }
+}
+
+/// Smallest odd R with ln P[Binomial(R, 1/4) ≥ (R + 1)/2] ≤ `log_target`.
+fn copies_for(log_target: f64) -> usize {
+    let mut r = 1;
+    while log_majority_fails(r) > log_target {
+        r += 2;
+    }
+    r
+}
+
+/// ln P[Binomial(r, 1/4) ≥ (r + 1)/2], summed in log space (targets can be e^(−1000)).
+fn log_majority_fails(r: usize) -> f64 {
+    let (p, q) = (0.25f64, 0.75f64);
+    let log_choose = |k: usize| -> f64 {
+        (1..=k)
+            .map(|i| ((r - k + i) as f64).ln() - (i as f64).ln())
+            .sum()
+    };
+    let terms: Vec<f64> = (r.div_ceil(2)..=r)
+        .map(|k| log_choose(k) + k as f64 * p.ln() + (r - k) as f64 * q.ln())
+        .collect();
+    let top = terms.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    top + terms.iter().map(|t| (t - top).exp()).sum::<f64>().ln()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inputs(epsilon: f64, delta: f64, tau: f64) -> PlanInputs {
+        PlanInputs {
+            kernel: Kernel::Gaussian,
+            bandwidth: 1.0,
+            epsilon,
+            delta,
+            tau,
+            copies: None,
+            samples_per_level: None,
+            width_factor: 4.0,
+            max_tables: 16,
+            log_net_size: 0.0,
+        }
+    }
+
+    #[test]
+    fn sizes_follow_the_parameters() {
+        let plan = Plan::new(&inputs(0.5, 0.1, 0.01)).unwrap();
+        assert_eq!(plan.levels, 10); // 2⁻¹⁰ ≤ 0.5·0.01/4
+        assert_eq!(plan.guesses, 8); // 1, ½, …, 2⁻⁷ ≤ 0.01
+        assert_eq!(plan.samples_per_level, 512);
+        assert_eq!(plan.copies % 2, 1);
+        assert!(log_majority_fails(plan.copies) <= (0.1f64 / 8.0).ln());
+        assert!(log_majority_fails(plan.copies - 2) > (0.1f64 / 8.0).ln());
+        // Every level finds its points with probability ≥ 1 − ε/32.
+        for j in 0..plan.levels {
+            let p = collision_probability(plan.level_radius[j], plan.level_width[j]);
+            let miss =
+                (1.0 - p.powi(plan.level_hashes[j] as i32)).powi(plan.level_tables[j] as i32);
+            assert!(miss <= 0.5 / 32.0 + 1e-12, "level {j}: {miss}");
+        }
+        let stricter = Plan::new(&inputs(0.5, 0.001, 0.01)).unwrap();
+        assert!(stricter.copies > plan.copies);
+    }
+
+    #[test]
+    fn bad_parameters_are_errors() {
+        for (e, d, t) in [
+            (0.0, 0.1, 0.1),
+            (1.0, 0.1, 0.1),
+            (0.1, 0.0, 0.1),
+            (0.1, 0.1, 0.0),
+            (0.1, 0.1, 2.0),
+        ] {
+            assert!(Plan::new(&inputs(e, d, t)).is_err(), "{e} {d} {t}");
+        }
+        let mut zero_copies = inputs(0.1, 0.1, 0.1);
+        zero_copies.copies = Some(0);
+        assert!(Plan::new(&zero_copies).is_err());
+    }
+}

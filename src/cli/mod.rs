@@ -2,6 +2,7 @@
 //! scripts can capture exactly what they asked for.
 
 mod bench;
+mod cluster;
 mod eval;
 mod generate;
 mod info;
@@ -42,6 +43,8 @@ pub enum Command {
     Eval(eval::EvalArgs),
     /// Serve a model as an OpenAI-compatible chat-completions API.
     Serve(serve::ServeArgs),
+    /// k-means++ / FastKmeans++ seeding and Lloyd iterations on an .npy matrix.
+    Cluster(cluster::ClusterArgs),
     /// Supervised fine-tuning from a TOML config.
     Sft(sft::SftArgs),
     /// Time prefill and batched decoding on fixed token ids (see experiments/generation_speed).
@@ -86,6 +89,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Run(args) => run::run(args),
         Command::Judge(args) => judge::run(args),
         Command::Eval(args) => eval::run(args),
+        Command::Cluster(args) => cluster::run(args),
         Command::Serve(args) => serve::run(args),
     }
 }

@@ -4,20 +4,31 @@
 
 use std::path::{Path, PathBuf};
 
-/// The SmolLM2 GGUF fetched by scripts/fetch-test-models.sh.
-pub fn smollm2_gguf() -> PathBuf {
+/// A model fetched by scripts/fetch-test-models.sh into $SEFT_MODELS_DIR (default
+/// ~/.cache/seft/models).
+fn test_model(name: &str) -> PathBuf {
     let dir = std::env::var("SEFT_MODELS_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|_| {
             PathBuf::from(std::env::var("HOME").expect("HOME")).join(".cache/seft/models")
         });
-    let path = dir.join("SmolLM2-135M-Instruct.Q4_1.gguf");
+    let path = dir.join(name);
     assert!(
         path.exists(),
         "{} is missing: run scripts/fetch-test-models.sh (or set SEFT_MODELS_DIR)",
         path.display()
     );
     path
+}
+
+/// The SmolLM2 GGUF fetched by scripts/fetch-test-models.sh.
+pub fn smollm2_gguf() -> PathBuf {
+    test_model("SmolLM2-135M-Instruct.Q4_1.gguf")
+}
+
+/// The all-MiniLM-L6-v2 folder fetched by scripts/fetch-test-models.sh.
+pub fn minilm_folder() -> PathBuf {
+    test_model("all-MiniLM-L6-v2")
 }
 
 pub fn fixture(rel: &str) -> PathBuf {

@@ -3,6 +3,7 @@
 
 mod bench;
 mod cluster;
+mod embed;
 mod eval;
 mod generate;
 mod info;
@@ -47,6 +48,8 @@ pub enum Command {
     Cluster(cluster::ClusterArgs),
     /// Supervised fine-tuning from a TOML config.
     Sft(sft::SftArgs),
+    /// Embed texts into an n×d float32 .npy (all-MiniLM-L6-v2 or a decoder's hidden states).
+    Embed(embed::EmbedArgs),
     /// Time prefill and batched decoding on fixed token ids (see experiments/generation_speed).
     Bench(bench::BenchArgs),
 }
@@ -85,6 +88,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Info(args) => info::run(args),
         Command::Export(args) => info::export(args),
         Command::Bench(args) => bench::run(args),
+        Command::Embed(args) => embed::run(args),
         Command::Sft(args) => sft::run(args),
         Command::Run(args) => run::run(args),
         Command::Judge(args) => judge::run(args),

@@ -1,0 +1,97 @@
+//! `seft embed`: texts in, an n×d float32 `.npy` of unit-norm embeddings out (row i = text i).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde_json::json;
+
+use crate::data::{ReadOptions, read_prompts};
+use crate::error::SeftError;
+use crate::seft::generation::progress_bar;
+use crate::select::Matrix;
+use crate::select::embed::TextEmbedder;
+
+#[derive(clap::Args, Debug)]
+pub struct EmbedArgs {
+    /// A sentence-transformers BERT folder (all-MiniLM-L6-v2), or any decoder seft loads
+    /// (GGUF file, Hugging Face folder, hub id) for mean-pooled hidden states.
+    #[arg(long, short)]
+    pub model: String,
+    /// Texts: JSON/JSONL prompt rows (prompt, instruction+input, question, turns, messages),
+    /// or a .txt file with one text per non-empty line.
+    #[arg(long)]
+    pub input: PathBuf,
+    /// Where to write the n×d float32 array (.npy).
+    #[arg(long)]
+    pub output: PathBuf,
+    /// Texts per forward pass.
+    #[arg(long, default_value_t = 32)]
+    pub batch_size: usize,
+    /// Decoders only: tokens kept per text (its first ones). BERT models use their own limit.
+    #[arg(long, default_value_t = 512)]
+    pub max_tokens: usize,
+    /// Compute backend: flex (CPU, default), ndarray (CPU), wgpu (GPU).
+    #[arg(long, default_value = "flex", env = "SEFT_BACKEND")]
+    pub backend: crate::Backend,
+}
+
+/// One text per non-empty line of a .txt file; prompt rows of anything else.
+fn read_texts(path: &Path) -> Result<Vec<String>> {
+    if path.extension().is_some_and(|e| e == "txt") {
+        let text = std::fs::read_to_string(path).map_err(|e| SeftError::io(path, e))?;
+        let lines: Vec<String> = text
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(String::from)
+            .collect();
+        if lines.is_empty() {
+            return Err(SeftError::file(path, "no non-empty line").into());
+        }
+        return Ok(lines);
+    }
+    Ok(read_prompts(path, &ReadOptions::default())?.0)
+}
+
+/// Writes the .npy and prints a JSON summary on stdout.
+pub fn run(args: EmbedArgs) -> Result<()> {
+    if args.batch_size == 0 || args.max_tokens == 0 {
+        anyhow::bail!("--batch-size and --max-tokens must be at least 1");
+    }
+    let texts = read_texts(&args.input)?;
+    let device = args.backend.device()?;
+    let started = std::time::Instant::now();
+    let embedder = TextEmbedder::load(&args.model, &device, args.max_tokens)?;
+    let kind = match &embedder {
+        TextEmbedder::Sentence(_) => "sentence-transformers mean pooling",
+        TextEmbedder::Decoder(_) => "decoder mean-pooled hidden states",
+    };
+    eprintln!(
+        "loaded {} ({kind}, dimension {}) in {:.1}s on {}",
+        args.model,
+        embedder.dim(),
+        started.elapsed().as_secs_f64(),
+        args.backend
+    );
+    let started = std::time::Instant::now();
+    let bar = progress_bar(texts.len(), "embed");
+    let mut rows = Vec::with_capacity(texts.len());
+    // Chunks of a few batches give progress while keeping each chunk sorted by length.
+    for chunk in texts.chunks(args.batch_size * 8) {
+        rows.extend(embedder.embed(chunk, args.batch_size)?);
+        bar.set_position(rows.len() as u64);
+    }
+    bar.finish_and_clear();
+    let seconds = started.elapsed().as_secs_f64();
+    let matrix = Matrix::from_rows(&rows)?;
+    matrix
+        .write_npy(&args.output)
+        .with_context(|| format!("writing {}", args.output.display()))?;
+    let summary = json!({
+        "output": args.output.display().to_string(),
+        "texts": matrix.n(),
+        "dim": matrix.d(),
+        "seconds": (seconds * 100.0).round() / 100.0,
+    });
+    println!("{summary}");
+    Ok(())
+}

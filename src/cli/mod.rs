@@ -41,7 +41,7 @@ pub enum Command {
     /// Pairwise judging of two answer files by a local model (both orders, logits of 1/2).
     Judge(judge::JudgeArgs),
     /// Evaluate models: AlpacaEval 2.0, MT-Bench, a combined leaderboard.
-    Eval(eval::EvalArgs),
+    Eval(Box<eval::EvalArgs>),
     /// Serve a model as an OpenAI-compatible chat-completions API.
     Serve(serve::ServeArgs),
     /// k-means++ / FastKmeans++ seeding and Lloyd iterations on an .npy matrix.
@@ -92,7 +92,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Sft(args) => sft::run(args),
         Command::Run(args) => run::run(args),
         Command::Judge(args) => judge::run(args),
-        Command::Eval(args) => eval::run(args),
+        Command::Eval(args) => eval::run(*args),
         Command::Cluster(args) => cluster::run(args),
         Command::Serve(args) => serve::run(args),
     }

@@ -147,13 +147,7 @@ fn default_batch() -> usize {
     16
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum Selector {
-    /// A seeded shuffle of the pool, consumed slice by slice.
-    #[default]
-    Random,
-}
+pub use crate::seft::selection::Selector;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -161,6 +155,12 @@ pub struct EvolutionConfig {
     pub prompts_per_iteration: usize,
     #[serde(default)]
     pub selector: Selector,
+    /// What embeds the pool's prompts for the selector and the report's prompt clusters:
+    /// "policy" (the starting policy's mean-pooled hidden states), or a model spec (e.g. an
+    /// all-MiniLM-L6-v2 folder). Default: "policy" when the selector needs embeddings, else
+    /// none (no clusters in the report).
+    #[serde(default)]
+    pub embedder: Option<String>,
     #[serde(default = "default_batch")]
     pub batch_size: usize,
     /// Decoding of the policy's answers.

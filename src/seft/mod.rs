@@ -21,6 +21,7 @@ pub mod pipeline;
 pub mod report;
 pub mod reviser;
 pub mod scratch;
+pub mod selection;
 pub mod stage;
 pub mod task;
 

@@ -34,6 +34,9 @@ use crate::seft::generation::generate_rows;
 use crate::seft::report::{IterationReport, Report, write_report};
 use crate::seft::reviser::{PreferencePair, ReviserDataSummary, Tag, reviser_conversations};
 use crate::seft::scratch::write_scratch_model;
+use crate::seft::selection::{Selection, SelectionReport, select};
+use crate::select::Matrix;
+use crate::select::embed::TextEmbedder;
 use crate::seft::stage::{StageRecord, io, read_jsonl, stage, write_atomic, write_jsonl};
 use crate::train::config::{
     DataSection, LoraSection, ModelSection, OutputSection, SftConfig, TrainSection,
@@ -547,15 +550,66 @@ fn revise(
     Ok(outcome)
 }
 
-/// The slice of the pool iteration `t` (1-based) works on: consecutive slices of one seeded
-/// shuffle, wrapping around when the pool is smaller than T × prompts_per_iteration.
-fn select_prompts(cfg: &RunConfig, pool: &[PromptRow], t: usize) -> Vec<PromptRow> {
-    let mut order: Vec<usize> = (0..pool.len()).collect();
-    order.shuffle(&mut StdRng::seed_from_u64(cfg.seed ^ 0x5e1ec7));
-    let n = cfg.evolution.prompts_per_iteration;
-    (0..n.min(pool.len()))
-        .map(|k| pool[order[((t - 1) * n + k) % pool.len()]].clone())
-        .collect()
+/// Embeds the pool (when the selector or the report needs it) and chooses every iteration's
+/// prompts up front, so a resumed run reuses exactly the same choice.
+fn select_stage(
+    cfg: &RunConfig,
+    start: &str,
+    pool: &[PromptRow],
+    device: &burn::tensor::Device,
+    dir: &Path,
+) -> Result<Selection> {
+    let spec = match (&cfg.evolution.embedder, cfg.evolution.selector.needs_embeddings()) {
+        (Some(e), _) if e == "policy" => Some(start.to_string()),
+        (Some(e), _) => Some(e.clone()),
+        (None, true) => Some(start.to_string()),
+        (None, false) => None,
+    };
+    let started = std::time::Instant::now();
+    let embeddings = match &spec {
+        Some(spec) => {
+            let embedder = TextEmbedder::load(spec, device, EMBED_MAX_TOKENS)?;
+            let texts: Vec<String> = pool.iter().map(|p| p.prompt.clone()).collect();
+            let rows = embedder.embed(&texts, cfg.evolution.batch_size.max(1))?;
+            let m = Matrix::from_rows(&rows)?;
+            m.write_npy(&dir.join("pool_embeddings.npy"))?;
+            Some(m)
+        }
+        None => None,
+    };
+    let embed_seconds = started.elapsed().as_secs_f64();
+    let (iterations, stats) = select(
+        cfg.evolution.selector,
+        embeddings.as_ref(),
+        pool.len(),
+        cfg.evolution.prompts_per_iteration,
+        cfg.iterations,
+        cfg.seed,
+    )?;
+    Ok(Selection {
+        iterations,
+        stats,
+        embedder: spec,
+        embed_seconds,
+    })
+}
+
+/// Prompt tokens an embedding looks at (prompts are short; longer ones are cut).
+const EMBED_MAX_TOKENS: usize = 256;
+
+/// Whether the SEFT arm's reviser changed (minor/major) each prompt it saw, by prompt id.
+fn collect_tags(out: &Path, cfg: &RunConfig) -> Result<Vec<(String, bool)>> {
+    let mut tags = Vec::new();
+    for t in 1..=cfg.iterations {
+        let path = out.join(format!("seft/iter-{t}/revise/revisions.jsonl"));
+        if path.exists() {
+            let rows: Vec<RevisionRow> = read_jsonl(&path)?;
+            tags.extend(rows.into_iter().map(|r| {
+                (r.id, matches!(r.tag, Some(Tag::Minor) | Some(Tag::Major)))
+            }));
+        }
+    }
+    Ok(tags)
 }
 
 /// Runs (or resumes) the experiment described by `cfg` in `out`.
@@ -627,6 +681,10 @@ pub fn run(cfg: &RunConfig, out: &Path) -> Result<Report> {
     note("reviser", reviser.seconds);
 
     let pool: Vec<PromptRow> = read_jsonl(&data_dir.join("pool.jsonl"))?;
+    let selection = stage(out, "selection", "select the evolution prompts", |dir| {
+        select_stage(cfg, &start, &pool, &device, dir)
+    })?;
+    note("selection", selection.seconds);
     let mut arms = vec![Arm::Seft];
     if cfg.evolution.compare_identity {
         arms.push(Arm::Identity);
@@ -639,7 +697,10 @@ pub fn run(cfg: &RunConfig, out: &Path) -> Result<Report> {
         for t in 1..=cfg.iterations {
             let rel = format!("{}/iter-{t}", arm.name());
             let dir = out.join(&rel);
-            let prompts = select_prompts(cfg, &pool, t);
+            let prompts: Vec<PromptRow> = selection.outcome.iterations[t - 1]
+                .iter()
+                .map(|&i| pool[i].clone())
+                .collect();
             let label = |s: &str| format!("{} iteration {t}/{}: {s}", arm.name(), cfg.iterations);
             let generated: StageRecord<usize> = stage(
                 out,
@@ -779,7 +840,8 @@ pub fn run(cfg: &RunConfig, out: &Path) -> Result<Report> {
             answer_sets.push(r.outcome);
         }
     }
-    let report = Report::assemble(
+    let revised_by_prompt = collect_tags(out, cfg)?;
+    let mut report = Report::assemble(
         cfg,
         out,
         data.outcome,
@@ -792,6 +854,12 @@ pub fn run(cfg: &RunConfig, out: &Path) -> Result<Report> {
         stages,
         started.elapsed().as_secs_f64(),
     )?;
+    report.selection = Some(SelectionReport::new(
+        &selection.outcome,
+        &pool,
+        &revised_by_prompt,
+        out.join("selection").join("pool_embeddings.npy").as_path(),
+    )?);
     write_report(&report, out)?;
     Ok(report)
 }

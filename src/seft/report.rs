@@ -44,6 +44,9 @@ pub struct Report {
     pub evals: Vec<PolicyEval>,
     /// Ungraded held-out answers (runs without a task), in eval/<policy>/responses.jsonl.
     pub answer_sets: Vec<AnswerSet>,
+    /// How the evolution prompts were chosen, and which kinds of prompts were revised most.
+    #[serde(default)]
+    pub selection: Option<crate::seft::selection::SelectionReport>,
     /// (stage, seconds of the run that finished it).
     pub stage_seconds: Vec<(String, f64)>,
     /// Wall time of this invocation (a resumed run counts only its own part).
@@ -107,6 +110,7 @@ impl Report {
             iterations,
             evals,
             answer_sets,
+            selection: None,
             stage_seconds,
             seconds,
         })
@@ -231,6 +235,9 @@ impl Report {
             d.held_out,
             d.skipped_rows
         );
+        if let Some(sel) = &self.selection {
+            let _ = writeln!(s, "\n{}", sel.markdown());
+        }
         let _ = writeln!(s, "\n## Time per stage\n\n| stage | seconds |\n|---|---|");
         for (name, secs) in &self.stage_seconds {
             let _ = writeln!(s, "| {name} | {secs:.1} |");

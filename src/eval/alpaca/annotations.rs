@@ -134,7 +134,7 @@ pub fn avg_length<'a>(outputs: impl IntoIterator<Item = &'a str>) -> usize {
         total += text_len(o);
         n += 1;
     }
-    if n == 0 { 0 } else { total / n }
+    total.checked_div(n).unwrap_or(0)
 }
 
 /// Writes rows as a pretty JSON array (the layout alpaca_eval itself writes), atomically.

@@ -130,8 +130,7 @@ pub fn fit_l1_logistic(x: &Design, y: &Targets, c: f64) -> Vec<f64> {
     const TOL: f64 = 1e-9;
     for _ in 0..MAX_SWEEPS {
         let mut max_change: f64 = 0.0;
-        for j in 0..d {
-            let col = &x.columns[j];
+        for (j, col) in x.columns.iter().enumerate() {
             if col.is_empty() {
                 continue;
             }

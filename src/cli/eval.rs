@@ -90,8 +90,9 @@ pub struct JudgeArgs {
     /// First retry delay in seconds, doubled after each failure (HTTP judge).
     #[arg(long, default_value_t = 1.0)]
     pub backoff: f64,
-    /// Prompts per forward pass (local judge).
-    #[arg(long, default_value_t = 8)]
+    /// Prompts per forward pass (local judge). 1 is fastest on a 2-core CPU for judge prompts
+    /// of ~1000 tokens (experiments/judge_throughput); larger batches may pay on a GPU.
+    #[arg(long, default_value_t = 1)]
     pub judge_batch_size: usize,
     /// Compute backend for local models: flex, ndarray, wgpu.
     #[arg(long, default_value = "flex", env = "SEFT_BACKEND")]

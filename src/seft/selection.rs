@@ -70,6 +70,9 @@ pub struct Selection {
     pub embed_seconds: f64,
 }
 
+/// Kinds of prompts the report tells apart when it shows which ones the reviser changed.
+pub const REPORT_CLUSTERS: usize = 8;
+
 /// The report's view: selection statistics and, when the pool was embedded, which clusters
 /// of prompts the reviser changed most.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -78,8 +81,8 @@ pub struct SelectionReport {
     pub embedder: Option<String>,
     pub embed_seconds: f64,
     pub stats: Option<SelectionStats>,
-    /// Per k-means cluster of the pool: (cluster, prompts the SEFT reviser saw, share revised,
-    /// an example prompt), most revised first.
+    /// Per k-means cluster of the pool (k = REPORT_CLUSTERS): prompts the SEFT reviser saw,
+    /// share it revised, an example prompt; most revised first.
     pub revised_by_cluster: Vec<ClusterRevisions>,
 }
 
@@ -104,8 +107,7 @@ impl SelectionReport {
             && embeddings.exists()
         {
             let x = Matrix::read_npy(embeddings)?;
-            let n = selection.iterations.first().map_or(1, Vec::len).max(1);
-            let clusters = KMeansParams::new(n.min(x.n())).seed(stats.seed).method(Seeding::Fast).lloyd_iters(10).fit(&x)?;
+            let clusters = KMeansParams::new(REPORT_CLUSTERS.min(x.n())).seed(stats.seed).method(Seeding::Fast).lloyd_iters(10).fit(&x)?;
             let index: std::collections::HashMap<&str, usize> =
                 pool.iter().enumerate().map(|(i, p)| (p.id.as_str(), i)).collect();
             let mut counts = vec![(0usize, 0usize, None::<usize>); clusters.centroids().n()];
@@ -158,7 +160,7 @@ Selector: {:?}", self.selector);
 ");
         if !self.revised_by_cluster.is_empty() {
             s.push_str("
-Which kinds of prompts the reviser changed (minor/major), by cluster:
+Which kinds of prompts the SEFT reviser changed (minor/major), by k-means cluster of the pool (k = 8):
 
 | cluster | prompts | revised | example prompt |
 |---|---|---|---|

@@ -202,10 +202,10 @@ fn load_reference(spec: &Option<String>) -> Result<Vec<ModelOutput>> {
 
 fn load_difficulty(spec: &str) -> Result<InstructionDifficulty> {
     let estimated = || -> Result<InstructionDifficulty> {
-        let tmp = std::env::temp_dir().join(format!("seft-difficulty-{}.csv", std::process::id()));
-        std::fs::write(&tmp, ESTIMATED_DIFFICULTY)?;
-        let mut d = InstructionDifficulty::read_csv(&tmp)?;
-        let _ = std::fs::remove_file(&tmp);
+        let mut d = InstructionDifficulty::parse_csv(
+            ESTIMATED_DIFFICULTY,
+            Path::new("datasets/alpaca_eval/instruction_difficulty_estimated.csv"),
+        )?;
         d.source = "estimated by seft from 55 models' official annotations (datasets/alpaca_eval/README.md)".into();
         Ok(d)
     };

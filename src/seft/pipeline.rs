@@ -35,9 +35,9 @@ use crate::seft::report::{IterationReport, Report, write_report};
 use crate::seft::reviser::{PreferencePair, ReviserDataSummary, Tag, reviser_conversations};
 use crate::seft::scratch::write_scratch_model;
 use crate::seft::selection::{Selection, SelectionReport, select};
+use crate::seft::stage::{StageRecord, io, read_jsonl, stage, write_atomic, write_jsonl};
 use crate::select::Matrix;
 use crate::select::embed::TextEmbedder;
-use crate::seft::stage::{StageRecord, io, read_jsonl, stage, write_atomic, write_jsonl};
 use crate::train::config::{
     DataSection, LoraSection, ModelSection, OutputSection, SftConfig, TrainSection,
 };
@@ -559,7 +559,10 @@ fn select_stage(
     device: &burn::tensor::Device,
     dir: &Path,
 ) -> Result<Selection> {
-    let spec = match (&cfg.evolution.embedder, cfg.evolution.selector.needs_embeddings()) {
+    let spec = match (
+        &cfg.evolution.embedder,
+        cfg.evolution.selector.needs_embeddings(),
+    ) {
         (Some(e), _) if e == "policy" => Some(start.to_string()),
         (Some(e), _) => Some(e.clone()),
         (None, true) => Some(start.to_string()),
@@ -604,9 +607,10 @@ fn collect_tags(out: &Path, cfg: &RunConfig) -> Result<Vec<(String, bool)>> {
         let path = out.join(format!("seft/iter-{t}/revise/revisions.jsonl"));
         if path.exists() {
             let rows: Vec<RevisionRow> = read_jsonl(&path)?;
-            tags.extend(rows.into_iter().map(|r| {
-                (r.id, matches!(r.tag, Some(Tag::Minor) | Some(Tag::Major)))
-            }));
+            tags.extend(
+                rows.into_iter()
+                    .map(|r| (r.id, matches!(r.tag, Some(Tag::Minor) | Some(Tag::Major)))),
+            );
         }
     }
     Ok(tags)

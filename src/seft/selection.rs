@@ -107,9 +107,16 @@ impl SelectionReport {
             && embeddings.exists()
         {
             let x = Matrix::read_npy(embeddings)?;
-            let clusters = KMeansParams::new(REPORT_CLUSTERS.min(x.n())).seed(stats.seed).method(Seeding::Fast).lloyd_iters(10).fit(&x)?;
-            let index: std::collections::HashMap<&str, usize> =
-                pool.iter().enumerate().map(|(i, p)| (p.id.as_str(), i)).collect();
+            let clusters = KMeansParams::new(REPORT_CLUSTERS.min(x.n()))
+                .seed(stats.seed)
+                .method(Seeding::Fast)
+                .lloyd_iters(10)
+                .fit(&x)?;
+            let index: std::collections::HashMap<&str, usize> = pool
+                .iter()
+                .enumerate()
+                .map(|(i, p)| (p.id.as_str(), i))
+                .collect();
             let mut counts = vec![(0usize, 0usize, None::<usize>); clusters.centroids().n()];
             for (id, changed) in revised {
                 if let Some(&i) = index.get(id.as_str()) {
@@ -127,13 +134,22 @@ impl SelectionReport {
                     cluster,
                     prompts: seen,
                     revised_share: changed as f64 / seen as f64,
-                    example: example.map(|i| pool[i].prompt.chars().take(60).collect()).unwrap_or_default(),
+                    example: example
+                        .map(|i| pool[i].prompt.chars().take(60).collect())
+                        .unwrap_or_default(),
                 })
                 .collect();
-            revised_by_cluster.sort_by(|a, b| b.revised_share.total_cmp(&a.revised_share).then(a.cluster.cmp(&b.cluster)));
+            revised_by_cluster.sort_by(|a, b| {
+                b.revised_share
+                    .total_cmp(&a.revised_share)
+                    .then(a.cluster.cmp(&b.cluster))
+            });
         }
         Ok(SelectionReport {
-            selector: selection.stats.as_ref().map_or(Selector::Random, |s| s.selector),
+            selector: selection
+                .stats
+                .as_ref()
+                .map_or(Selector::Random, |s| s.selector),
             embedder: selection.embedder.clone(),
             embed_seconds: selection.embed_seconds,
             stats: selection.stats.clone(),
@@ -142,9 +158,12 @@ impl SelectionReport {
     }
 
     pub fn markdown(&self) -> String {
-        let mut s = format!("## Prompt selection
+        let mut s = format!(
+            "## Prompt selection
 
-Selector: {:?}", self.selector);
+Selector: {:?}",
+            self.selector
+        );
         if let Some(e) = &self.embedder {
             s.push_str(&format!("; embeddings: {e} ({:.1} s)", self.embed_seconds));
         }
@@ -156,8 +175,10 @@ Selector: {:?}", self.selector);
                 100.0 * st.mean_coverage
             ));
         }
-        s.push_str(".
-");
+        s.push_str(
+            ".
+",
+        );
         if !self.revised_by_cluster.is_empty() {
             s.push_str("
 Which kinds of prompts the SEFT reviser changed (minor/major), by k-means cluster of the pool (k = 8):
@@ -197,18 +218,31 @@ pub fn select(
     let mut order: Vec<usize> = (0..pool_len).collect();
     order.shuffle(&mut StdRng::seed_from_u64(seed ^ 0x5e1ec7));
     let random: Vec<Vec<usize>> = (1..=iterations)
-        .map(|t| (0..n).map(|k| order[((t - 1) * n + k) % pool_len]).collect())
+        .map(|t| {
+            (0..n)
+                .map(|k| order[((t - 1) * n + k) % pool_len])
+                .collect()
+        })
         .collect();
     let Some(x) = embeddings else {
         if selector.needs_embeddings() {
-            return Err(SeftError::Invalid(format!("the {selector:?} selector needs prompt embeddings")));
+            return Err(SeftError::Invalid(format!(
+                "the {selector:?} selector needs prompt embeddings"
+            )));
         }
         return Ok((random, None));
     };
     if x.n() != pool_len {
-        return Err(SeftError::Invalid(format!("{} embeddings for {pool_len} prompts", x.n())));
+        return Err(SeftError::Invalid(format!(
+            "{} embeddings for {pool_len} prompts",
+            x.n()
+        )));
     }
-    let clusters = KMeansParams::new(n).seed(seed).method(Seeding::Fast).lloyd_iters(10).fit(x)?;
+    let clusters = KMeansParams::new(n)
+        .seed(seed)
+        .method(Seeding::Fast)
+        .lloyd_iters(10)
+        .fit(x)?;
     let chosen = match selector {
         Selector::Random => random,
         Selector::Kmeans => by_cluster(x, &clusters, iterations, seed, false)?,
@@ -270,7 +304,13 @@ fn new_kde(x: &Matrix, seed: u64) -> Result<DynamicKde> {
 
 /// Iteration 1 takes the first slice of the shuffle; later ones the unused prompts of lowest
 /// density under the KDE of everything used so far.
-fn by_density(x: &Matrix, order: &[usize], n: usize, iterations: usize, seed: u64) -> Result<Vec<Vec<usize>>> {
+fn by_density(
+    x: &Matrix,
+    order: &[usize],
+    n: usize,
+    iterations: usize,
+    seed: u64,
+) -> Result<Vec<Vec<usize>>> {
     let mut kde = new_kde(x, seed)?;
     let mut used = vec![false; x.n()];
     let mut out = Vec::with_capacity(iterations);
@@ -279,7 +319,12 @@ fn by_density(x: &Matrix, order: &[usize], n: usize, iterations: usize, seed: u6
             used.iter_mut().for_each(|u| *u = false);
         }
         let picks: Vec<usize> = if kde.is_empty() {
-            order.iter().copied().filter(|&i| !used[i]).take(n).collect()
+            order
+                .iter()
+                .copied()
+                .filter(|&i| !used[i])
+                .take(n)
+                .collect()
         } else {
             let mut scored: Vec<(f64, usize)> = order
                 .iter()
@@ -301,7 +346,13 @@ fn by_density(x: &Matrix, order: &[usize], n: usize, iterations: usize, seed: u6
 
 /// One prompt per cluster per iteration: the nearest unused member to the centroid, or (with
 /// `by_kde`) the unused member of lowest density under what was used so far.
-fn by_cluster(x: &Matrix, clusters: &KMeans, iterations: usize, seed: u64, by_kde: bool) -> Result<Vec<Vec<usize>>> {
+fn by_cluster(
+    x: &Matrix,
+    clusters: &KMeans,
+    iterations: usize,
+    seed: u64,
+    by_kde: bool,
+) -> Result<Vec<Vec<usize>>> {
     let k = clusters.centroids().n();
     let mut members: Vec<Vec<usize>> = vec![Vec::new(); k];
     for (i, &c) in clusters.labels().iter().enumerate() {
@@ -309,9 +360,17 @@ fn by_cluster(x: &Matrix, clusters: &KMeans, iterations: usize, seed: u64, by_kd
     }
     for (c, m) in members.iter_mut().enumerate() {
         let centroid = clusters.centroids().row(c);
-        m.sort_by(|&a, &b| distance2(x.row(a), centroid).total_cmp(&distance2(x.row(b), centroid)).then(a.cmp(&b)));
+        m.sort_by(|&a, &b| {
+            distance2(x.row(a), centroid)
+                .total_cmp(&distance2(x.row(b), centroid))
+                .then(a.cmp(&b))
+        });
     }
-    let mut kde = if by_kde { Some(new_kde(x, seed)?) } else { None };
+    let mut kde = if by_kde {
+        Some(new_kde(x, seed)?)
+    } else {
+        None
+    };
     let mut used = vec![false; x.n()];
     let mut out = Vec::with_capacity(iterations);
     for _ in 0..iterations {
@@ -372,7 +431,10 @@ mod tests {
         let x = groups();
         let (picks, stats) = select(Selector::Kmeans, Some(&x), x.n(), 4, 3, 7).unwrap();
         let stats = stats.unwrap();
-        assert!(stats.coverage_per_iteration.iter().all(|c| *c == 1.0), "{stats:?}");
+        assert!(
+            stats.coverage_per_iteration.iter().all(|c| *c == 1.0),
+            "{stats:?}"
+        );
         assert!(picks.iter().all(|p| p.len() == 4));
         // Disjoint across iterations while clusters have unused members.
         let mut all: Vec<usize> = picks.concat();
@@ -401,7 +463,12 @@ mod tests {
     #[test]
     fn selection_is_deterministic_and_rejects_bad_input() {
         let x = groups();
-        for s in [Selector::Random, Selector::Kmeans, Selector::Kde, Selector::KmeansKde] {
+        for s in [
+            Selector::Random,
+            Selector::Kmeans,
+            Selector::Kde,
+            Selector::KmeansKde,
+        ] {
             let a = select(s, Some(&x), x.n(), 5, 3, 3).unwrap().0;
             let b = select(s, Some(&x), x.n(), 5, 3, 3).unwrap().0;
             assert_eq!(a, b, "{s:?}");

@@ -34,6 +34,11 @@ impl InstructionDifficulty {
     /// Reads alpaca_eval's CSV (`index,instruction_difficulty`, one row per instruction).
     pub fn read_csv(path: &Path) -> Result<Self> {
         let text = io(path, std::fs::read_to_string(path))?;
+        Self::parse_csv(&text, path)
+    }
+
+    /// Parses the CSV text; errors name `path` (the file the text came from).
+    pub fn parse_csv(text: &str, path: &Path) -> Result<Self> {
         let mut pairs = Vec::new();
         for (n, line) in text.lines().enumerate().skip(1) {
             if line.trim().is_empty() {

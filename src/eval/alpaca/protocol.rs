@@ -229,10 +229,10 @@ mod tests {
         // The judge is sure the first output is better.
         assert_eq!(preference(Some(0.0), None, false), Some(1.0));
         assert_eq!(preference(Some(0.0), None, true), Some(2.0));
-        assert_eq!(
-            preference(Some(-0.5f64.ln() * -1.0), Some(-0.5f64.ln() * -1.0), false),
-            Some(1.5)
-        );
+        let half = 0.5f64.ln();
+        assert_eq!(preference(Some(half), Some(half), false), Some(1.5));
+        // A missing token counts as probability 0.
+        assert_eq!(preference(None, Some(-3.0), false), Some(2.0));
         assert_eq!(preference(None, None, false), None);
     }
 

@@ -94,6 +94,17 @@ struct Args {
     quick: bool,
     threads: usize,
     out: String,
+    /// Restrict the grid to these values (comma-separated; empty = the whole grid).
+    only_d: Vec<usize>,
+    only_m: Vec<usize>,
+    only_n: Vec<usize>,
+}
+
+fn list(v: Option<String>) -> Vec<usize> {
+    v.unwrap_or_else(|| usage())
+        .split(',')
+        .map(|x| x.trim().parse().unwrap_or_else(|_| usage()))
+        .collect()
 }
 
 fn parse_args() -> Args {
@@ -101,6 +112,9 @@ fn parse_args() -> Args {
         quick: false,
         threads: 2,
         out: String::new(),
+        only_d: Vec::new(),
+        only_m: Vec::new(),
+        only_n: Vec::new(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -113,6 +127,9 @@ fn parse_args() -> Args {
                     .unwrap_or_else(|| usage())
             }
             "--out" => args.out = it.next().unwrap_or_else(|| usage()),
+            "--d" => args.only_d = list(it.next()),
+            "--m" => args.only_m = list(it.next()),
+            "--n" => args.only_n = list(it.next()),
             _ => usage(),
         }
     }
@@ -124,7 +141,9 @@ fn parse_args() -> Args {
 }
 
 fn usage() -> ! {
-    eprintln!("usage: sparse_bench [--quick] [--threads N] [--out FILE.json]");
+    eprintln!(
+        "usage: sparse_bench [--quick] [--threads N] [--out FILE.json] [--d LIST] [--m LIST] [--n LIST]"
+    );
     std::process::exit(2)
 }
 
@@ -269,11 +288,19 @@ fn print_row(row: &Value) {
 
 fn main() {
     let args = parse_args();
-    let grid = if args.quick {
+    let mut grid = if args.quick {
         Grid::quick()
     } else {
         Grid::full()
     };
+    let keep = |values: &mut Vec<usize>, only: &[usize]| {
+        if !only.is_empty() {
+            values.retain(|v| only.contains(v));
+        }
+    };
+    keep(&mut grid.dims, &args.only_d);
+    keep(&mut grid.widths, &args.only_m);
+    keep(&mut grid.points, &args.only_n);
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(args.threads)
         .build()

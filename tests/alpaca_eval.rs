@@ -2,6 +2,8 @@
 //! annotations (shared data, see ../shared/data/SOURCES.md; `SEFT_SHARED_DATA` overrides the
 //! location).
 
+mod common;
+
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::Command;
@@ -14,13 +16,9 @@ use seft::eval::alpaca::lc::{length_controlled_winrate, predict_winrate};
 use seft::eval::alpaca::metrics::win_rate;
 use seft::eval::alpaca::pyrandom::is_switched;
 
-const SHIPPED: [&str; 2] = ["alpaca-7b", "gpt-3.5-turbo-0301"];
+use common::shared;
 
-fn shared() -> PathBuf {
-    std::env::var_os("SEFT_SHARED_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data"))
-}
+const SHIPPED: [&str; 2] = ["alpaca-7b", "gpt-3.5-turbo-0301"];
 
 fn annotation_file(model: &str) -> PathBuf {
     shared().join(format!(

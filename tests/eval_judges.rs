@@ -6,7 +6,6 @@
 mod common;
 
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -16,11 +15,7 @@ use seft::eval::judges::http::HttpJudge;
 use seft::eval::judges::local::LocalJudge;
 use seft::model::Message;
 
-fn shared() -> PathBuf {
-    std::env::var_os("SEFT_SHARED_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data"))
-}
+use common::shared;
 
 /// A `seft serve` process, killed when dropped.
 struct Server {

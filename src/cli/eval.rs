@@ -454,6 +454,19 @@ pub struct MtBenchArgs {
     pub out: PathBuf,
 }
 
+/// A model name usable as a file name (path separators and other odd characters become `_`).
+fn file_stem_for(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
 fn mt_bench(args: MtBenchArgs) -> Result<()> {
     let questions = read_questions(&or_shared(&args.questions, "mt_bench/question.jsonl"))?;
     let questions = seeded_subset(&questions, args.max_questions, args.seed);
@@ -473,16 +486,7 @@ fn mt_bench(args: MtBenchArgs) -> Result<()> {
     }
     if let Some(spec) = &args.model {
         let name = args.name.clone().unwrap_or_else(|| spec.clone());
-        let safe: String = name
-            .chars()
-            .map(|c| {
-                if c.is_alphanumeric() || "-_.".contains(c) {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect();
+        let safe = file_stem_for(&name);
         let path = args.out.join("model_answer").join(format!("{safe}.jsonl"));
         if !path.exists() {
             let model = super::ModelArgs {
@@ -553,17 +557,7 @@ fn mt_bench(args: MtBenchArgs) -> Result<()> {
     let md = markdown(&table, &judge.name());
     write_atomic(&args.out.join("scores.md"), md.as_bytes())?;
     for s in &table {
-        let safe: String = s
-            .model
-            .chars()
-            .map(|c| {
-                if c.is_alphanumeric() || "-_.".contains(c) {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect();
+        let safe = file_stem_for(&s.model);
         radar_chart(
             &[s],
             &format!("MT-Bench: {}", s.model),

@@ -257,7 +257,8 @@ fn tensor<const D: usize>(data: Vec<f32>, shape: [usize; D], device: &Device) ->
 }
 
 /// Hugging Face stores projections as [out, in]; Burn's `Linear` multiplies by [in, out].
-fn transpose(data: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+/// Row-major `rows × cols` to `cols × rows` (PyTorch Linear weights are stored [out, in]).
+pub(crate) fn transpose(data: &[f32], rows: usize, cols: usize) -> Vec<f32> {
     let mut out = vec![0f32; data.len()];
     for r in 0..rows {
         for c in 0..cols {

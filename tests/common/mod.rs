@@ -31,6 +31,14 @@ pub fn minilm_folder() -> PathBuf {
     test_model("all-MiniLM-L6-v2")
 }
 
+/// The project's read-only shared data (`SEFT_SHARED_DATA`, default `../shared/data` next to
+/// the repository).
+pub fn shared() -> PathBuf {
+    std::env::var_os("SEFT_SHARED_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data"))
+}
+
 pub fn fixture(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")

@@ -16,7 +16,7 @@ use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 use serde::Deserialize;
 
 use crate::error::{Result, SeftError};
-use crate::model::weights::ParamSource;
+use crate::model::weights::{ParamSource, transpose};
 
 /// The fields of a BERT `config.json` the encoder needs.
 #[derive(Debug, Clone, Deserialize)]
@@ -199,17 +199,6 @@ impl BertEncoder {
         }
         x
     }
-}
-
-/// Hugging Face stores projections as [out, in]; Burn's `Linear` multiplies by [in, out].
-fn transpose(data: &[f32], rows: usize, cols: usize) -> Vec<f32> {
-    let mut out = vec![0f32; data.len()];
-    for r in 0..rows {
-        for c in 0..cols {
-            out[c * rows + r] = data[r * cols + c];
-        }
-    }
-    out
 }
 
 /// Reads parameters under transformers' BertModel names, with or without a `bert.` prefix

@@ -455,3 +455,98 @@ fn lora_policy_updates_are_merged_into_each_iteration() {
         "{err}"
     );
 }
+
+/// The quality gate (issue 7): trained on the reviser's frozen embeddings through the firing
+/// trees and densely (same held-out predictions), calibrated on held-out pairs, and the
+/// answers it passes skip the reviser in the SEFT arm only; the report counts the calls saved.
+#[test]
+fn quality_gate_skips_reviser_calls_it_is_confident_about() {
+    let tmp = tempfile::tempdir().unwrap();
+    // At 50% precision the whole held-out set qualifies (it is half chosen answers), so the
+    // threshold is the lowest held-out score and some answers must pass it.
+    let text = format!(
+        "{TINY}\n[gate]\ntrain = \"firing-tree\"\nembedder = \"reviser\"\nwidth = 512\nsteps = 20\nskip_precision = 0.5\n"
+    );
+    let config = write_config(tmp.path(), &text);
+    let out = tmp.path().join("run");
+    let o = run(&config, &out, None);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r = report(&out);
+    let gate = &r["gate"];
+    let fits = gate["fits"].as_array().unwrap();
+    assert_eq!(fits.len(), 2);
+    assert_eq!(
+        (fits[0]["path"].as_str(), fits[1]["path"].as_str()),
+        (Some("firing-tree"), Some("dense"))
+    );
+    assert_eq!(fits[0]["tree_steps"], 20);
+    assert_eq!(fits[1]["tree_steps"], 0);
+    let accuracy = |f: &serde_json::Value| f["held_out_accuracy"].as_f64().unwrap();
+    assert!(
+        (accuracy(&fits[0]) - accuracy(&fits[1])).abs() <= 0.03,
+        "{fits:?}"
+    );
+    assert!(gate["agreement"].as_f64().unwrap() >= 0.97, "{gate}");
+    assert_eq!(
+        gate["held_out_rows"], 80,
+        "40 of 200 pairs held out, two answers each"
+    );
+    let skip = gate["skip_score"]
+        .as_f64()
+        .expect("a skip threshold at 50%") as f32;
+    let mut skipped_total = 0;
+    for (t, it) in r["iterations"].as_array().unwrap().iter().enumerate() {
+        let skipped = it["revisions"]["gate_skipped"].as_u64().unwrap();
+        if it["arm"] == "identity" {
+            assert_eq!(skipped, 0, "the control arm has no gate");
+            continue;
+        }
+        skipped_total += skipped;
+        let path = out.join(format!("seft/iter-{}/revise/revisions.jsonl", t + 1));
+        let rows: Vec<serde_json::Value> = std::fs::read_to_string(&path)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(rows.len(), 32);
+        let mut counted = 0;
+        for row in &rows {
+            let score = row["gate_score"].as_f64().unwrap() as f32;
+            let passed = row.get("gate_skipped").and_then(|v| v.as_bool()) == Some(true);
+            assert_eq!(passed, score >= skip, "{row}");
+            if passed {
+                counted += 1;
+                assert_eq!(row["enhanced"], row["response"]);
+                assert_eq!(row["reviser_output"], "");
+            }
+        }
+        assert_eq!(counted, skipped);
+    }
+    assert!(skipped_total > 0, "no answer passed the gate");
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(md.contains("## Quality gate") && md.contains("saved by the gate"));
+    assert!(out.join("gate/weights.npy").exists() && out.join("gate/gate.json").exists());
+}
+
+#[test]
+fn gate_config_errors_are_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (gate, message) in [
+        ("train = \"sparse\"", "unknown variant `sparse`"),
+        (
+            "held_out_fraction = 1.5",
+            "held_out_fraction must be in (0, 1)",
+        ),
+        ("width = 0", "width and steps must be at least 1"),
+        ("skip_precision = 2.0", "skip_precision must be in [0, 1]"),
+        ("bogus = 1", "unknown field `bogus`"),
+    ] {
+        let config = write_config(tmp.path(), &format!("{TINY}\n[gate]\n{gate}\n"));
+        let o = run(&config, &tmp.path().join("run"), None);
+        let err = stderr(&o);
+        assert!(
+            !o.status.success() && err.contains("tiny.toml") && err.contains(message),
+            "{gate}: {err}"
+        );
+    }
+}

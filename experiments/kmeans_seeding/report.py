@@ -21,23 +21,24 @@ def main():
     runs = defaultdict(list)
     for line in open(args.results):
         r = json.loads(line)
-        runs[(r["n"], r["d"], r["k"], r["method"])].append(r)
+        data = "minilm" if "minilm" in os.path.basename(r["data"]) else "blobs"
+        runs[(data, r["n"], r["d"], r["k"], r["method"])].append(r)
     mean = {}
     for key, rs in runs.items():
         mean[key] = {f: sum(r[f] for r in rs) / len(rs)
                      for f in ("seeding_seconds", "seeding_cost", "lloyd_cost")}
         mean[key]["seeds"] = len(rs)
-    lines = ["| n | d | k | method | seeds | seeding s | seeding cost | cost after Lloyd "
+    lines = ["| data | n | d | k | method | seeds | seeding s | seeding cost | cost after Lloyd "
              f"| speedup vs {BASELINE} | seeding cost / {BASELINE} | Lloyd cost / {BASELINE} |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
-    for (n, d, k, method) in sorted(mean):
-        m = mean[(n, d, k, method)]
-        base = mean.get((n, d, k, BASELINE))
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for (data, n, d, k, method) in sorted(mean):
+        m = mean[(data, n, d, k, method)]
+        base = mean.get((data, n, d, k, BASELINE))
         ratio = lambda f, inverse=False: (
             "–" if base is None else
             f"{(base[f] / m[f]) if inverse else (m[f] / base[f]):.3f}")
         lines.append(
-            f"| {n} | {d} | {k} | {method} | {m['seeds']} | {m['seeding_seconds']:.4f} "
+            f"| {data} | {n} | {d} | {k} | {method} | {m['seeds']} | {m['seeding_seconds']:.4f} "
             f"| {m['seeding_cost']:.5e} | {m['lloyd_cost']:.5e} | {ratio('seeding_seconds', True)} "
             f"| {ratio('seeding_cost')} | {ratio('lloyd_cost')} |")
     os.makedirs(args.out_dir, exist_ok=True)
@@ -48,6 +49,8 @@ def main():
 
 
 def plot(mean, out_dir):
+    # Growth plots use the synthetic blobs only (the embeddings are a single n).
+    mean = {key[1:]: value for key, value in mean.items() if key[0] == "blobs"}
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

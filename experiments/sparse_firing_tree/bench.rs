@@ -73,7 +73,7 @@ impl Grid {
                 Threshold::Theory,
             ],
             steps: 6,
-            repeats: 3,
+            repeats: 5,
         }
     }
 
@@ -85,7 +85,7 @@ impl Grid {
             points: vec![4, 32, 128, 512],
             thresholds: sparsities.into_iter().chain([Threshold::Theory]).collect(),
             steps: 8,
-            repeats: 3,
+            repeats: 5,
         }
     }
 }
@@ -185,10 +185,8 @@ struct Runs {
     net: ShiftedReluNet,
 }
 
-fn runs(net: &ShiftedReluNet, data: &TrainData<'_>, lr: f32, grid: &Grid, path: TrainPath) -> Runs {
-    let mut reports: Vec<(ShiftedReluNet, TrainReport)> = (0..grid.repeats)
-        .map(|_| run(net, data, lr, grid.steps, path))
-        .collect();
+/// Summarises the repeated runs of one path.
+fn runs(mut reports: Vec<(ShiftedReluNet, TrainReport)>) -> Runs {
     let steps = reports
         .iter()
         .flat_map(|(_, r)| r.steps.iter().skip(1).map(|s| s.seconds))
@@ -240,9 +238,16 @@ fn measure(d: usize, m: usize, n: usize, threshold: Threshold, grid: &Grid) -> V
     // 1/(n·p) bounds the step by the kernel's trace (as seft::sparse::QualityGate does).
     let lr = (1.0 / (n as f64 * net.expected_firing_fraction().max(1e-6))) as f32;
 
-    let dense = runs(&net, &data, lr, grid, TrainPath::Dense);
-    let tree = runs(&net, &data, lr, grid, TrainPath::FiringTree);
-    let auto = runs(&net, &data, lr, grid, TrainPath::Auto);
+    // Repeats interleave the paths (dense, tree, auto, dense, ...) so that a slow phase of
+    // the machine hits every path alike instead of one path's whole series.
+    let paths = [TrainPath::Dense, TrainPath::FiringTree, TrainPath::Auto];
+    let mut reports: [Vec<(ShiftedReluNet, TrainReport)>; 3] = Default::default();
+    for _ in 0..grid.repeats {
+        for (path, out) in paths.iter().zip(reports.iter_mut()) {
+            out.push(run(&net, &data, lr, grid.steps, *path));
+        }
+    }
+    let [dense, tree, auto] = reports.map(runs);
     let stats = &tree.report.steps;
     let weights_difference = max_relative_difference(tree.net.weights(), dense.net.weights());
     json!({
@@ -261,6 +266,8 @@ fn measure(d: usize, m: usize, n: usize, threshold: Threshold, grid: &Grid) -> V
         "auto_total_ms": 1e3 * auto.total_seconds,
         "auto_over_dense": auto.total_seconds / dense.total_seconds,
         "auto_tree_steps": auto.report.tree_steps(),
+        "auto_build_ms": 1e3 * auto.build_seconds,
+        "auto_step_ms": auto.report.steps.iter().map(|s| 1e3 * s.seconds).collect::<Vec<_>>(),
         "tree_vs_dense_weights_rel_diff": weights_difference,
     })
 }

@@ -5,6 +5,7 @@ mod bench;
 mod cluster;
 mod embed;
 mod eval;
+mod gate;
 mod generate;
 mod info;
 mod judge;
@@ -50,6 +51,8 @@ pub enum Command {
     Sft(sft::SftArgs),
     /// Embed texts into an n×d float32 .npy (all-MiniLM-L6-v2 or a decoder's hidden states).
     Embed(embed::EmbedArgs),
+    /// Train the quality gate on preference pairs through the firing trees and densely; compare held-out accuracy.
+    Gate(gate::GateArgs),
     /// Time prefill and batched decoding on fixed token ids (see experiments/generation_speed).
     Bench(bench::BenchArgs),
 }
@@ -89,6 +92,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Export(args) => info::export(args),
         Command::Bench(args) => bench::run(args),
         Command::Embed(args) => embed::run(args),
+        Command::Gate(args) => gate::run(args),
         Command::Sft(args) => sft::run(args),
         Command::Run(args) => run::run(args),
         Command::Judge(args) => judge::run(args),

@@ -34,6 +34,10 @@ pub struct RunConfig {
     pub starting_policy: Option<StartingPolicy>,
     pub reviser: ReviserConfig,
     pub evolution: EvolutionConfig,
+    /// A quality gate on frozen (prompt, response) embeddings that skips the reviser for
+    /// answers it passes with confidence (and optionally filters SFT data); absent = off.
+    #[serde(default)]
+    pub gate: Option<GateSection>,
     #[serde(default)]
     pub eval: EvalConfig,
 }
@@ -147,6 +151,7 @@ fn default_batch() -> usize {
     16
 }
 
+pub use crate::seft::gate::GateSection;
 pub use crate::seft::selection::Selector;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -292,6 +297,9 @@ impl RunConfig {
         }
         self.reviser.format.validate()?;
         self.reviser.levels.validate()?;
+        if let Some(gate) = &self.gate {
+            gate.validate().map_err(|e| e.to_string())?;
+        }
         self.reviser
             .sampling
             .validate()

@@ -12,10 +12,12 @@
 //!
 //! Modules: [`reviser`] (data, tags, output format), [`task`] (a self-graded task family for
 //! the quickstart), [`scratch`] (a small decoder trained from scratch), [`pipeline`] (the
-//! resumable stages of `seft run`), [`evaluate`] and [`report`].
+//! resumable stages of `seft run`), [`selection`] (which prompts), [`gate`] (the quality gate
+//! that skips the reviser), [`evaluate`] and [`report`].
 
 pub mod config;
 pub mod evaluate;
+pub mod gate;
 pub mod generation;
 pub mod pipeline;
 pub mod report;

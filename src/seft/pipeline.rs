@@ -30,6 +30,7 @@ use crate::seft::config::{ReviserBase, RunConfig};
 use crate::seft::evaluate::{
     GradedRow, PolicyEval, PromptRow, ReviserEval, eval_policy, eval_reviser,
 };
+use crate::seft::gate::{GateOutcome, GateScorer, train_gate_stage};
 use crate::seft::generation::generate_rows;
 use crate::seft::report::{IterationReport, Report, write_report};
 use crate::seft::reviser::{PreferencePair, ReviserDataSummary, Tag, reviser_conversations};
@@ -97,6 +98,12 @@ pub struct RevisionRow {
     pub response_chars: usize,
     #[serde(default)]
     pub enhanced_chars: usize,
+    /// The quality gate's score of (prompt, response), where a gate is configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gate_score: Option<f32>,
+    /// The gate passed the response: kept without calling the reviser.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub gate_skipped: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -112,6 +119,9 @@ pub struct RevisionOutcome {
     pub mean_response_chars: f64,
     pub mean_enhanced_chars: f64,
     pub mean_reviser_tokens_keep: f64,
+    /// Responses the quality gate passed: kept without a reviser call.
+    #[serde(default)]
+    pub gate_skipped: usize,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -121,6 +131,9 @@ pub struct FilterOutcome {
     pub dropped_degenerate: usize,
     pub dropped_duplicate: usize,
     pub dropped_length_ratio: usize,
+    /// Enhanced answers the quality gate rejected (gate.filter_precision).
+    #[serde(default)]
+    pub dropped_gate: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -386,14 +399,36 @@ pub fn is_repetitive(text: &str, min_unique_share: f64) -> bool {
     (unique.len() as f64) < min_unique_share * trigrams.len() as f64
 }
 
+/// A trained quality gate, ready to score answers.
+pub struct LoadedGate {
+    pub outcome: GateOutcome,
+    pub scorer: GateScorer,
+}
+
 /// The SFT set of one iteration: enhanced answers that pass the filters.
-fn build_sft_set(cfg: &RunConfig, rows: &[RevisionRow], dir: &Path) -> Result<FilterOutcome> {
+fn build_sft_set(
+    cfg: &RunConfig,
+    rows: &[RevisionRow],
+    gate: Option<&LoadedGate>,
+    dir: &Path,
+) -> Result<FilterOutcome> {
     let f = &cfg.evolution.filters;
     let mut out = FilterOutcome::default();
+    let gate_filter = match gate.and_then(|g| g.outcome.filter_score.map(|t| (g, t))) {
+        Some((g, t)) => {
+            let texts: Vec<String> = rows
+                .iter()
+                .map(|r| cfg.reviser.format.user_turn(&r.prompt, &r.enhanced))
+                .collect();
+            let scores = g.scorer.scores(&texts)?;
+            Some((scores, t))
+        }
+        None => None,
+    };
     let mut seen = HashSet::new();
     let mut kept = Vec::new();
     let mut dropped = Vec::new();
-    for r in rows {
+    for (index, r) in rows.iter().enumerate() {
         let text = r.enhanced.trim();
         let revised = r.enhanced != r.response;
         let cut_off = if revised {
@@ -420,6 +455,12 @@ fn build_sft_set(cfg: &RunConfig, rows: &[RevisionRow], dir: &Path) -> Result<Fi
         {
             out.dropped_length_ratio += 1;
             Some("length_ratio")
+        } else if gate_filter
+            .as_ref()
+            .is_some_and(|(scores, t)| scores[index] <= *t)
+        {
+            out.dropped_gate += 1;
+            Some("gate")
         } else {
             None
         };
@@ -445,7 +486,7 @@ fn summarize_revisions(rows: &[RevisionRow]) -> RevisionOutcome {
     let count = |t: Option<Tag>| rows.iter().filter(|r| r.tag == t).count();
     let keep_tokens: Vec<usize> = rows
         .iter()
-        .filter(|r| r.tag == Some(Tag::Keep))
+        .filter(|r| r.tag == Some(Tag::Keep) && !r.gate_skipped)
         .map(|r| r.reviser_tokens)
         .collect();
     RevisionOutcome {
@@ -470,6 +511,7 @@ fn summarize_revisions(rows: &[RevisionRow]) -> RevisionOutcome {
             / n,
         mean_reviser_tokens_keep: keep_tokens.iter().sum::<usize>() as f64
             / keep_tokens.len().max(1) as f64,
+        gate_skipped: rows.iter().filter(|r| r.gate_skipped).count(),
     }
 }
 
@@ -479,6 +521,7 @@ fn revise(
     arm: Arm,
     reviser: &Path,
     responses: &[ResponseRow],
+    gate: Option<&LoadedGate>,
     device: &burn::tensor::Device,
     dir: &Path,
 ) -> Result<RevisionOutcome> {
@@ -499,28 +542,55 @@ fn revise(
                     reviser_finish: None,
                     response_chars: r.response.chars().count(),
                     enhanced_chars: r.response.chars().count(),
+                    gate_score: None,
+                    gate_skipped: false,
                 })
                 .collect();
             write_jsonl(&path, &rows)?;
             rows
         }
         Arm::Seft => {
+            // The gate's scores decide which responses reach the reviser at all.
+            let scores = match gate {
+                Some(g) => {
+                    let texts: Vec<String> = responses
+                        .iter()
+                        .map(|r| cfg.reviser.format.user_turn(&r.prompt, &r.response))
+                        .collect();
+                    Some(g.scorer.scores(&texts)?)
+                }
+                None => None,
+            };
+            let skip_at = gate.and_then(|g| g.outcome.skip_score);
+            let skipped = |i: usize| match (&scores, skip_at) {
+                (Some(s), Some(t)) => s[i] >= t,
+                _ => false,
+            };
+            let to_revise: Vec<usize> = (0..responses.len()).filter(|&i| !skipped(i)).collect();
             let model = LanguageModel::load(&model_str(reviser), device)?;
             let format = &cfg.reviser.format;
-            let inputs: Vec<Vec<Message>> = responses
+            let inputs: Vec<Vec<Message>> = to_revise
                 .iter()
-                .map(|r| user(&format.user_turn(&r.prompt, &r.response)))
+                .map(|&i| user(&format.user_turn(&responses[i].prompt, &responses[i].response)))
                 .collect();
             let sampling = format.decoding(&cfg.reviser.sampling);
-            generate_rows(
+            // Without a gate the reviser's rows are the stage's rows; with one they go to
+            // their own (resumable) file and are merged with the skipped rows below.
+            let reviser_path = if gate.is_some() {
+                dir.join("reviser_outputs.jsonl")
+            } else {
+                path.clone()
+            };
+            let revised = generate_rows(
                 &model,
                 &inputs,
                 &sampling,
                 cfg.reviser.batch_size,
-                &path,
+                &reviser_path,
                 "revise",
                 "revise",
-                |i, g| {
+                |j, g| {
+                    let i = to_revise[j];
                     let r = &responses[i];
                     let (tag, enhanced) = format.apply(&g.text, &r.response);
                     RevisionRow {
@@ -535,9 +605,49 @@ fn revise(
                         reviser_output: g.text.clone(),
                         reviser_tokens: g.token_ids.len(),
                         reviser_finish: Some(g.finish_reason),
+                        gate_score: scores.as_ref().map(|s| s[i]),
+                        gate_skipped: false,
                     }
                 },
-            )?
+            )?;
+            match &scores {
+                None => revised,
+                Some(scores) => {
+                    let mut revised = revised.into_iter();
+                    let rows: Vec<RevisionRow> = responses
+                        .iter()
+                        .enumerate()
+                        .map(|(i, r)| {
+                            if skipped(i) {
+                                Ok(RevisionRow {
+                                    id: r.id.clone(),
+                                    prompt: r.prompt.clone(),
+                                    response: r.response.clone(),
+                                    response_finish: r.finish_reason,
+                                    tag: Some(Tag::Keep),
+                                    enhanced: r.response.clone(),
+                                    reviser_output: String::new(),
+                                    reviser_tokens: 0,
+                                    reviser_finish: None,
+                                    response_chars: r.response.chars().count(),
+                                    enhanced_chars: r.response.chars().count(),
+                                    gate_score: Some(scores[i]),
+                                    gate_skipped: true,
+                                })
+                            } else {
+                                revised.next().ok_or_else(|| {
+                                    SeftError::file(
+                                        &reviser_path,
+                                        "fewer reviser rows than responses to revise",
+                                    )
+                                })
+                            }
+                        })
+                        .collect::<Result<_>>()?;
+                    write_jsonl(&path, &rows)?;
+                    rows
+                }
+            }
         }
     };
     let outcome = summarize_revisions(&rows);
@@ -684,6 +794,41 @@ pub fn run(cfg: &RunConfig, out: &Path) -> Result<Report> {
     })?;
     note("reviser", reviser.seconds);
 
+    let gate = match &cfg.gate {
+        Some(section) => {
+            let embedder = match section.embedder.as_str() {
+                "policy" => start.clone(),
+                "reviser" => model_str(&reviser.outcome.model),
+                spec => spec.to_string(),
+            };
+            let r = stage(out, "gate", "train the quality gate", |dir| {
+                let pairs: Vec<PreferencePair> = read_jsonl(&data_dir.join("preferences.jsonl"))?;
+                train_gate_stage(
+                    section,
+                    &embedder,
+                    &pairs,
+                    |p, r| cfg.reviser.format.user_turn(p, r),
+                    cfg.seed,
+                    cfg.evolution.batch_size,
+                    &device,
+                    dir,
+                )
+            })?;
+            note("gate", r.seconds);
+            let scorer = GateScorer::load(
+                &out.join("gate"),
+                &embedder,
+                cfg.evolution.batch_size,
+                &device,
+            )?;
+            Some(LoadedGate {
+                outcome: r.outcome,
+                scorer,
+            })
+        }
+        None => None,
+    };
+
     let pool: Vec<PromptRow> = read_jsonl(&data_dir.join("pool.jsonl"))?;
     let selection = stage(out, "selection", "select the evolution prompts", |dir| {
         select_stage(cfg, &start, &pool, &device, dir)
@@ -718,14 +863,23 @@ pub fn run(cfg: &RunConfig, out: &Path) -> Result<Report> {
             );
             let responses: Vec<ResponseRow> =
                 read_jsonl(&dir.join("generate").join("responses.jsonl"))?;
+            let arm_gate = gate.as_ref().filter(|_| arm == Arm::Seft);
             let revised = stage(out, &format!("{rel}/revise"), &label("revise"), |sdir| {
-                revise(cfg, arm, &reviser.outcome.model, &responses, &device, sdir)
+                revise(
+                    cfg,
+                    arm,
+                    &reviser.outcome.model,
+                    &responses,
+                    arm_gate,
+                    &device,
+                    sdir,
+                )
             })?;
             note(&format!("{}/iter-{t}/revise", arm.name()), revised.seconds);
             let revisions: Vec<RevisionRow> =
                 read_jsonl(&dir.join("revise").join("revisions.jsonl"))?;
             let filtered = stage(out, &format!("{rel}/sft_data"), &label("SFT set"), |sdir| {
-                build_sft_set(cfg, &revisions, sdir)
+                build_sft_set(cfg, &revisions, arm_gate, sdir)
             })?;
             let trained = stage(
                 out,
@@ -858,6 +1012,7 @@ pub fn run(cfg: &RunConfig, out: &Path) -> Result<Report> {
         stages,
         started.elapsed().as_secs_f64(),
     )?;
+    report.gate = gate.map(|g| g.outcome);
     report.selection = Some(SelectionReport::new(
         &selection.outcome,
         &pool,

@@ -47,6 +47,9 @@ pub struct Report {
     /// How the evolution prompts were chosen, and which kinds of prompts were revised most.
     #[serde(default)]
     pub selection: Option<crate::seft::selection::SelectionReport>,
+    /// The quality gate: its training (firing trees vs dense), calibration, and use.
+    #[serde(default)]
+    pub gate: Option<crate::seft::gate::GateOutcome>,
     /// (stage, seconds of the run that finished it).
     pub stage_seconds: Vec<(String, f64)>,
     /// Wall time of this invocation (a resumed run counts only its own part).
@@ -111,6 +114,7 @@ impl Report {
             evals,
             answer_sets,
             selection: None,
+            gate: None,
             stage_seconds,
             seconds,
         })
@@ -166,7 +170,8 @@ impl Report {
                 f.dropped_empty
                     + f.dropped_degenerate
                     + f.dropped_duplicate
-                    + f.dropped_length_ratio,
+                    + f.dropped_length_ratio
+                    + f.dropped_gate,
                 it.sft.first_loss,
                 it.sft.final_loss,
                 r.mean_response_chars,
@@ -238,11 +243,107 @@ impl Report {
         if let Some(sel) = &self.selection {
             let _ = writeln!(s, "\n{}", sel.markdown());
         }
+        if let Some(gate) = &self.gate {
+            let _ = writeln!(s, "\n{}", self.gate_markdown(gate));
+        }
         let _ = writeln!(s, "\n## Time per stage\n\n| stage | seconds |\n|---|---|");
         for (name, secs) in &self.stage_seconds {
             let _ = writeln!(s, "| {name} | {secs:.1} |");
         }
         let _ = writeln!(s, "\nThis invocation: {:.1} s.", self.seconds);
+        s
+    }
+}
+
+impl Report {
+    /// The quality-gate section: how it was trained, calibrated, and what it saved.
+    fn gate_markdown(&self, g: &crate::seft::gate::GateOutcome) -> String {
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "## Quality gate\n\nA shifted-ReLU classifier on frozen embeddings ({}, dimension {}) of {} preference pairs' (prompt, chosen) = good and (prompt, rejected) = needs revision; {} training and {} held-out answers (split by pair); embedding took {:.1} s.\n",
+            g.embedder, g.dim, g.pairs, g.train_rows, g.held_out_rows, g.embed_seconds
+        );
+        let _ = writeln!(
+            s,
+            "| training path | width m | b | steps (through trees) | firing k/m | union/m | loss first→last | train s | train acc. | held-out acc. |"
+        );
+        let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|");
+        for (i, f) in g.fits.iter().enumerate() {
+            let _ = writeln!(
+                s,
+                "| {}{} | {} | {:.3} | {} ({}) | {:.4} | {:.3} | {:.4}→{:.4} | {:.3} | {:.1}% | {:.1}% |",
+                f.path,
+                if i == 0 { " (used)" } else { " (comparison)" },
+                f.width,
+                f.threshold,
+                f.steps,
+                f.tree_steps,
+                f.firing_fraction,
+                f.union_fraction,
+                f.first_loss,
+                f.final_loss,
+                f.train_seconds,
+                100.0 * f.train_accuracy,
+                100.0 * f.held_out_accuracy
+            );
+        }
+        if let Some(a) = g.agreement {
+            let _ = writeln!(
+                s,
+                "\nThe two training paths classify {:.1}% of the held-out answers alike.",
+                100.0 * a
+            );
+        }
+        let _ = match g.skip_score {
+            Some(t) => writeln!(
+                s,
+                "\nSkip the reviser at score ≥ {t:.4} (held-out precision target {:.0}%): passes {} held-out answers, {} of them chosen ones.",
+                100.0 * g.skip_precision,
+                g.held_out_skipped,
+                g.held_out_skipped_chosen
+            ),
+            None => writeln!(
+                s,
+                "\nNo score reaches a held-out precision of {:.0}% on at least {} answers: the gate skips no reviser call.",
+                100.0 * g.skip_precision,
+                crate::seft::gate::MIN_SUPPORT
+            ),
+        };
+        if let Some(t) = g.filter_score {
+            let _ = writeln!(
+                s,
+                "Drop enhanced answers at score ≤ {t:.4} (held-out precision target {:.0}%).",
+                100.0 * g.filter_precision
+            );
+        }
+        let seft: Vec<&IterationReport> = self
+            .iterations
+            .iter()
+            .filter(|it| it.arm == "seft")
+            .collect();
+        if !seft.is_empty() {
+            let _ = writeln!(
+                s,
+                "\n| iteration | answers | reviser calls | saved by the gate | dropped by the gate | accuracy |"
+            );
+            let _ = writeln!(s, "|---|---|---|---|---|---|");
+            for it in seft {
+                let r = &it.revisions;
+                let _ = writeln!(
+                    s,
+                    "| {} | {} | {} | {} ({:.0}%) | {} | {} |",
+                    it.iteration,
+                    r.rows,
+                    r.rows - r.gate_skipped,
+                    r.gate_skipped,
+                    100.0 * r.gate_skipped as f64 / r.rows.max(1) as f64,
+                    it.filters.dropped_gate,
+                    it.accuracy
+                        .map_or("–".to_string(), |a| format!("{:.1}%", 100.0 * a))
+                );
+            }
+        }
         s
     }
 }

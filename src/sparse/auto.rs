@@ -6,9 +6,13 @@
 //! instead of 2·m neurons (forward and backward), and its gradient sums each firing pair's
 //! point at roughly half gemm's speed, so ratio ≈ u/(2m) + k/m + a fixed overhead. Trees are
 //! built only when the ratio is below [`PROBE_BELOW`] and the predicted saving over the steps
-//! left exceeds [`MIN_SAVING`] dense steps (it has to pay for the build and for the tree steps
-//! that might prove slower); the build reuses the last dense step's products (O(nm) plus one
-//! gemm over the neurons that step changed). Tree steps are then timed: two in a row slower
+//! left exceeds [`MIN_SAVING`] dense steps (it has to pay for the build, measured at 0.4–2.1
+//! dense steps, and for the tree steps that might prove slower); the build reuses the last
+//! dense step's products (O(nm) plus one gemm over the neurons that step changed).
+//! The thresholds come from the benchmark in experiments/sparse_firing_tree: configurations
+//! predicted at 0.55–0.65 (90% sparsity, or a union of firing neurons near m) measured only
+//! 0.9×–2× faster per tree step, too little to pay for the build within a short run, while
+//! every configuration predicted below 0.5 measured at least 2× faster. Tree steps are then timed: two in a row slower
 //! than the dense step send training back to dense for the rest of the run. Whichever path
 //! runs, the iterates are the same up to float rounding.
 
@@ -23,9 +27,9 @@ use crate::error::Result;
 /// Dense steps timed before deciding.
 const DENSE_STEPS_FIRST: usize = 2;
 /// Predicted tree/dense time ratio below which trees are tried.
-const PROBE_BELOW: f64 = 0.9;
+const PROBE_BELOW: f64 = 0.5;
 /// Predicted saving, in dense steps, that building trees must promise.
-const MIN_SAVING: f64 = 2.0;
+const MIN_SAVING: f64 = 3.0;
 /// Consecutive slower tree steps that end the tree path.
 const SLOW_STEPS_TO_FALL_BACK: usize = 2;
 /// Fixed part of a tree step relative to a dense one (queries, tree fixes, dispatch).

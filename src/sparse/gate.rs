@@ -133,6 +133,25 @@ impl QualityGate {
     pub fn network(&self) -> &ShiftedReluNet {
         &self.net
     }
+
+    /// The training mean the embeddings are centred on.
+    pub fn mean(&self) -> &[f32] {
+        &self.mean
+    }
+
+    /// A gate from a saved network and centring mean (see [`network`](Self::network),
+    /// [`mean`](Self::mean)).
+    pub fn from_parts(net: ShiftedReluNet, mean: Vec<f32>) -> Result<Self> {
+        if mean.len() != net.dim() {
+            return Err(SeftError::Invalid(format!(
+                "gate mean has dimension {}, its network {}",
+                mean.len(),
+                net.dim()
+            )));
+        }
+        check_finite("gate mean", &mean)?;
+        Ok(QualityGate { net, mean })
+    }
 }
 
 /// Rows centred on `mean` and scaled to unit norm (a row equal to the mean stays zero).

@@ -4,7 +4,8 @@
 # set (for unit-variance blobs that puts same-blob neighbors near kernel value 1/e).
 # Writes results/results.jsonl and results/results.md.
 #
-# Knobs (environment): DATA_DIR, N_LIST, D_LIST, BLOBS, QUERIES, CONFIGS, THREADS, H, TAU, PY, OUT,
+# Knobs (environment): DATA_DIR, N_LIST, D_LIST, BLOBS, QUERIES, SK_QUERIES (scikit-learn queries,
+# default 200), CONFIGS, THREADS, H, TAU, PY, OUT,
 # BIN (a prebuilt kde_bench, skips the cargo build); SMOKE=1 runs a tiny grid.
 # CONFIGS lists dynamic-structure settings as "name:extra bench flags" entries separated by
 # ';': the default runs the (ε, δ, τ)-derived sizes and a small-sample variant.
@@ -56,7 +57,7 @@ for n in $N_LIST; do
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OMP_NUM_THREADS=$THREADS \
       OPENBLAS_NUM_THREADS=$THREADS "$PY" "$HERE/sklearn_kde.py" --data "$dir/data.npy" \
       --queries "$dir/queries.npy" --bandwidth "$h" --truth "$dir/truth.npy" --tau "$TAU" \
-      --epsilon 0.2 --out "$RESULTS"
+      --epsilon 0.2 --max-queries "${SK_QUERIES:-200}" --out "$RESULTS"
   done
 done
 "$PY" "$HERE/report.py" "$RESULTS" --out "$OUT/results.md"

@@ -18,24 +18,27 @@ fn tree_and_dense_gates_agree_on_held_out_pairs() {
     let prefs = common::shared().join("preference_samples/llamafactory_dpo_en_demo.json");
     let minilm = common::minilm_folder();
     let tmp = tempfile::tempdir().unwrap();
-    let o = seft(&[
-        "gate",
-        "--preferences",
-        prefs.to_str().unwrap(),
-        "--embedder",
-        minilm.to_str().unwrap(),
-        "--max-pairs",
-        "60",
-        "--width",
-        "1024",
-        "--steps",
-        "30",
-        "--splits",
-        "2",
-        "--out",
-        tmp.path().to_str().unwrap(),
-        "--json",
-    ]);
+    let small_gate = |out: &std::path::Path| {
+        seft(&[
+            "gate",
+            "--preferences",
+            prefs.to_str().unwrap(),
+            "--embedder",
+            minilm.to_str().unwrap(),
+            "--max-pairs",
+            "60",
+            "--width",
+            "1024",
+            "--steps",
+            "30",
+            "--splits",
+            "2",
+            "--out",
+            out.to_str().unwrap(),
+            "--json",
+        ])
+    };
+    let o = small_gate(tmp.path());
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(r["pairs"], 60);
@@ -52,24 +55,7 @@ fn tree_and_dense_gates_agree_on_held_out_pairs() {
     }
     // The embeddings are cached next to the results and reused by an identical call.
     assert!(tmp.path().join("embeddings.npy").exists());
-    let again = seft(&[
-        "gate",
-        "--preferences",
-        prefs.to_str().unwrap(),
-        "--embedder",
-        minilm.to_str().unwrap(),
-        "--max-pairs",
-        "60",
-        "--width",
-        "1024",
-        "--steps",
-        "30",
-        "--splits",
-        "2",
-        "--out",
-        tmp.path().to_str().unwrap(),
-        "--json",
-    ]);
+    let again = small_gate(tmp.path());
     let again: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
     assert_eq!(again["embeddings_reused"], true);
     assert_eq!(

@@ -52,6 +52,23 @@ fn read_texts(path: &Path) -> Result<Vec<String>> {
     Ok(read_prompts(path, &ReadOptions::default())?.0)
 }
 
+/// Embeddings of `texts` with a progress bar on the terminal.
+pub(super) fn embed_with_progress(
+    embedder: &TextEmbedder,
+    texts: &[String],
+    batch_size: usize,
+) -> crate::error::Result<Vec<Vec<f32>>> {
+    let bar = progress_bar(texts.len(), "embed");
+    let mut rows = Vec::with_capacity(texts.len());
+    // Chunks of a few batches give progress while keeping each chunk sorted by length.
+    for chunk in texts.chunks(batch_size * 8) {
+        rows.extend(embedder.embed(chunk, batch_size)?);
+        bar.set_position(rows.len() as u64);
+    }
+    bar.finish_and_clear();
+    Ok(rows)
+}
+
 /// Writes the .npy and prints a JSON summary on stdout.
 pub fn run(args: EmbedArgs) -> Result<()> {
     if args.batch_size == 0 || args.max_tokens == 0 {
@@ -73,14 +90,7 @@ pub fn run(args: EmbedArgs) -> Result<()> {
         args.backend
     );
     let started = std::time::Instant::now();
-    let bar = progress_bar(texts.len(), "embed");
-    let mut rows = Vec::with_capacity(texts.len());
-    // Chunks of a few batches give progress while keeping each chunk sorted by length.
-    for chunk in texts.chunks(args.batch_size * 8) {
-        rows.extend(embedder.embed(chunk, args.batch_size)?);
-        bar.set_position(rows.len() as u64);
-    }
-    bar.finish_and_clear();
+    let rows = embed_with_progress(&embedder, &texts, args.batch_size)?;
     let seconds = started.elapsed().as_secs_f64();
     let matrix = Matrix::from_rows(&rows)?;
     matrix

@@ -15,7 +15,6 @@ use crate::seft::gate::{
     GATE_MAX_TOKENS, GateSection, GateTraining, fit_and_calibrate, gate_examples, gate_text,
     split_by_pair,
 };
-use crate::seft::generation::progress_bar;
 use crate::seft::reviser::PreferencePair;
 use crate::select::Matrix;
 use crate::select::embed::TextEmbedder;
@@ -113,13 +112,7 @@ fn embeddings(args: &GateArgs, texts: &[String]) -> Result<(Matrix, f64, bool)> 
     let device = args.backend.device()?;
     let started = std::time::Instant::now();
     let embedder = TextEmbedder::load(&args.embedder, &device, GATE_MAX_TOKENS)?;
-    let bar = progress_bar(texts.len(), "embed");
-    let mut rows = Vec::with_capacity(texts.len());
-    for chunk in texts.chunks(args.batch_size.max(1) * 8) {
-        rows.extend(embedder.embed(chunk, args.batch_size.max(1))?);
-        bar.set_position(rows.len() as u64);
-    }
-    bar.finish_and_clear();
+    let rows = super::embed::embed_with_progress(&embedder, texts, args.batch_size.max(1))?;
     let matrix = Matrix::from_rows(&rows)?;
     let seconds = started.elapsed().as_secs_f64();
     if let Some((npy, key_path)) = &cached {

@@ -106,6 +106,28 @@ pub struct RevisionRow {
     pub gate_skipped: bool,
 }
 
+impl RevisionRow {
+    /// The response kept as it is, without a reviser call (identity arm, gate pass).
+    fn kept(r: &ResponseRow) -> Self {
+        let chars = r.response.chars().count();
+        RevisionRow {
+            id: r.id.clone(),
+            prompt: r.prompt.clone(),
+            response: r.response.clone(),
+            response_finish: r.finish_reason,
+            tag: Some(Tag::Keep),
+            enhanced: r.response.clone(),
+            reviser_output: String::new(),
+            reviser_tokens: 0,
+            reviser_finish: None,
+            response_chars: chars,
+            enhanced_chars: chars,
+            gate_score: None,
+            gate_skipped: false,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RevisionOutcome {
     pub rows: usize,
@@ -528,24 +550,7 @@ fn revise(
     let path = dir.join("revisions.jsonl");
     let rows: Vec<RevisionRow> = match arm {
         Arm::Identity => {
-            let rows: Vec<RevisionRow> = responses
-                .iter()
-                .map(|r| RevisionRow {
-                    id: r.id.clone(),
-                    prompt: r.prompt.clone(),
-                    response: r.response.clone(),
-                    response_finish: r.finish_reason,
-                    tag: Some(Tag::Keep),
-                    enhanced: r.response.clone(),
-                    reviser_output: String::new(),
-                    reviser_tokens: 0,
-                    reviser_finish: None,
-                    response_chars: r.response.chars().count(),
-                    enhanced_chars: r.response.chars().count(),
-                    gate_score: None,
-                    gate_skipped: false,
-                })
-                .collect();
+            let rows: Vec<RevisionRow> = responses.iter().map(RevisionRow::kept).collect();
             write_jsonl(&path, &rows)?;
             rows
         }
@@ -620,19 +625,9 @@ fn revise(
                         .map(|(i, r)| {
                             if skipped(i) {
                                 Ok(RevisionRow {
-                                    id: r.id.clone(),
-                                    prompt: r.prompt.clone(),
-                                    response: r.response.clone(),
-                                    response_finish: r.finish_reason,
-                                    tag: Some(Tag::Keep),
-                                    enhanced: r.response.clone(),
-                                    reviser_output: String::new(),
-                                    reviser_tokens: 0,
-                                    reviser_finish: None,
-                                    response_chars: r.response.chars().count(),
-                                    enhanced_chars: r.response.chars().count(),
                                     gate_score: Some(scores[i]),
                                     gate_skipped: true,
+                                    ..RevisionRow::kept(r)
                                 })
                             } else {
                                 revised.next().ok_or_else(|| {

@@ -122,6 +122,50 @@ fn relu_mlp_variant_builds_saves_and_reloads() {
     );
 }
 
+#[test]
+fn firing_rows_decoding_generates_the_dense_tokens() {
+    let mut cfg = load("llama").config;
+    cfg.mlp = MlpKind::Relu;
+    cfg.relu_threshold = 0.05;
+    let device = Device::flex();
+    let net = seft::model::weights::build_model(
+        &cfg,
+        &mut seft::model::weights::InitSource::new(4, 0.2),
+        &device,
+    )
+    .unwrap();
+    let mut model = LanguageModel::from_parts(net, cfg, load("llama").tokenizer);
+    let sampling = SamplingConfig {
+        max_new_tokens: 12,
+        min_new_tokens: 12,
+        ..Default::default()
+    };
+    let prompt = vec![vec![3, 14, 15, 9]];
+    let dense = generate(&model, &prompt, &sampling, |_, _| {}).unwrap();
+    assert_eq!(model.net.firing_fraction(false), None);
+    assert!(model.net.enable_firing_rows_decode());
+    let rows = generate(&model, &prompt, &sampling, |_, _| {}).unwrap();
+    assert_eq!(dense[0].token_ids, rows[0].token_ids);
+    // 11 batch-1 decode steps went through the firing rows (the prompt's prefill did not).
+    let fired = model.net.firing_fraction(true).unwrap();
+    assert!(fired > 0.0 && fired < 1.0, "{fired}");
+    // SwiGLU models have no firing set to exploit.
+    assert!(!load("llama").net.enable_firing_rows_decode());
+    let folder = common::fixture("tiny_archs/llama");
+    let out = Command::new(env!("CARGO_BIN_EXE_seft"))
+        .args(["generate", "--prompt", "hi", "--firing-rows", "--model"])
+        .arg(&folder)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("--firing-rows needs a ReLU-MLP model"),
+        "{err}"
+    );
+    assert!(err.contains(&folder.display().to_string()), "{err}");
+}
+
 /// Lays a model folder out as hf-hub's cache does: refs/main -> snapshots/<commit>/files.
 fn fake_hub_cache(root: &std::path::Path, repo_id: &str, source: &std::path::Path) {
     let repo = root

@@ -1,5 +1,8 @@
-//! `seft cluster`: the issue's contract (one JSON object with seeding_seconds and seeding_cost)
-//! and clear errors on bad input.
+//! `seft cluster` and `seft select`: the issue's contract (one JSON object with
+//! seeding_seconds and seeding_cost), the selectors on .npy and text input, and clear errors
+//! on bad input.
+
+mod common;
 
 use std::path::Path;
 use std::process::Command;
@@ -34,20 +37,12 @@ fn f64_bytes(v: &[f64]) -> Vec<u8> {
 }
 
 fn cluster(input: &Path, extra: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_seft"))
-        .arg("cluster")
-        .arg("--input")
-        .arg(input)
-        .args(extra)
-        .output()
-        .unwrap()
+    seft("cluster", input, extra)
 }
 
-#[test]
-fn cluster_prints_seeding_time_and_cost() {
-    let dir = tempfile::tempdir().unwrap();
-    let x = dir.path().join("x.npy");
-    // Three tight groups in 2-D: any sensible seeding of k = 3 finds them.
+/// Three tight groups of 20 points in 2-D (rows 0–19, 20–39, 40–59): any sensible seeding of
+/// k = 3 finds them.
+fn three_groups(path: &Path) {
     let mut v = Vec::new();
     for (cx, cy) in [(0.0, 0.0), (10.0, 0.0), (0.0, 10.0)] {
         for i in 0..20 {
@@ -55,7 +50,163 @@ fn cluster_prints_seeding_time_and_cost() {
             v.push(cy + (i / 5) as f64 * 0.01);
         }
     }
-    write_npy(&x, "<f8", &[60, 2], &f64_bytes(&v));
+    write_npy(path, "<f8", &[60, 2], &f64_bytes(&v));
+}
+
+fn seft(command: &str, input: &Path, extra: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_seft"))
+        .arg(command)
+        .arg("--input")
+        .arg(input)
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+fn json_of(out: &std::process::Output) -> serde_json::Value {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn select_covers_every_cluster_and_avoids_reuse() {
+    let dir = tempfile::tempdir().unwrap();
+    let x = dir.path().join("x.npy");
+    three_groups(&x);
+    for selector in ["kmeans", "kmeans+kde", "kde", "random"] {
+        let rows = dir.path().join(format!("{selector}.jsonl"));
+        let r = json_of(&seft(
+            "select",
+            &x,
+            &[
+                "--selector",
+                selector,
+                "--count",
+                "3",
+                "--iterations",
+                "4",
+                "--seed",
+                "2",
+                "--output",
+                rows.to_str().unwrap(),
+                "--json",
+            ],
+        ));
+        assert_eq!(r["n"], 60);
+        assert!(r["selection_seconds"].as_f64().unwrap() >= 0.0);
+        let picks: Vec<(u64, u64)> = std::fs::read_to_string(&rows)
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                (
+                    v["iteration"].as_u64().unwrap(),
+                    v["index"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(picks.len(), 12, "{selector}");
+        let mut indices: Vec<u64> = picks.iter().map(|p| p.1).collect();
+        indices.sort();
+        indices.dedup();
+        assert_eq!(indices.len(), 12, "{selector}: a prompt was selected twice");
+        if selector.starts_with("kmeans") {
+            // One prompt from every group in every iteration.
+            for t in 1..=4 {
+                let mut groups: Vec<u64> = picks
+                    .iter()
+                    .filter(|p| p.0 == t)
+                    .map(|p| p.1 / 20)
+                    .collect();
+                groups.sort();
+                assert_eq!(groups, vec![0, 1, 2], "{selector}, iteration {t}");
+            }
+            assert_eq!(r["mean_coverage"], 1.0);
+        }
+    }
+}
+
+#[test]
+fn select_embeds_text_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let texts = dir.path().join("pool.txt");
+    std::fs::write(
+        &texts,
+        "How do I bake sourdough bread?\nGive me a recipe for banana bread.\n\
+         What is the derivative of x squared?\nSolve 3x + 5 = 11 for x.\n",
+    )
+    .unwrap();
+    let rows = dir.path().join("picked.jsonl");
+    let r = json_of(&seft(
+        "select",
+        &texts,
+        &[
+            "--model",
+            common::minilm_folder().to_str().unwrap(),
+            "--selector",
+            "kmeans",
+            "--count",
+            "2",
+            "--output",
+            rows.to_str().unwrap(),
+            "--json",
+        ],
+    ));
+    assert_eq!((r["n"].as_u64(), r["d"].as_u64()), (Some(4), Some(384)));
+    let picked: Vec<String> = std::fs::read_to_string(&rows)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["text"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    // One baking prompt and one math prompt: the two topics are the two clusters.
+    let baking = picked.iter().filter(|t| t.contains("bread")).count();
+    assert_eq!((picked.len(), baking), (2, 1), "{picked:?}");
+}
+
+#[test]
+fn select_bad_inputs_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let x = dir.path().join("x.npy");
+    three_groups(&x);
+    let texts = dir.path().join("pool.txt");
+    std::fs::write(&texts, "one\ntwo\n").unwrap();
+    let cases: [(&Path, &[&str], &str); 4] = [
+        (&x, &["--count", "61"], "larger than the pool"),
+        (&x, &["--count", "0"], "at least 1"),
+        (
+            &x,
+            &["--count", "2", "--selector", "best"],
+            "unknown selector",
+        ),
+        (
+            &texts,
+            &["--count", "1"],
+            "pool.txt: text input needs --model",
+        ),
+    ];
+    for (input, args, needle) in cases {
+        let out = seft("select", input, args);
+        assert!(!out.status.success(), "{needle}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(needle), "expected {needle:?} in {err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+}
+
+#[test]
+fn cluster_prints_seeding_time_and_cost() {
+    let dir = tempfile::tempdir().unwrap();
+    let x = dir.path().join("x.npy");
+    three_groups(&x);
     for method in ["exact", "fast", "greedy"] {
         let out = cluster(
             &x,

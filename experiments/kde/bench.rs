@@ -4,7 +4,7 @@
 //!
 //! cargo run --release --example kde_bench -- --data X.npy --queries Q.npy --bandwidth H \
 //!     [--kernel gaussian] [--epsilon 0.1] [--delta 0.1] [--tau 1e-3] [--copies R] \
-//!     [--samples M] [--updates 1000] [--adaptive-steps 200] [--adaptive-starts 5] \
+//!     [--samples M] [--width-factor 4] [--max-tables 16] [--updates 1000] [--adaptive-steps 200] [--adaptive-starts 5] \
 //!     [--truth-out truth.npy] [--max-entries 4e8] [--config-name NAME] [--out results.jsonl]
 //! Without --data: --n, --d, --blobs make Gaussian blobs (queries: jittered data points).
 use std::collections::HashMap;
@@ -113,6 +113,12 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     }
     if let Some(m) = args.get("samples") {
         params = params.samples_per_level(m.parse()?);
+    }
+    if let Some(w) = args.get("width-factor") {
+        params = params.width_factor(w.parse()?);
+    }
+    if let Some(t) = args.get("max-tables") {
+        params = params.max_tables(t.parse()?);
     }
     let mut out: Box<dyn Write> = match args.get("out") {
         Some(path) => Box::new(

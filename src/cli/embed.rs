@@ -36,7 +36,7 @@ pub struct EmbedArgs {
 }
 
 /// One text per non-empty line of a .txt file; prompt rows of anything else.
-fn read_texts(path: &Path) -> Result<Vec<String>> {
+pub(super) fn read_texts(path: &Path) -> Result<Vec<String>> {
     if path.extension().is_some_and(|e| e == "txt") {
         let text = std::fs::read_to_string(path).map_err(|e| SeftError::io(path, e))?;
         let lines: Vec<String> = text
@@ -67,6 +67,32 @@ pub(super) fn embed_with_progress(
     }
     bar.finish_and_clear();
     Ok(rows)
+}
+
+/// The points of `seft cluster` / `seft select`: an .npy matrix as is, or the texts of a
+/// JSON/JSONL/.txt file embedded with `model` (then the texts are returned too).
+pub(super) fn points_from(
+    input: &Path,
+    model: Option<&str>,
+    backend: crate::Backend,
+    batch_size: usize,
+) -> Result<(Matrix, Option<Vec<String>>)> {
+    if input.extension().is_some_and(|e| e == "npy") {
+        return Ok((Matrix::read_npy(input)?, None));
+    }
+    let texts = read_texts(input)?;
+    let Some(model) = model else {
+        anyhow::bail!(
+            "{}: text input needs --model to embed it (or pass an .npy matrix)",
+            input.display()
+        );
+    };
+    if batch_size == 0 {
+        anyhow::bail!("--batch-size must be at least 1");
+    }
+    let embedder = TextEmbedder::load(model, &backend.device()?, 512)?;
+    let rows = embed_with_progress(&embedder, &texts, batch_size)?;
+    Ok((Matrix::from_rows(&rows)?, Some(texts)))
 }
 
 /// Writes the .npy and prints a JSON summary on stdout.

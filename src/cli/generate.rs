@@ -39,6 +39,10 @@ pub struct GenerateArgs {
     /// Print one JSON object per prompt (prompt, text, token ids, finish reason) instead of text.
     #[arg(long)]
     pub json: bool,
+    /// ReLU-MLP models only: single-prompt decoding computes only the down-projection rows of
+    /// the neurons that fire (1.1–1.5× faster at ≤ 30% firing, experiments/relu_decode).
+    #[arg(long)]
+    pub firing_rows: bool,
 }
 
 pub fn run(args: GenerateArgs) -> Result<()> {
@@ -54,7 +58,13 @@ pub fn run(args: GenerateArgs) -> Result<()> {
         ..Default::default()
     };
     cfg.validate()?;
-    let model = args.model.load()?;
+    let mut model = args.model.load()?;
+    if args.firing_rows && !model.net.enable_firing_rows_decode() {
+        anyhow::bail!(
+            "{}: --firing-rows needs a ReLU-MLP model (\"seft_mlp\": \"relu\"); this one is SwiGLU",
+            args.model.model
+        );
+    }
     let mut prompts = Vec::new();
     for p in &args.prompt {
         let ids = if args.chat {

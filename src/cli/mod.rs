@@ -10,6 +10,7 @@ mod generate;
 mod info;
 mod judge;
 mod run;
+mod select;
 mod serve;
 mod sft;
 
@@ -45,8 +46,10 @@ pub enum Command {
     Eval(Box<eval::EvalArgs>),
     /// Serve a model as an OpenAI-compatible chat-completions API.
     Serve(serve::ServeArgs),
-    /// k-means++ / FastKmeans++ seeding and Lloyd iterations on an .npy matrix.
+    /// k-means++ / FastKmeans++ seeding and Lloyd iterations on an .npy matrix or embedded texts.
     Cluster(cluster::ClusterArgs),
+    /// SEFT's prompt selectors (random, kmeans, kde, kmeans+kde) on texts or an .npy matrix.
+    Select(select::SelectArgs),
     /// Supervised fine-tuning from a TOML config.
     Sft(sft::SftArgs),
     /// Embed texts into an n×d float32 .npy (all-MiniLM-L6-v2 or a decoder's hidden states).
@@ -98,6 +101,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Judge(args) => judge::run(args),
         Command::Eval(args) => eval::run(*args),
         Command::Cluster(args) => cluster::run(args),
+        Command::Select(args) => select::run(args),
         Command::Serve(args) => serve::run(args),
     }
 }

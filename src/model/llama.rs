@@ -5,6 +5,8 @@
 //! the two halves of each head, softmax in f32), so logits match it to float rounding. The code
 //! is backend-agnostic: the `Device` the weights live on (flex, ndarray or wgpu) decides.
 
+use std::sync::Arc;
+
 use burn::module::{Module, Param};
 use burn::nn::{Embedding, Linear};
 use burn::tensor::activation::{relu, silu};
@@ -13,6 +15,7 @@ use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 
 use crate::model::config::{MlpKind, ModelConfig, rope_inv_freq};
+use crate::sparse::FiringRowsDown;
 
 /// Reads a tensor back as f32 values in row-major order.
 pub fn to_f32_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
@@ -179,10 +182,24 @@ pub struct Mlp {
     pub down_proj: Linear,
     #[module(skip)]
     pub relu_threshold: f64,
+    /// ReLU variant only, set by [`CausalLm::enable_firing_rows_decode`]: batch-1 steps
+    /// compute only the firing rows of the down projection.
+    #[module(skip)]
+    pub firing_rows: Option<Arc<FiringRowsDown>>,
 }
 
 impl Mlp {
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        if let (None, Some(rows)) = (&self.gate_proj, &self.firing_rows) {
+            let [b, s, _] = x.dims();
+            if b * s == 1 {
+                let pre = self.up_proj.forward(x);
+                return match rows.forward(pre.clone()) {
+                    Some(out) => out,
+                    None => self.down_proj.forward(relu(pre - self.relu_threshold)),
+                };
+            }
+        }
         let hidden = match &self.gate_proj {
             Some(gate) => silu(gate.forward(x.clone())) * self.up_proj.forward(x),
             None => relu(self.up_proj.forward(x) - self.relu_threshold),
@@ -346,6 +363,43 @@ impl CausalLm {
         }
     }
 
+    /// Makes batch-1 steps of a ReLU-MLP model compute only the firing rows of each down
+    /// projection (measured in `experiments/relu_decode`). The rows are a snapshot of the
+    /// current weights: for inference after training, not during it. Returns false, and
+    /// changes nothing, for SwiGLU models.
+    pub fn enable_firing_rows_decode(&mut self) -> bool {
+        if self.layers.iter().any(|l| l.mlp.gate_proj.is_some()) {
+            return false;
+        }
+        for layer in &mut self.layers {
+            let mlp = &mut layer.mlp;
+            mlp.firing_rows = Some(Arc::new(FiringRowsDown::new(
+                mlp.down_proj.weight.val(),
+                mlp.down_proj.bias.as_ref().map(|b| b.val()),
+                mlp.relu_threshold,
+            )));
+        }
+        true
+    }
+
+    /// Fraction of ReLU neurons that fired in firing-rows steps since the last reset, over
+    /// all layers (None unless [`Self::enable_firing_rows_decode`] was called).
+    pub fn firing_fraction(&self, reset: bool) -> Option<f64> {
+        let rows: Vec<_> = self
+            .layers
+            .iter()
+            .filter_map(|l| l.mlp.firing_rows.as_ref())
+            .collect();
+        if rows.is_empty() {
+            return None;
+        }
+        let mean = rows.iter().map(|r| r.firing_fraction()).sum::<f64>() / rows.len() as f64;
+        if reset {
+            rows.iter().for_each(|r| r.reset_counts());
+        }
+        Some(mean)
+    }
+
     /// Logits [batch, seq, vocab] for a full forward pass without cache.
     pub fn forward(&self, batch: &Batch) -> Tensor<3> {
         self.logits(self.hidden_states(batch, None))
@@ -384,6 +438,7 @@ pub fn init_zeros(cfg: &ModelConfig, device: &Device) -> CausalLm {
                 up_proj: linear(h, cfg.intermediate_size, false),
                 down_proj: linear(cfg.intermediate_size, h, false),
                 relu_threshold: cfg.relu_threshold,
+                firing_rows: None,
             },
         })
         .collect();

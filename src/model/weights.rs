@@ -342,6 +342,7 @@ pub fn build_model(
             up_proj: b.linear(&format!("{p}.mlp.up_proj"), h, i_size, false)?,
             down_proj: b.linear(&format!("{p}.mlp.down_proj"), i_size, h, false)?,
             relu_threshold: cfg.relu_threshold,
+            firing_rows: None,
         };
         layers.push(DecoderLayer {
             input_layernorm,

@@ -39,6 +39,22 @@ pub enum Selector {
     KmeansKde,
 }
 
+impl std::str::FromStr for Selector {
+    type Err = SeftError;
+
+    fn from_str(name: &str) -> Result<Self> {
+        match name {
+            "random" => Ok(Selector::Random),
+            "kmeans" => Ok(Selector::Kmeans),
+            "kde" => Ok(Selector::Kde),
+            "kmeans+kde" => Ok(Selector::KmeansKde),
+            other => Err(SeftError::Invalid(format!(
+                "unknown selector {other:?} (expected random, kmeans, kde or kmeans+kde)"
+            ))),
+        }
+    }
+}
+
 impl Selector {
     /// Whether this selector needs embeddings of the pool.
     pub fn needs_embeddings(self) -> bool {

@@ -26,8 +26,11 @@
 //! - [`TrainPath::Auto`] (the default) starts dense and moves to the trees only where they
 //!   measure faster, so choosing it never costs much over dense.
 //! - [`QualityGate`]: the network as a binary classifier on frozen embeddings.
+//! - [`FiringRowsDown`]: batch-1 decoding of the ReLU-MLP decoder variant through the
+//!   firing set of each token (down-projection rows of the firing neurons only).
 
 mod auto;
+mod decode;
 mod dense;
 mod firing;
 mod gate;
@@ -39,6 +42,7 @@ mod tree;
 mod tree_step;
 mod validate;
 
+pub use decode::FiringRowsDown;
 pub use firing::FiringSets;
 pub use gate::{GateConfig, QualityGate};
 pub use network::{ShiftedReluNet, TrainData};

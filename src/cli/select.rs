@@ -1,0 +1,108 @@
+//! `seft select`: SEFT's prompt selectors on a pool of texts or an embedding matrix, without
+//! running SEFT: which rows each iteration would train on, and the cluster coverage.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use serde_json::json;
+
+use crate::seft::selection::{Selector, select};
+
+#[derive(clap::Args, Debug)]
+pub struct SelectArgs {
+    /// The pool: an n×d float32/float64 .npy of embeddings, or texts (JSON/JSONL prompt rows,
+    /// or a .txt file with one text per line) embedded with --model.
+    #[arg(long)]
+    pub input: PathBuf,
+    /// Embedder for text input: a sentence-transformers folder (all-MiniLM-L6-v2) or any
+    /// decoder seft loads (mean-pooled hidden states).
+    #[arg(long, short)]
+    pub model: Option<String>,
+    /// random, kmeans (every cluster each iteration), kde (least like what was used),
+    /// kmeans+kde (the least covered prompt of every cluster).
+    #[arg(long, default_value = "kmeans")]
+    pub selector: Selector,
+    /// Prompts per iteration (also the number of clusters).
+    #[arg(long)]
+    pub count: usize,
+    /// Iterations to select for (each one prefers prompts not used before).
+    #[arg(long, default_value_t = 1)]
+    pub iterations: usize,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Write one JSON line per selected row: iteration, index (0-based row of --input), text.
+    #[arg(long)]
+    pub output: Option<PathBuf>,
+    /// Texts per embedding forward pass.
+    #[arg(long, default_value_t = 32)]
+    pub batch_size: usize,
+    /// Compute backend for embedding: flex (CPU, default), ndarray (CPU), wgpu (GPU).
+    #[arg(long, default_value = "flex", env = "SEFT_BACKEND")]
+    pub backend: crate::Backend,
+    /// Print the summary as one JSON line (default: pretty-printed).
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(args: SelectArgs) -> Result<()> {
+    if args.count == 0 || args.iterations == 0 {
+        anyhow::bail!("--count and --iterations must be at least 1");
+    }
+    let (points, texts) = super::embed::points_from(
+        &args.input,
+        args.model.as_deref(),
+        args.backend,
+        args.batch_size,
+    )?;
+    if args.count > points.n() {
+        anyhow::bail!(
+            "{}: --count {} is larger than the pool ({} rows)",
+            args.input.display(),
+            args.count,
+            points.n()
+        );
+    }
+    let (chosen, stats) = select(
+        args.selector,
+        Some(&points),
+        points.n(),
+        args.count,
+        args.iterations,
+        args.seed,
+    )?;
+    let stats = stats.expect("statistics come with embeddings");
+    if let Some(path) = &args.output {
+        let mut lines = String::new();
+        for (t, picks) in chosen.iter().enumerate() {
+            for &i in picks {
+                let mut row = json!({"iteration": t + 1, "index": i});
+                if let Some(texts) = &texts {
+                    row["text"] = json!(texts[i]);
+                }
+                lines.push_str(&format!("{row}\n"));
+            }
+        }
+        crate::data::jsonl::write_atomic(path, lines.as_bytes())?;
+    }
+    let mut summary = json!({
+        "n": points.n(),
+        "d": points.d(),
+        "selector": args.selector,
+        "count": args.count,
+        "iterations": args.iterations,
+        "seed": args.seed,
+        "selection_seconds": stats.seconds,
+        "coverage_per_iteration": stats.coverage_per_iteration,
+        "mean_coverage": stats.mean_coverage,
+    });
+    match &args.output {
+        Some(path) => summary["output"] = json!(path.display().to_string()),
+        None => summary["selected"] = json!(chosen),
+    }
+    if args.json {
+        println!("{summary}");
+    } else {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    }
+    Ok(())
+}

@@ -200,12 +200,23 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     }
     let insert_seconds = started.elapsed().as_secs_f64() / ids.len().max(1) as f64;
     let started = Instant::now();
-    let answers: Vec<_> = queries
+    let answers = kde.query_batch(&queries)?;
+    let query_seconds = started.elapsed().as_secs_f64() / queries.n() as f64;
+    // One query at a time (copies in parallel): the latency path.
+    let started = Instant::now();
+    let single: Vec<_> = queries
         .data()
         .chunks_exact(d)
         .map(|q| kde.query(q))
         .collect::<Result<_, _>>()?;
-    let query_seconds = started.elapsed().as_secs_f64() / queries.n() as f64;
+    let single_query_seconds = started.elapsed().as_secs_f64() / queries.n() as f64;
+    assert!(
+        single
+            .iter()
+            .zip(&answers)
+            .all(|(a, b)| a.density == b.density),
+        "query and query_batch disagree"
+    );
     let estimates: Vec<f64> = answers.iter().map(|a| a.density).collect();
     let per_query = |f: fn(&seft::select::kde::KdeEstimate) -> usize| {
         answers.iter().map(f).sum::<usize>() as f64 / answers.len() as f64
@@ -217,6 +228,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         "build_seconds_per_point": build_seconds / n as f64,
         "insert_seconds_per_point": insert_seconds, "delete_seconds_per_point": delete_seconds,
         "updates": ids.len(), "query_seconds": query_seconds,
+        "single_query_seconds": single_query_seconds,
         "kernel_evaluations_per_query": per_query(|a| a.kernel_evaluations),
         "candidates_per_query": per_query(|a| a.candidates),
         "memory_bytes": kde.memory_bytes(), "stored_entries": kde.stored_entries(),

@@ -462,8 +462,24 @@ impl DynamicKde {
         Ok(())
     }
 
-    /// Estimates KDE(q) = (1/n) Σ k(x, q) over the held points.
+    /// Estimates KDE(q) = (1/n) Σ k(x, q) over the held points (copies in parallel).
     pub fn query(&self, query: &[f32]) -> Result<KdeEstimate> {
+        self.estimate(query, true)
+    }
+
+    /// Estimates of many queries, the queries in parallel (each one's copies in turn): the
+    /// throughput path, like [`ExactKde::query_batch`](super::ExactKde::query_batch). Each
+    /// estimate equals [`Self::query`]'s.
+    pub fn query_batch(&self, queries: &Matrix) -> Result<Vec<KdeEstimate>> {
+        queries.check_same_dim(self.d, "the queries")?;
+        queries
+            .data()
+            .par_chunks(self.d)
+            .map(|q| self.estimate(q, false))
+            .collect()
+    }
+
+    fn estimate(&self, query: &[f32], parallel_copies: bool) -> Result<KdeEstimate> {
         check_point(query, self.d, "the query")?;
         if self.len == 0 {
             return Err(SeftError::Invalid(
@@ -471,11 +487,12 @@ impl DynamicKde {
             ));
         }
         let plan = &self.plan;
-        let mut states: Vec<QueryState> = self
-            .copies
-            .par_iter()
-            .map(|copy| QueryState::new(copy, plan, query, self.d))
-            .collect();
+        let new_state = |copy| QueryState::new(copy, plan, query, self.d);
+        let mut states: Vec<QueryState> = if parallel_copies {
+            self.copies.par_iter().map(new_state).collect()
+        } else {
+            self.copies.iter().map(new_state).collect()
+        };
         let n = self.len as f64;
         let mut estimate = KdeEstimate {
             density: 0.0,
@@ -486,10 +503,12 @@ impl DynamicKde {
         };
         for g in 0..plan.guesses {
             let guess = 0.5f64.powi(g as i32);
-            let mut per_copy: Vec<f64> = states
-                .par_iter_mut()
-                .map(|state| state.advance(self, query, guess, n))
-                .collect();
+            let advance = |state: &mut QueryState| state.advance(self, query, guess, n);
+            let mut per_copy: Vec<f64> = if parallel_copies {
+                states.par_iter_mut().map(advance).collect()
+            } else {
+                states.iter_mut().map(advance).collect()
+            };
             per_copy.sort_by(f64::total_cmp);
             estimate.density = per_copy[per_copy.len() / 2];
             estimate.guess = guess;
@@ -773,6 +792,12 @@ mod tests {
         let within = relevant.iter().filter(|&&e| e <= epsilon).count();
         let fraction = within as f64 / relevant.len() as f64;
         assert!(fraction >= 1.0 - delta, "only {fraction:.3} within ε");
+        // The batched (queries in parallel) path gives the same estimates.
+        let batch = kde.query_batch(&queries).unwrap();
+        for (i, b) in batch.iter().enumerate() {
+            let single = kde.query(queries.row(i)).unwrap();
+            assert_eq!((single.density, single.guess), (b.density, b.guess));
+        }
     }
 
     #[test]

@@ -98,6 +98,8 @@ struct Args {
     only_d: Vec<usize>,
     only_m: Vec<usize>,
     only_n: Vec<usize>,
+    /// Overrides the runs per path (default 5).
+    repeats: Option<usize>,
 }
 
 fn list(v: Option<String>) -> Vec<usize> {
@@ -115,6 +117,7 @@ fn parse_args() -> Args {
         only_d: Vec::new(),
         only_m: Vec::new(),
         only_n: Vec::new(),
+        repeats: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -130,6 +133,7 @@ fn parse_args() -> Args {
             "--d" => args.only_d = list(it.next()),
             "--m" => args.only_m = list(it.next()),
             "--n" => args.only_n = list(it.next()),
+            "--repeats" => args.repeats = Some(list(it.next())[0].max(1)),
             _ => usage(),
         }
     }
@@ -142,7 +146,7 @@ fn parse_args() -> Args {
 
 fn usage() -> ! {
     eprintln!(
-        "usage: sparse_bench [--quick] [--threads N] [--out FILE.json] [--d LIST] [--m LIST] [--n LIST]"
+        "usage: sparse_bench [--quick] [--threads N] [--out FILE.json] [--d LIST] [--m LIST] [--n LIST] [--repeats R]"
     );
     std::process::exit(2)
 }
@@ -319,6 +323,9 @@ fn main() {
     keep(&mut grid.dims, &args.only_d);
     keep(&mut grid.widths, &args.only_m);
     keep(&mut grid.points, &args.only_n);
+    if let Some(r) = args.repeats {
+        grid.repeats = r;
+    }
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(args.threads)
         .build()

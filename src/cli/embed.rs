@@ -36,7 +36,7 @@ pub struct EmbedArgs {
 }
 
 /// One text per non-empty line of a .txt file; prompt rows of anything else.
-pub(super) fn read_texts(path: &Path) -> Result<Vec<String>> {
+fn read_texts(path: &Path) -> Result<Vec<String>> {
     if path.extension().is_some_and(|e| e == "txt") {
         let text = std::fs::read_to_string(path).map_err(|e| SeftError::io(path, e))?;
         let lines: Vec<String> = text

@@ -70,7 +70,7 @@ pub fn run(args: SelectArgs) -> Result<()> {
         args.iterations,
         args.seed,
     )?;
-    let stats = stats.expect("statistics come with embeddings");
+    let stats = stats.ok_or_else(|| anyhow::anyhow!("the selector returned no statistics"))?;
     if let Some(path) = &args.output {
         let mut lines = String::new();
         for (t, picks) in chosen.iter().enumerate() {

@@ -24,6 +24,11 @@
 //! - Robustness: copies are independent and a query only reads them, so the median keeps
 //!   its (1 ± ε) guarantee for queries chosen from earlier answers once R covers a net of
 //!   the query region ([`DynamicKdeParams::adaptive_net_log_size`]).
+//!
+//! Measured (experiments/kde, 2 threads): one copy with m = 100 answers batched queries
+//! 37–39× faster than brute force at n = 500k (mean relative error 0.08) but only ~7× at
+//! n = 100k; the (ε, δ)-derived R = 17 copies are slower than brute force at these n, and
+//! are what keeps adaptively chosen queries within ε.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};

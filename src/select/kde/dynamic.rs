@@ -26,8 +26,8 @@
 //!   the query region ([`DynamicKdeParams::adaptive_net_log_size`]).
 //!
 //! Measured (experiments/kde, 2 threads): one copy with m = 100 answers batched queries
-//! 37–39× faster than brute force at n = 500k (mean relative error 0.08) but only ~7× at
-//! n = 100k; the (ε, δ)-derived R = 17 copies are slower than brute force at these n, and
+//! 31–39× faster than brute force at n = 500k (mean relative error ≤ 0.082) but only 7–8×
+//! at n = 100k; the (ε, δ)-derived R = 17 copies are slower than brute force at these n, and
 //! are what keeps adaptively chosen queries within ε.
 
 use std::collections::HashMap;

@@ -20,6 +20,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 use seft::model::LanguageModel;
 use seft::model::config::MlpKind;
 use seft::model::generate::{SamplingConfig, generate};
+use seft::model::llama::to_f32_vec;
 use seft::model::weights::{InitSource, build_model};
 
 const INIT_STD: f64 = 0.02;
@@ -126,31 +127,30 @@ fn time_generation(model: &LanguageModel, prompt: &[u32], tokens: usize) -> (f64
     (all, one, ids)
 }
 
-/// Median seconds of one MLP block at batch 1 (layer 0), dense and firing rows.
+/// Median seconds of one MLP block at batch 1 (layer 0), dense and firing rows, and the
+/// largest difference between their outputs.
 fn time_block(model: &mut LanguageModel, b: f64, reps: usize) -> (f64, f64, f32) {
     let h = model.config.hidden_size;
-    let device = Device::flex();
     let mut rng = StdRng::seed_from_u64(11);
     let x: Vec<f32> = (0..h)
-        .map(|_| StandardNormal.sample(&mut rng))
-        .collect::<Vec<f64>>()
-        .into_iter()
-        .map(|v| v as f32)
+        .map(|_| {
+            let v: f64 = StandardNormal.sample(&mut rng);
+            v as f32
+        })
         .collect();
-    let x = Tensor::<3>::from_data(TensorData::new(x, [1, 1, h]), &device);
+    let x = Tensor::<3>::from_data(TensorData::new(x, [1, 1, h]), &Device::flex());
+    set_threshold(model, b, true);
+    let rows = model.net.layers[0].mlp.clone();
+    let mut dense = rows.clone();
+    dense.firing_rows = None;
     let mut times = [Vec::new(), Vec::new()];
     let mut outs = [Vec::new(), Vec::new()];
-    for rep in 0..reps {
-        for (path, sparse) in [false, true].into_iter().enumerate() {
-            set_threshold_block(model, b, sparse);
-            let mlp = &model.net.layers[0].mlp;
+    for _ in 0..reps {
+        for (path, mlp) in [&dense, &rows].into_iter().enumerate() {
             let start = Instant::now();
-            let y = mlp.forward(x.clone());
-            let y = seft::model::llama::to_f32_vec(y);
+            let y = to_f32_vec(mlp.forward(x.clone()));
             times[path].push(start.elapsed().as_secs_f64());
-            if rep == 0 {
-                outs[path] = y;
-            }
+            outs[path] = y;
         }
     }
     let max_diff = outs[0]
@@ -158,20 +158,8 @@ fn time_block(model: &mut LanguageModel, b: f64, reps: usize) -> (f64, f64, f32)
         .zip(&outs[1])
         .map(|(a, b)| (a - b).abs())
         .fold(0.0f32, f32::max);
-    (median(times[0].clone()), median(times[1].clone()), max_diff)
-}
-
-fn set_threshold_block(model: &mut LanguageModel, b: f64, sparse: bool) {
-    let mlp = &mut model.net.layers[0].mlp;
-    mlp.relu_threshold = b;
-    mlp.firing_rows = None;
-    if sparse {
-        mlp.firing_rows = Some(std::sync::Arc::new(seft::sparse::FiringRowsDown::new(
-            mlp.down_proj.weight.val(),
-            None,
-            b,
-        )));
-    }
+    let [dense_times, rows_times] = times;
+    (median(dense_times), median(rows_times), max_diff)
 }
 
 fn main() {

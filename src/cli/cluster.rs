@@ -7,20 +7,8 @@ use crate::select::kmeans::{KMeansParams, Seeding};
 
 #[derive(clap::Args, Debug)]
 pub struct ClusterArgs {
-    /// An n×d float32 or float64 .npy matrix (e.g. from `seft embed`), or texts (JSON/JSONL
-    /// prompt rows, or a .txt file with one text per line) embedded with --model.
-    #[arg(long)]
-    pub input: PathBuf,
-    /// Embedder for text input: a sentence-transformers folder (all-MiniLM-L6-v2) or any
-    /// decoder seft loads (mean-pooled hidden states).
-    #[arg(long, short)]
-    pub model: Option<String>,
-    /// Texts per embedding forward pass.
-    #[arg(long, default_value_t = 32)]
-    pub batch_size: usize,
-    /// Compute backend for embedding: flex (CPU, default), ndarray (CPU), wgpu (GPU).
-    #[arg(long, default_value = "flex", env = "SEFT_BACKEND")]
-    pub backend: crate::Backend,
+    #[command(flatten)]
+    pub points: super::embed::PointsArgs,
     /// Number of clusters.
     #[arg(long)]
     pub k: usize,
@@ -44,12 +32,7 @@ pub struct ClusterArgs {
 }
 
 pub fn run(args: ClusterArgs) -> Result<()> {
-    let (data, _) = super::embed::points_from(
-        &args.input,
-        args.model.as_deref(),
-        args.backend,
-        args.batch_size,
-    )?;
+    let (data, _) = args.points.load()?;
     let method: Seeding = args.method.parse()?;
     let model = KMeansParams::new(args.k)
         .seed(args.seed)

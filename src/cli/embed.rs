@@ -69,30 +69,47 @@ pub(super) fn embed_with_progress(
     Ok(rows)
 }
 
-/// The points of `seft cluster` / `seft select`: an .npy matrix as is, or the texts of a
-/// JSON/JSONL/.txt file embedded with `model` (then the texts are returned too).
-pub(super) fn points_from(
-    input: &Path,
-    model: Option<&str>,
-    backend: crate::Backend,
-    batch_size: usize,
-) -> Result<(Matrix, Option<Vec<String>>)> {
-    if input.extension().is_some_and(|e| e == "npy") {
-        return Ok((Matrix::read_npy(input)?, None));
+/// The points `seft cluster` and `seft select` work on: an .npy matrix, or texts embedded
+/// with `--model`.
+#[derive(clap::Args, Debug)]
+pub struct PointsArgs {
+    /// An n×d float32 or float64 .npy matrix (e.g. from `seft embed`), or texts (JSON/JSONL
+    /// prompt rows, or a .txt file with one text per line) embedded with --model.
+    #[arg(long)]
+    pub input: PathBuf,
+    /// Embedder for text input: a sentence-transformers folder (all-MiniLM-L6-v2) or any
+    /// decoder seft loads (mean-pooled hidden states).
+    #[arg(long, short)]
+    pub model: Option<String>,
+    /// Texts per embedding forward pass.
+    #[arg(long, default_value_t = 32)]
+    pub batch_size: usize,
+    /// Compute backend for embedding: flex (CPU, default), ndarray (CPU), wgpu (GPU).
+    #[arg(long, default_value = "flex", env = "SEFT_BACKEND")]
+    pub backend: crate::Backend,
+}
+
+impl PointsArgs {
+    /// The matrix, and the texts when the input was text.
+    pub(super) fn load(&self) -> Result<(Matrix, Option<Vec<String>>)> {
+        let input = &self.input;
+        if input.extension().is_some_and(|e| e == "npy") {
+            return Ok((Matrix::read_npy(input)?, None));
+        }
+        let texts = read_texts(input)?;
+        let Some(model) = &self.model else {
+            anyhow::bail!(
+                "{}: text input needs --model to embed it (or pass an .npy matrix)",
+                input.display()
+            );
+        };
+        if self.batch_size == 0 {
+            anyhow::bail!("--batch-size must be at least 1");
+        }
+        let embedder = TextEmbedder::load(model, &self.backend.device()?, 512)?;
+        let rows = embed_with_progress(&embedder, &texts, self.batch_size)?;
+        Ok((Matrix::from_rows(&rows)?, Some(texts)))
     }
-    let texts = read_texts(input)?;
-    let Some(model) = model else {
-        anyhow::bail!(
-            "{}: text input needs --model to embed it (or pass an .npy matrix)",
-            input.display()
-        );
-    };
-    if batch_size == 0 {
-        anyhow::bail!("--batch-size must be at least 1");
-    }
-    let embedder = TextEmbedder::load(model, &backend.device()?, 512)?;
-    let rows = embed_with_progress(&embedder, &texts, batch_size)?;
-    Ok((Matrix::from_rows(&rows)?, Some(texts)))
 }
 
 /// Writes the .npy and prints a JSON summary on stdout.

@@ -10,14 +10,9 @@ use crate::seft::selection::{Selector, select};
 
 #[derive(clap::Args, Debug)]
 pub struct SelectArgs {
-    /// The pool: an n×d float32/float64 .npy of embeddings, or texts (JSON/JSONL prompt rows,
-    /// or a .txt file with one text per line) embedded with --model.
-    #[arg(long)]
-    pub input: PathBuf,
-    /// Embedder for text input: a sentence-transformers folder (all-MiniLM-L6-v2) or any
-    /// decoder seft loads (mean-pooled hidden states).
-    #[arg(long, short)]
-    pub model: Option<String>,
+    // The prompt pool.
+    #[command(flatten)]
+    pub points: super::embed::PointsArgs,
     /// random, kmeans (every cluster each iteration), kde (least like what was used),
     /// kmeans+kde (the least covered prompt of every cluster).
     #[arg(long, default_value = "kmeans")]
@@ -33,12 +28,6 @@ pub struct SelectArgs {
     /// Write one JSON line per selected row: iteration, index (0-based row of --input), text.
     #[arg(long)]
     pub output: Option<PathBuf>,
-    /// Texts per embedding forward pass.
-    #[arg(long, default_value_t = 32)]
-    pub batch_size: usize,
-    /// Compute backend for embedding: flex (CPU, default), ndarray (CPU), wgpu (GPU).
-    #[arg(long, default_value = "flex", env = "SEFT_BACKEND")]
-    pub backend: crate::Backend,
     /// Print the summary as one JSON line (default: pretty-printed).
     #[arg(long)]
     pub json: bool,
@@ -48,16 +37,11 @@ pub fn run(args: SelectArgs) -> Result<()> {
     if args.count == 0 || args.iterations == 0 {
         anyhow::bail!("--count and --iterations must be at least 1");
     }
-    let (points, texts) = super::embed::points_from(
-        &args.input,
-        args.model.as_deref(),
-        args.backend,
-        args.batch_size,
-    )?;
+    let (points, texts) = args.points.load()?;
     if args.count > points.n() {
         anyhow::bail!(
             "{}: --count {} is larger than the pool ({} rows)",
-            args.input.display(),
+            args.points.input.display(),
             args.count,
             points.n()
         );

@@ -40,7 +40,7 @@ pub struct GenerateArgs {
     #[arg(long)]
     pub json: bool,
     /// ReLU-MLP models only: single-prompt decoding computes only the down-projection rows of
-    /// the neurons that fire (1.1–1.5× faster at ≤ 30% firing, experiments/relu_decode).
+    /// the neurons that fire (1.1–1.6× faster at ≤ 10% firing, experiments/relu_decode).
     #[arg(long)]
     pub firing_rows: bool,
 }

@@ -190,19 +190,19 @@ pub struct Mlp {
 
 impl Mlp {
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        if let (None, Some(rows)) = (&self.gate_proj, &self.firing_rows) {
-            let [b, s, _] = x.dims();
-            if b * s == 1 {
-                let pre = self.up_proj.forward(x);
-                return match rows.forward(pre.clone()) {
-                    Some(out) => out,
-                    None => self.down_proj.forward(relu(pre - self.relu_threshold)),
-                };
-            }
-        }
+        let [b, s, _] = x.dims();
         let hidden = match &self.gate_proj {
             Some(gate) => silu(gate.forward(x.clone())) * self.up_proj.forward(x),
-            None => relu(self.up_proj.forward(x) - self.relu_threshold),
+            None => {
+                let pre = self.up_proj.forward(x);
+                // A batch-1 step with few firing neurons reads only their rows.
+                if let Some(rows) = self.firing_rows.as_ref().filter(|_| b * s == 1)
+                    && let Some(out) = rows.forward(pre.clone())
+                {
+                    return out;
+                }
+                relu(pre - self.relu_threshold)
+            }
         };
         self.down_proj.forward(hidden)
     }

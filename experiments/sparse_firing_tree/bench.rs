@@ -29,6 +29,14 @@ impl Threshold {
         }
     }
 
+    /// The name `--thresholds` takes: the sparsity in percent, or `theory`.
+    fn short_label(self) -> String {
+        match self {
+            Threshold::Sparsity(s) => format!("{}", (1000.0 * s).round() / 10.0),
+            Threshold::Theory => "theory".into(),
+        }
+    }
+
     fn label(self) -> String {
         match self {
             Threshold::Sparsity(s) => format!("{:.1}%", 100.0 * s),
@@ -98,6 +106,8 @@ struct Args {
     only_d: Vec<usize>,
     only_m: Vec<usize>,
     only_n: Vec<usize>,
+    /// Restrict the thresholds to these labels (`50`, `90`, `99`, `99.9` percent or `theory`).
+    only_thresholds: Vec<String>,
     /// Overrides the runs per path (default 5).
     repeats: Option<usize>,
 }
@@ -117,6 +127,7 @@ fn parse_args() -> Args {
         only_d: Vec::new(),
         only_m: Vec::new(),
         only_n: Vec::new(),
+        only_thresholds: Vec::new(),
         repeats: None,
     };
     let mut it = std::env::args().skip(1);
@@ -133,6 +144,14 @@ fn parse_args() -> Args {
             "--d" => args.only_d = list(it.next()),
             "--m" => args.only_m = list(it.next()),
             "--n" => args.only_n = list(it.next()),
+            "--thresholds" => {
+                args.only_thresholds = it
+                    .next()
+                    .unwrap_or_else(|| usage())
+                    .split(',')
+                    .map(|t| t.trim().to_string())
+                    .collect()
+            }
             "--repeats" => args.repeats = Some(list(it.next())[0].max(1)),
             _ => usage(),
         }
@@ -146,7 +165,7 @@ fn parse_args() -> Args {
 
 fn usage() -> ! {
     eprintln!(
-        "usage: sparse_bench [--quick] [--threads N] [--out FILE.json] [--d LIST] [--m LIST] [--n LIST] [--repeats R]"
+        "usage: sparse_bench [--quick] [--threads N] [--out FILE.json] [--d LIST] [--m LIST] [--n LIST] [--thresholds 50,90,99,99.9,theory] [--repeats R]"
     );
     std::process::exit(2)
 }
@@ -323,6 +342,10 @@ fn main() {
     keep(&mut grid.dims, &args.only_d);
     keep(&mut grid.widths, &args.only_m);
     keep(&mut grid.points, &args.only_n);
+    if !args.only_thresholds.is_empty() {
+        grid.thresholds
+            .retain(|t| args.only_thresholds.contains(&t.short_label()));
+    }
     if let Some(r) = args.repeats {
         grid.repeats = r;
     }

@@ -8,7 +8,8 @@
 //! built only when the ratio is below [`PROBE_BELOW`] and the predicted saving over the steps
 //! left exceeds [`MIN_SAVING`] dense steps (it has to pay for the build, measured at 0.4–2.1
 //! dense steps, and for the tree steps that might prove slower); the build reuses the last
-//! dense step's products (O(nm) plus one gemm over the neurons that step changed).
+//! dense step's products and its spent update buffer (O(nm) plus gemms over the neurons that
+//! step changed).
 //! The thresholds come from the benchmark in experiments/sparse_firing_tree: configurations
 //! predicted at 0.55–0.65 (90% sparsity, or a union of firing neurons near m) measured only
 //! 0.9×–2× faster per tree step, too little to pay for the build within a short run, while
@@ -78,8 +79,8 @@ pub(crate) fn train_auto(
         {
             tried_trees = true;
             let started = Instant::now();
-            trees = Some(TreeStepper::new(dense.trees_after_step(net, data)));
-            dense.release();
+            let spent = std::mem::replace(&mut dense, DenseStepper::new(data));
+            trees = Some(spent.into_tree_stepper(net, data));
             report.build_seconds += started.elapsed().as_secs_f64();
         }
     }

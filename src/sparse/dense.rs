@@ -10,6 +10,7 @@ use super::network::{
 };
 use super::products::PointMatrix;
 use super::tree::FiringTrees;
+use super::tree_step::TreeStepper;
 use crate::error::{Result, SeftError};
 
 /// Neurons per parallel task when scanning columns.
@@ -134,27 +135,27 @@ impl DenseStepper {
         })
     }
 
-    /// Trees for the weights after the last step: from that step's products, with the
-    /// neurons it changed recomputed (one gemm over them).
-    pub(crate) fn trees_after_step(
-        &self,
+    /// The tree stepper for the weights after the last step: trees from that step's
+    /// products, with the neurons it changed recomputed. The update buffer (n × m, spent)
+    /// becomes the trees' storage, so the switch pages in few fresh pages (first-touching
+    /// memory runs at 0.2–1.3 GB/s on this VM).
+    pub(crate) fn into_tree_stepper(
+        self,
         net: &ShiftedReluNet,
         data: &TrainData<'_>,
-    ) -> FiringTrees {
+    ) -> TreeStepper {
         let (n, m, d) = (data.points(), net.width(), data.dim());
-        let mut trees =
-            FiringTrees::from_products(self.points.clone(), n, m, d, &self.products, self.columns);
-        let mut rows = Vec::new();
-        let columns = self.points.gather(net.weights(), &self.union, &mut rows);
-        trees.refresh(&self.union, &rows, columns);
-        trees
-    }
-
-    /// Frees the large buffers (while another path trains).
-    pub(crate) fn release(&mut self) {
-        for buffer in [&mut self.rows, &mut self.products, &mut self.update] {
-            *buffer = Vec::new();
-        }
+        let mut trees = FiringTrees::from_products(
+            self.points,
+            n,
+            m,
+            d,
+            &self.products,
+            self.columns,
+            self.update,
+        );
+        trees.update_sorted(&self.union, net.weights());
+        TreeStepper::new(trees)
     }
 }
 
@@ -271,7 +272,7 @@ mod tests {
         let mut dense = DenseStepper::new(&data);
         dense.step(&mut net, &data, 0.5).unwrap();
         assert_ne!(before, net.weights(), "the step changed nothing");
-        let trees = dense.trees_after_step(&net, &data);
+        let trees = dense.into_tree_stepper(&net, &data).into_trees();
         let fresh = FiringTrees::build(&x, n, d, net.weights(), m).unwrap();
         for i in 0..n {
             let (got, want) = (trees.values(i).unwrap(), fresh.values(i).unwrap());

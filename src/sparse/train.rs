@@ -225,6 +225,8 @@ mod tests {
             (5, 12, 37, -0.2, 0.3),
             (16, 130, 2000, 0.0, 0.1),
             (32, 64, 5000, 3.09, 20.0),
+            // Half the neurons fire: the union spans three blocks of recomputed products.
+            (8, 24, 5000, 0.0, 0.1),
         ];
         for (case, &(n, d, m, b, lr)) in cases.iter().enumerate() {
             let (x, y) = dataset(n, d, case as u64);
@@ -309,6 +311,25 @@ mod tests {
             ]
         );
         assert!(report.build_seconds > 0.0);
+    }
+
+    #[test]
+    fn auto_switches_with_a_union_wider_than_one_block() {
+        let (x, y) = dataset(32, 16, 11);
+        let data = TrainData::new(&x, &y, 16).unwrap();
+        let net = ShiftedReluNet::random(20_000, 16, 2.3, 12).unwrap();
+        let mut reference = net.clone();
+        train_reference(&mut reference, &data, 2.0, 8).unwrap();
+        let (auto, report) = run(TrainPath::Auto, &net, &data, 2.0, 8);
+        let switch = &report.steps[2];
+        assert_eq!(switch.path, StepPath::FiringTree);
+        assert!(
+            switch.union > crate::sparse::tree::NEURON_BLOCK,
+            "{}",
+            switch.union
+        );
+        let difference = relative_difference(auto.weights(), reference.weights());
+        assert!(difference <= 1e-6, "{difference:e}");
     }
 
     #[test]

@@ -62,6 +62,12 @@ impl Levels {
     }
 }
 
+/// Neurons whose products one gemm recomputes after a step: 2048 rows of d ≤ 512 keep the
+/// gathered weights at 4 MB and the products at 1 MB for 128 points, instead of buffers that
+/// grow with m (first-touching 94 MB of fresh pages cost 0.07–0.45 s on this VM, more than
+/// a dense step at d 512, m 64k, n 128).
+pub(crate) const NEURON_BLOCK: usize = 2048;
+
 /// The n firing trees of a training set, with a copy of the points to recompute products.
 #[derive(Clone, Debug)]
 pub struct FiringTrees {
@@ -88,10 +94,13 @@ impl FiringTrees {
         let points = PointMatrix::new(x, n, d);
         let (mut rows, mut products) = (Vec::new(), Vec::new());
         let columns = points.all_products(w, m, &mut rows, &mut products);
-        Ok(Self::from_products(points, n, m, d, &products, columns))
+        Ok(Self::from_products(
+            points, n, m, d, &products, columns, rows,
+        ))
     }
 
-    /// Trees over already computed products (`products[i · columns + r]`, canonical layout).
+    /// Trees over already computed products (`products[i · columns + r]`, canonical layout),
+    /// stored in `storage` (a spare buffer, any content: reusing one saves paging in memory).
     pub(crate) fn from_products(
         points: PointMatrix,
         n: usize,
@@ -99,9 +108,12 @@ impl FiringTrees {
         d: usize,
         products: &[f32],
         columns: usize,
+        storage: Vec<f32>,
     ) -> Self {
         let levels = Levels::new(m);
-        let mut trees = vec![f32::NEG_INFINITY; n * levels.per_point];
+        let mut trees = storage;
+        trees.clear();
+        trees.resize(n * levels.per_point, f32::NEG_INFINITY);
         trees
             .par_chunks_mut(levels.per_point)
             .enumerate()
@@ -155,7 +167,7 @@ impl FiringTrees {
     }
 
     /// Recomputes ⟨w_r, x_i⟩ for the `changed` neurons (any order, repeats allowed) from the
-    /// new weights `w` (`m × d`) with one gemm over those neurons, then fixes their tree paths.
+    /// new weights `w` (`m × d`) with gemms over those neurons, then fixes their tree paths.
     pub fn update(&mut self, changed: &[u32], w: &[f32]) -> Result<()> {
         check_shape("w", w.len(), self.m, self.d, "neurons")?;
         let mut changed = changed.to_vec();
@@ -171,39 +183,62 @@ impl FiringTrees {
             let row = &w[r as usize * self.d..(r as usize + 1) * self.d];
             check_finite(&format!("w row {r}"), row)?;
         }
-        let mut rows = std::mem::take(&mut self.rows);
-        let columns = self.points.gather(w, &changed, &mut rows);
-        self.refresh(&changed, &rows, columns);
-        self.rows = rows;
+        self.update_sorted(&changed, w);
         Ok(())
     }
 
-    /// Recomputes the products of the sorted, distinct `changed` neurons, whose new weights
-    /// are the first rows of `rows` (canonical layout, `columns` rows), and fixes the trees.
-    pub(crate) fn refresh(&mut self, changed: &[u32], rows: &[f32], columns: usize) {
-        if changed.is_empty() {
+    /// [`FiringTrees::update`] for sorted, distinct, in-range `changed` neurons: gathers
+    /// their rows [`NEURON_BLOCK`] at a time, so the scratch stays a few MB at any m.
+    pub(crate) fn update_sorted(&mut self, changed: &[u32], w: &[f32]) {
+        let mut rows = std::mem::take(&mut self.rows);
+        for block in changed.chunks(NEURON_BLOCK) {
+            let columns = self.points.gather(w, block, &mut rows);
+            self.set_values(block, &rows, columns);
+        }
+        self.rows = rows;
+        self.fix_levels(changed);
+    }
+
+    /// Writes the products of the `neurons` (sorted, distinct), whose new weights are the
+    /// first rows of `rows` (canonical layout, `columns` rows), into the trees' leaves; the
+    /// levels above stay stale until [`FiringTrees::fix_levels`].
+    pub(crate) fn set_values(&mut self, neurons: &[u32], rows: &[f32], columns: usize) {
+        if neurons.is_empty() {
             return;
         }
         let mut products = std::mem::take(&mut self.products);
         self.points.products(rows, columns, &mut products);
+        self.trees
+            .par_chunks_mut(self.levels.per_point)
+            .enumerate()
+            .for_each(|(i, tree)| {
+                let fresh = &products[i * columns..i * columns + neurons.len()];
+                for (&r, &v) in neurons.iter().zip(fresh) {
+                    tree[r as usize] = v;
+                }
+            });
+        self.products = products;
+    }
+
+    /// Brings every level above the leaves up to date after [`FiringTrees::set_values`]
+    /// changed the sorted, distinct `changed` leaves: walks their paths, or rebuilds whole
+    /// trees where that is cheaper.
+    pub(crate) fn fix_levels(&mut self, changed: &[u32]) {
+        if changed.is_empty() {
+            return;
+        }
         let levels = &self.levels;
         let walk_cost = changed.len() * FANOUT * levels.top().max(1);
         let incremental = walk_cost < levels.per_point;
         self.trees
             .par_chunks_mut(levels.per_point)
-            .enumerate()
-            .for_each(|(i, tree)| {
-                let fresh = &products[i * columns..i * columns + changed.len()];
-                for (&r, &v) in changed.iter().zip(fresh) {
-                    tree[r as usize] = v;
-                }
+            .for_each(|tree| {
                 if incremental {
                     fix_paths(tree, levels, changed);
                 } else {
                     rebuild(tree, levels);
                 }
             });
-        self.products = products;
     }
 
     /// The points matrix the trees were built from.

@@ -1,13 +1,13 @@
 //! One gradient-descent step through the firing trees: the forward and backward passes touch
 //! only the firing (point, neuron) pairs, and only the neurons of their union change weights,
-//! so only those are recomputed (one gemm) and re-seated in the trees.
+//! so only those are recomputed (gemms over blocks of them) and re-seated in the trees.
 
 use rayon::prelude::*;
 
 use super::dense::{Outcome, checked_loss};
 use super::firing::FiringSets;
 use super::network::{ShiftedReluNet, TrainData, firing_sum, neuron_coef, neuron_step};
-use super::tree::FiringTrees;
+use super::tree::{FiringTrees, NEURON_BLOCK};
 use crate::error::Result;
 
 /// Union neurons per parallel gradient task.
@@ -17,7 +17,7 @@ pub(crate) struct TreeStepper {
     trees: FiringTrees,
     sets: FiringSets,
     errors: Vec<f32>,
-    /// New weights of the union neurons, in the trees' canonical gemm layout.
+    /// New weights of a block of union neurons, in the trees' canonical gemm layout.
     rows: Vec<f32>,
 }
 
@@ -31,6 +31,12 @@ impl TreeStepper {
             errors: Vec::new(),
             rows: Vec::new(),
         }
+    }
+
+    /// The trees, for tests that compare them with a fresh build.
+    #[cfg(test)]
+    pub(crate) fn into_trees(self) -> FiringTrees {
+        self.trees
     }
 
     pub(crate) fn step(
@@ -66,27 +72,37 @@ impl TreeStepper {
         let loss = checked_loss(&self.errors)?;
         self.sets.index();
 
-        // Backward: new weights of the union neurons, each from the points that fire it.
+        // Backward: new weights of the union neurons, each from the points that fire it,
+        // a block of neurons at a time, each block's products recomputed right after it.
         let union = self.sets.union();
-        let columns = self
-            .trees
-            .point_matrix()
-            .prepare_rows(&mut self.rows, union.len());
         let stride = self.trees.point_matrix().padded_dim();
         let (sets, errors, x) = (&self.sets, &self.errors, data.x());
         let (w, a) = net.parts_mut();
         let mut changing = rows_of(w, d, union);
-        self.rows[..union.len() * stride]
-            .par_chunks_mut(stride)
-            .zip(changing.par_iter_mut())
+        for (block, (neurons, w_block)) in union
+            .chunks(NEURON_BLOCK)
+            .zip(changing.chunks_mut(NEURON_BLOCK))
             .enumerate()
-            .with_min_len(MIN_NEURONS_PER_TASK)
-            .for_each(|(slot, (row, w_r))| {
-                let coef = neuron_coef(lr, scale, a[union[slot] as usize]);
-                neuron_step(w_r, sets.slot_points(slot), errors, x, coef, row);
-                w_r.copy_from_slice(&row[..d]);
-            });
-        self.trees.refresh(union, &self.rows, columns);
+        {
+            let columns = self
+                .trees
+                .point_matrix()
+                .prepare_rows(&mut self.rows, neurons.len());
+            let first_slot = block * NEURON_BLOCK;
+            self.rows[..neurons.len() * stride]
+                .par_chunks_mut(stride)
+                .zip(w_block.par_iter_mut())
+                .enumerate()
+                .with_min_len(MIN_NEURONS_PER_TASK)
+                .for_each(|(offset, (row, w_r))| {
+                    let slot = first_slot + offset;
+                    let coef = neuron_coef(lr, scale, a[union[slot] as usize]);
+                    neuron_step(w_r, sets.slot_points(slot), errors, x, coef, row);
+                    w_r.copy_from_slice(&row[..d]);
+                });
+            self.trees.set_values(neurons, &self.rows, columns);
+        }
+        self.trees.fix_levels(union);
 
         Ok(Outcome {
             loss,

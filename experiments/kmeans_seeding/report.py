@@ -33,12 +33,13 @@ def main():
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for (data, n, d, k, method) in sorted(mean):
         m = mean[(data, n, d, k, method)]
+        cell = method.replace("|", "\\|")  # "linfa-kmeans||" inside a markdown cell
         base = mean.get((data, n, d, k, BASELINE))
         ratio = lambda f, inverse=False: (
             "–" if base is None else
             f"{(base[f] / m[f]) if inverse else (m[f] / base[f]):.3f}")
         lines.append(
-            f"| {data} | {n} | {d} | {k} | {method} | {m['seeds']} | {m['seeding_seconds']:.4f} "
+            f"| {data} | {n} | {d} | {k} | {cell} | {m['seeds']} | {m['seeding_seconds']:.4f} "
             f"| {m['seeding_cost']:.5e} | {m['lloyd_cost']:.5e} | {ratio('seeding_seconds', True)} "
             f"| {ratio('seeding_cost')} | {ratio('lloyd_cost')} |")
     os.makedirs(args.out_dir, exist_ok=True)
@@ -55,6 +56,7 @@ def plot(mean, out_dir):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     methods = sorted({key[3] for key in mean})
+    color = {method: f"C{i}" for i, method in enumerate(methods)}  # same color in every panel
     dims = sorted({key[1] for key in mean})
     for axis, title in (("n", "seeding time vs n (largest k)"), ("k", "seeding time vs k (largest n)")):
         fig, axes = plt.subplots(1, len(dims), figsize=(5 * len(dims), 4), squeeze=False)
@@ -67,7 +69,7 @@ def plot(mean, out_dir):
                     for key in keys if key[3] == method
                     and (key[2] if axis == "n" else key[0]) == fixed)
                 if points:
-                    ax.plot(*zip(*points), marker="o", label=method)
+                    ax.plot(*zip(*points), marker="o", label=method, color=color[method])
             ax.set_xscale("log")
             ax.set_yscale("log")
             ax.set_xlabel(axis)

@@ -4,7 +4,7 @@
 #
 # Run from anywhere on a quiet machine (other load makes OpenBLAS's spinning threads
 # collapse: a 2.8 s single-thread seeding took 38 s with 2 threads next to a compile).
-# Knobs (environment): GRID (see below), EMBED, EMBED_K, APPEND, DATA_DIR, N_LIST, D_LIST, K_LIST, SEEDS, BLOBS, THREADS, METHODS, PY, OUT,
+# Knobs (environment): GRID (see below), LINFA, LINFA_GRID, EMBED, EMBED_K, APPEND, DATA_DIR, N_LIST, D_LIST, K_LIST, SEEDS, BLOBS, THREADS, METHODS, PY, OUT,
 # BIN (a prebuilt kmeans_bench, skips the cargo build);
 # SMOKE=1 runs a tiny grid.
 set -euo pipefail
@@ -85,5 +85,25 @@ if [[ "$EMBED" == 1 ]]; then
     "$PY" -c "import numpy as np, sys; np.save(sys.argv[1], np.concatenate([np.load(p) for p in sys.argv[2:]]).astype(np.float32))" "$data" "${parts[@]}"
   fi
   run_point "$data" "${EMBED_K:-10,100,1000}" "$SK_BOTH"
+fi
+# LINFA=1 (the default) adds linfa-clustering 0.7.1's KMeansInit::KMeansPlusPlus and
+# KMeansPara (separate package linfa_bench/, never part of seft's build) on LINFA_GRID:
+# ';'-separated "data:k-list:methods" points, data a file name in $DATA_DIR/kmeans. linfa's
+# k-means++ recomputes every point's distance to all chosen centers at each step (O(n·k²·d)):
+# 95 s a seed at n 100k, d 384, k 100, so the default grid keeps to what fits a session.
+LINFA=${LINFA:-1}
+if [[ "$LINFA" == 1 && "${SMOKE:-0}" != 1 ]]; then
+  LINFA_TARGET=${LINFA_TARGET:-$HOME/.cache/seft/linfa-target}
+  (cd "$HERE/linfa_bench" && CARGO_TARGET_DIR="$LINFA_TARGET" cargo build --release)
+  BOTH="linfa-kmeans++,linfa-kmeans||"
+  LINFA_GRID=${LINFA_GRID:-"blobs_n100000_d16_b${BLOBS}.npy:10,100:$BOTH;minilm_instructions.npy:10,100:$BOTH;blobs_n100000_d128_b${BLOBS}.npy:10,100:$BOTH;blobs_n100000_d16_b${BLOBS}.npy:1000:linfa-kmeans||"}
+  IFS=';' read -ra points <<< "$LINFA_GRID"
+  for point in "${points[@]}"; do
+    IFS=':' read -r file ks methods <<< "$point"
+    echo "== $file k=$ks: linfa ($methods)"
+    RAYON_NUM_THREADS=$THREADS "$LINFA_TARGET/release/linfa_kmeans_bench" \
+      --data "$DATA_DIR/kmeans/$file" --k "$ks" --seeds "$SEEDS" --method "$methods" \
+      --lloyd-iters 10 --out "$RESULTS"
+  done
 fi
 "$PY" "$HERE/report.py" "$RESULTS" --out-dir "$OUT"

@@ -14,8 +14,8 @@
 //! - Each step ([`train`](fn@train) with [`TrainPath::FiringTree`]): query every point's
 //!   tree for its firing neurons (O(k log m)), compute the outputs from them, invert the sets
 //!   into the points firing each neuron ([`FiringSets`]), update only the union U of firing
-//!   neurons, then recompute their inner products with one gemm over U (O(n·|U|·d)) and fix
-//!   their tree paths. A dense step costs O(nmd).
+//!   neurons, then recompute their inner products with gemms over blocks of U (O(n·|U|·d))
+//!   and fix their tree paths. A dense step costs O(nmd).
 //! - Firing is strict, ⟨w_r, x_i⟩ > b, everywhere: at equality σ is 0 and so is its
 //!   derivative, taken as 0.
 //! - Exactness: the tree path gives the dense result bit for bit ([`train_reference`] is the
@@ -24,7 +24,8 @@
 //!   shape (see `products.rs`), so a stored product never depends on which neurons shared
 //!   its gemm call.
 //! - [`TrainPath::Auto`] (the default) starts dense and moves to the trees only where they
-//!   measure faster, so choosing it never costs much over dense.
+//!   measure faster: in the benchmark's 160 configurations it was 0.25–0.89× dense's time
+//!   wherever it used the trees, and ran dense's own code everywhere else.
 //! - [`QualityGate`]: the network as a binary classifier on frozen embeddings.
 //! - [`FiringRowsDown`]: batch-1 decoding of the ReLU-MLP decoder variant through the
 //!   firing set of each token (down-projection rows of the firing neurons only).

@@ -1,6 +1,7 @@
 use clap::Parser;
 
 fn main() {
+    seft::memory::keep_freed_memory();
     let cli = seft::cli::Cli::parse();
     if let Err(err) = seft::cli::run(cli) {
         // One line: the chain of causes joined, so the file and the reason stay together.

@@ -19,7 +19,7 @@ fn main() {
     let device = Device::flex();
     println!("| m | k | n | x·W GFLOP/s | (Wᵀ·xᵀ)ᵀ GFLOP/s |");
     println!("|---|---|---|---|---|");
-    for m in [1, 8, 256, 512] {
+    for m in [1, 8, 256, 512, 1024] {
         for (k, n) in [(576, 1536), (1536, 576), (576, 576), (576, 192)] {
             let x = Tensor::<2>::random([m, k], Distribution::Default, &device);
             let w = Tensor::<2>::random([k, n], Distribution::Default, &device);
@@ -35,7 +35,7 @@ fn main() {
                     .transpose();
                 let _ = out.into_data();
             });
-            let flop = 2.0 * (m * k * n) as f64 / 1e9;
+            let flop = 2.0 * (m as f64) * (k as f64) * (n as f64) / 1e9;
             println!(
                 "| {m} | {k} | {n} | {:.1} | {:.1} |",
                 flop / direct,

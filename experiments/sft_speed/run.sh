@@ -6,7 +6,7 @@
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 py="${SEFT_PYREF:-$HOME/.cache/seft/pyref/bin/python}"
-gguf="$(scripts/fetch-test-models.sh)"
+gguf="$(scripts/fetch-test-models.sh | grep "\.gguf$")"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/seft/target}"
 cargo build --release --quiet
 seft="$CARGO_TARGET_DIR/release/seft"

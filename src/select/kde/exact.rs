@@ -8,11 +8,33 @@ use rayon::prelude::*;
 
 use super::{Kernel, check_bandwidth};
 use crate::error::Result;
-use crate::select::linalg::{BLOCK_ROWS, dot, dot_block};
+use crate::select::linalg::{BLOCK_ROWS, dot, dot_block, exp_in_place};
 use crate::select::matrix::{Matrix, check_point};
 
 /// Queries per GEMM block.
 const QUERY_BLOCK: usize = 64;
+/// Rows summed in f32 before adding into the f64 totals (kernel values are ≤ 1, so a partial
+/// sum is ≤ 32 and keeps f32's relative precision).
+const ROWS_PER_PARTIAL: usize = 32;
+
+/// Turns a block of products x·q (rows × queries) into kernel values k(x, q), the
+/// exponentials vectorized.
+fn kernel_values_in_place(
+    products: &mut [f32],
+    x_norms: &[f32],
+    q_norms: &[f32],
+    kernel: Kernel,
+    bandwidth: f32,
+) {
+    let q_count = q_norms.len();
+    for (row, &x_norm) in products.chunks_exact_mut(q_count).zip(x_norms) {
+        for (p, &q_norm) in row.iter_mut().zip(q_norms) {
+            let dist2 = (x_norm + q_norm - 2.0 * *p).max(0.0);
+            *p = kernel.exponent(dist2, bandwidth);
+        }
+    }
+    exp_in_place(products);
+}
 
 /// Brute-force KDE over a fixed data set.
 pub struct ExactKde {
@@ -84,13 +106,18 @@ impl ExactKde {
             .map(|(rows, norms)| {
                 let mut products = vec![0f32; norms.len() * q_count];
                 dot_block(rows, &queries, d, &mut products);
+                kernel_values_in_place(&mut products, norms, &q_norms, kernel, h);
+                // f32 partial sums over ROWS_PER_PARTIAL rows (vectorizable), f64 across them.
                 let mut sums = vec![0f64; q_count];
-                for (r, &x_norm) in norms.iter().enumerate() {
-                    let row = &products[r * q_count..(r + 1) * q_count];
-                    for ((sum, &p), &q_norm) in sums.iter_mut().zip(row).zip(&q_norms) {
-                        let dist2 = (x_norm + q_norm - 2.0 * p).max(0.0);
-                        *sum += kernel.value(dist2, h) as f64;
+                let mut partial = vec![0f32; q_count];
+                for rows in products.chunks(ROWS_PER_PARTIAL * q_count) {
+                    partial.fill(0.0);
+                    for row in rows.chunks_exact(q_count) {
+                        partial.iter_mut().zip(row).for_each(|(p, &v)| *p += v);
                     }
+                    sums.iter_mut()
+                        .zip(&partial)
+                        .for_each(|(s, &p)| *s += p as f64);
                 }
                 sums
             })

@@ -39,9 +39,15 @@ impl Kernel {
     /// k at squared distance `dist2`.
     #[inline]
     pub fn value(self, dist2: f32, bandwidth: f32) -> f32 {
+        self.exponent(dist2, bandwidth).exp()
+    }
+
+    /// ln k at squared distance `dist2` (what brute force exponentiates in bulk).
+    #[inline]
+    pub fn exponent(self, dist2: f32, bandwidth: f32) -> f32 {
         match self {
-            Kernel::Gaussian => (-dist2 / (bandwidth * bandwidth)).exp(),
-            Kernel::Laplacian => (-dist2.max(0.0).sqrt() / bandwidth).exp(),
+            Kernel::Gaussian => -dist2 / (bandwidth * bandwidth),
+            Kernel::Laplacian => -dist2.max(0.0).sqrt() / bandwidth,
         }
     }
 

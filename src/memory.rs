@@ -5,7 +5,7 @@
 //! top is returned to the kernel, so every training step pays again for the kernel zeroing
 //! the same pages (`clear_page` was 12–15% of a `seft sft` profile). Serving every request
 //! from the heap (no mmap) and never trimming it makes later steps reuse warm pages: training
-//! went from 62 to 75–77 tokens/s (experiments/sft_speed). The cost is that the process keeps
+//! went from 62 to 72–84 tokens/s (experiments/sft_speed). The cost is that the process keeps
 //! its peak heap until it exits, which is what PyTorch's caching allocator does too.
 
 /// Applies the settings above unless the user already tunes glibc's malloc through

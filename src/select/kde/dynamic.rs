@@ -43,7 +43,7 @@ use super::lsh::bucket_key;
 use super::plan::{Plan, PlanInputs};
 use super::{Kernel, check_bandwidth};
 use crate::error::{Result, SeftError};
-use crate::select::linalg::{dot_block, squared_distance};
+use crate::select::linalg::{dot_block, exp_in_place, squared_distance};
 use crate::select::matrix::{Matrix, check_point};
 
 /// Parameters of a [`DynamicKde`]; sizes are derived from (ε, δ, τ) by [`Plan`].
@@ -524,7 +524,7 @@ impl DynamicKde {
             }
         }
         estimate.candidates = states.iter().map(|s| s.candidates).sum();
-        estimate.kernel_evaluations = states.iter().map(|s| s.kernels.len()).sum();
+        estimate.kernel_evaluations = states.iter().map(|s| s.values.len()).sum();
         Ok(estimate)
     }
 
@@ -652,36 +652,56 @@ fn stored_levels(plan: &Plan, priority: u32, n_floor: f64, tau: f64) -> usize {
 }
 
 /// One copy's progress through a query's guesses.
+///
+/// Each guess reads bucket prefixes in two passes: first it collects the entries below the
+/// guess's rates, deduplicates them and prefetches the coordinates of points not seen
+/// before; then it evaluates their kernel values in one vectorized batch and adds each
+/// found point to the level whose band holds its value. Against evaluating each entry as it
+/// was read, with a fresh hash map per query, this made one-at-a-time queries 15–35% faster
+/// (experiments/kde, session 8); what remains is mostly cache misses on bucket entries.
 struct QueryState<'a> {
-    /// [level][table] the bucket q falls in (None if empty).
-    buckets: Vec<Vec<Option<&'a Vec<Entry>>>>,
-    /// [level][table] entries already read.
-    cursors: Vec<Vec<usize>>,
+    /// [level][table] flattened: the bucket q falls in (empty if none).
+    buckets: Vec<&'a [Entry]>,
+    /// Entries already read, per bucket.
+    cursors: Vec<usize>,
     /// Σ k(x, q) over found points of each level.
     level_sums: Vec<f64>,
-    /// Kernel value of each point read so far, and whether it has been counted.
-    kernels: FastMap<u32, (f32, bool)>,
+    /// Point id → slot in `values`/`counted`.
+    seen: IdSlots,
+    /// Per level: the top of its kernel-value band, 2⁻ʲ⁺¹.
+    band_upper: Vec<f32>,
+    /// Kernel value of each point read so far, by slot.
+    values: Vec<f32>,
+    /// Whether a slot's value has been added to a level sum.
+    counted: Vec<bool>,
+    /// This guess's found (slot, level) pairs (scratch).
+    found: Vec<(u32, u32)>,
+    /// Ids of this guess's new slots, in slot order (scratch).
+    fresh: Vec<u32>,
     candidates: usize,
 }
 
 impl<'a> QueryState<'a> {
     fn new(copy: &'a Copy, plan: &Plan, query: &[f32], d: usize) -> Self {
         let proj = copy.projections(query, d);
-        let buckets: Vec<Vec<Option<&Vec<Entry>>>> = (0..plan.levels)
-            .map(|level| {
-                (0..plan.level_tables[level])
-                    .map(|table| {
-                        copy.tables[level][table].get(&copy.key(plan, &proj, level, table))
-                    })
-                    .collect()
+        let buckets: Vec<&[Entry]> = (0..plan.levels)
+            .flat_map(|level| (0..plan.level_tables[level]).map(move |table| (level, table)))
+            .map(|(level, table)| {
+                copy.tables[level][table]
+                    .get(&copy.key(plan, &proj, level, table))
+                    .map_or(&[][..], Vec::as_slice)
             })
             .collect();
-        let cursors = buckets.iter().map(|tables| vec![0; tables.len()]).collect();
         QueryState {
+            cursors: vec![0; buckets.len()],
             buckets,
-            cursors,
             level_sums: vec![0.0; plan.levels],
-            kernels: FastMap::default(),
+            seen: IdSlots::take(),
+            band_upper: (0..plan.levels).map(|j| 0.5f32.powi(j as i32)).collect(),
+            values: Vec::new(),
+            counted: Vec::new(),
+            found: Vec::new(),
+            fresh: Vec::new(),
             candidates: 0,
         }
     }
@@ -690,35 +710,199 @@ impl<'a> QueryState<'a> {
     fn advance(&mut self, kde: &DynamicKde, query: &[f32], guess: f64, n: f64) -> f64 {
         let plan = &kde.plan;
         let d = kde.d;
-        let mut estimate = 0.0;
+        self.found.clear();
+        self.fresh.clear();
+        let first_fresh = self.values.len();
+        let mut bucket_index = 0;
         for level in 0..plan.levels {
-            let level_rate = rate(plan, level, n, guess);
-            // Level j holds kernel values in (2⁻ʲ, 2⁻ʲ⁺¹].
-            let upper = 0.5f32.powi(level as i32);
-            let lower = upper * 0.5;
-            for (table, bucket) in self.buckets[level].iter().enumerate() {
-                let Some(bucket) = bucket else { continue };
-                let cursor = &mut self.cursors[level][table];
-                while *cursor < bucket.len() && (bucket[*cursor].priority as u64) < level_rate.cut {
+            let cut = rate(plan, level, n, guess).cut;
+            for _ in 0..plan.level_tables[level] {
+                let bucket = self.buckets[bucket_index];
+                let cursor = &mut self.cursors[bucket_index];
+                bucket_index += 1;
+                while *cursor < bucket.len() && (bucket[*cursor].priority as u64) < cut {
                     let id = bucket[*cursor].id;
                     *cursor += 1;
-                    self.candidates += 1;
-                    let (value, counted) = self.kernels.entry(id).or_insert_with(|| {
-                        let x = &kde.points[id as usize * d..(id as usize + 1) * d];
-                        (
-                            kde.kernel.value(squared_distance(x, query), kde.bandwidth),
-                            false,
-                        )
-                    });
-                    if !*counted && *value > lower && *value <= upper {
-                        *counted = true;
-                        self.level_sums[level] += *value as f64;
+                    let next_slot = (first_fresh + self.fresh.len()) as u32;
+                    let slot = self.seen.slot_or_insert(id, next_slot);
+                    if slot == next_slot {
+                        prefetch_row(&kde.points[id as usize * d..(id as usize + 1) * d]);
+                        self.fresh.push(id);
                     }
+                    self.found.push((slot, level as u32));
                 }
             }
-            estimate += self.level_sums[level] / (n * level_rate.rate);
         }
-        estimate
+        self.candidates += self.found.len();
+        // Kernel values of the new points: distances, then exponentials in bulk.
+        self.values.extend(self.fresh.iter().map(|&id| {
+            let x = &kde.points[id as usize * d..(id as usize + 1) * d];
+            kde.kernel
+                .exponent(squared_distance(x, query), kde.bandwidth)
+        }));
+        exp_in_place(&mut self.values[first_fresh..]);
+        self.counted.resize(self.values.len(), false);
+        // Level j holds kernel values in (2⁻ʲ, 2⁻ʲ⁺¹]: a point counts once, at that level.
+        for &(slot, level) in &self.found {
+            let (slot, level) = (slot as usize, level as usize);
+            let value = self.values[slot];
+            let upper = self.band_upper[level];
+            if !self.counted[slot] && value > upper * 0.5 && value <= upper {
+                self.counted[slot] = true;
+                self.level_sums[level] += value as f64;
+            }
+        }
+        (0..plan.levels)
+            .map(|level| self.level_sums[level] / (n * rate(plan, level, n, guess).rate))
+            .sum()
+    }
+}
+
+impl Drop for QueryState<'_> {
+    fn drop(&mut self) {
+        std::mem::replace(&mut self.seen, IdSlots::EMPTY).recycle();
+    }
+}
+
+/// Issues a cache prefetch for the start of a point's row (a hint: it never faults); the
+/// hardware prefetcher follows the rest of a long row once it is being read.
+#[inline]
+fn prefetch_row(row: &[f32]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+        let start = row.as_ptr() as *const i8;
+        // SAFETY: prefetch instructions are hints that never fault; both addresses lie
+        // within `row` (the second only when the row is longer than 64 bytes).
+        unsafe {
+            _mm_prefetch::<_MM_HINT_T0>(start);
+            if row.len() > 16 {
+                _mm_prefetch::<_MM_HINT_T0>(start.add(64));
+            }
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = row;
+}
+
+/// Point id → slot for one query's candidates: open addressing with linear probing in a
+/// power-of-two table (Fibonacci hashing), kept at most half full. A query reads a few
+/// thousand entries, so the table stays in L1/L2 and a lookup is usually one probe. Entries
+/// carry the generation that wrote them, so [`IdSlots::clear`] is O(1) and a table is reused
+/// from query to query through a per-thread pool ([`IdSlots::take`]) instead of being
+/// allocated and filled again (a visible memset in the profile).
+struct IdSlots {
+    table: Vec<SlotEntry>,
+    len: usize,
+    shift: u32,
+    /// Entries of other generations are free places.
+    generation: u32,
+}
+
+#[derive(Clone, Copy)]
+struct SlotEntry {
+    id: u32,
+    slot: u32,
+    generation: u32,
+}
+
+const FREE_ENTRY: SlotEntry = SlotEntry {
+    id: 0,
+    slot: 0,
+    generation: 0,
+};
+
+thread_local! {
+    /// Cleared tables returned by finished queries on this thread.
+    static ID_SLOTS_POOL: std::cell::RefCell<Vec<IdSlots>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+impl IdSlots {
+    const INITIAL_BITS: u32 = 11;
+    /// A placeholder without a table (it grows on first use); allocates nothing.
+    const EMPTY: IdSlots = IdSlots {
+        table: Vec::new(),
+        len: 0,
+        shift: 64,
+        generation: 1,
+    };
+
+    fn new() -> Self {
+        IdSlots {
+            table: vec![FREE_ENTRY; 1 << Self::INITIAL_BITS],
+            len: 0,
+            shift: 64 - Self::INITIAL_BITS,
+            generation: 1,
+        }
+    }
+
+    /// An empty table: a pooled one of this thread if there is one.
+    fn take() -> Self {
+        ID_SLOTS_POOL
+            .with(|pool| pool.borrow_mut().pop())
+            .unwrap_or_else(Self::new)
+    }
+
+    /// Empties the table and gives it to this thread's pool.
+    fn recycle(mut self) {
+        self.clear();
+        ID_SLOTS_POOL.with(|pool| pool.borrow_mut().push(self));
+    }
+
+    fn clear(&mut self) {
+        self.len = 0;
+        self.generation = self.generation.wrapping_add(1);
+        if self.generation == 0 {
+            // Wrapped around: entries of every generation may look current again.
+            self.table.fill(FREE_ENTRY);
+            self.generation = 1;
+        }
+    }
+
+    #[inline]
+    fn home(&self, id: u32) -> usize {
+        ((id as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> self.shift) as usize
+    }
+
+    /// The slot of `id`, inserting it with `slot` if it is new.
+    #[inline]
+    fn slot_or_insert(&mut self, id: u32, slot: u32) -> u32 {
+        if 2 * (self.len + 1) > self.table.len() {
+            self.grow();
+        }
+        let mask = self.table.len() - 1;
+        let mut at = self.home(id);
+        loop {
+            let entry = self.table[at];
+            if entry.generation != self.generation {
+                self.table[at] = SlotEntry {
+                    id,
+                    slot,
+                    generation: self.generation,
+                };
+                self.len += 1;
+                return slot;
+            }
+            if entry.id == id {
+                return entry.slot;
+            }
+            at = (at + 1) & mask;
+        }
+    }
+
+    fn grow(&mut self) {
+        let old = std::mem::take(&mut self.table);
+        let size = (old.len() * 2).max(1 << Self::INITIAL_BITS);
+        self.table = vec![FREE_ENTRY; size];
+        self.shift = 64 - size.trailing_zeros();
+        let mask = self.table.len() - 1;
+        for entry in old.into_iter().filter(|e| e.generation == self.generation) {
+            let mut at = self.home(entry.id);
+            while self.table[at].generation == self.generation {
+                at = (at + 1) & mask;
+            }
+            self.table[at] = entry;
+        }
     }
 }
 
@@ -827,6 +1011,37 @@ mod tests {
         assert!((estimate.density - 1.0).abs() < 1e-6, "{estimate:?}");
         assert!(kde.point(id).is_some());
         assert!(kde.memory_bytes() > 0);
+    }
+
+    #[test]
+    fn id_slots_keep_every_id_through_growth() {
+        let mut slots = IdSlots::new();
+        // Ids spread like point ids, many more than the initial table holds.
+        let ids: Vec<u32> = (0..10_000u32)
+            .map(|i| i.wrapping_mul(7919) % 1_000_003)
+            .collect();
+        for (slot, &id) in ids.iter().enumerate() {
+            assert_eq!(slots.slot_or_insert(id, slot as u32), slot as u32);
+        }
+        for (slot, &id) in ids.iter().enumerate() {
+            assert_eq!(
+                slots.slot_or_insert(id, u32::MAX - 1),
+                slot as u32,
+                "id {id}"
+            );
+        }
+        assert_eq!(slots.len, ids.len());
+        assert!(2 * slots.len <= slots.table.len());
+        // A cleared table (as the per-thread pool reuses it) holds nothing, also after its
+        // generation counter wraps around.
+        slots.clear();
+        assert_eq!(slots.slot_or_insert(ids[5], 0), 0);
+        slots.generation = u32::MAX;
+        slots.clear();
+        assert_eq!(slots.generation, 1);
+        for (slot, &id) in ids.iter().enumerate().take(100) {
+            assert_eq!(slots.slot_or_insert(id, slot as u32), slot as u32);
+        }
     }
 
     #[test]

@@ -26,10 +26,10 @@
 //!   the query region ([`DynamicKdeParams::adaptive_net_log_size`]).
 //!
 //! Measured (experiments/kde, 2 threads, against brute force with vectorized exponentials):
-//! one copy with m = 100 answers batched queries in 54–147 µs whatever n, 22–23× faster than
-//! brute force at d = 384 and n ≥ 300k (mean relative error ≤ 0.08) but 2–18× at d ≤ 128 and
-//! n ≤ 500k; the (ε, δ)-derived R = 17 copies are slower than brute force at these n, and
-//! are what keeps adaptively chosen queries within ε.
+//! one copy with m = 100 answers batched queries in 41–129 µs whatever n, 19.5–30× faster
+//! than brute force at d = 384 and n ≥ 300k (mean relative error ≤ 0.08) but 1.75–15.6× at
+//! d ≤ 128 and n ≤ 500k; the (ε, δ)-derived R = 17 copies are slower than brute force at
+//! these n, and are what keeps adaptively chosen queries within ε.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -657,8 +657,9 @@ fn stored_levels(plan: &Plan, priority: u32, n_floor: f64, tau: f64) -> usize {
 /// guess's rates, deduplicates them and prefetches the coordinates of points not seen
 /// before; then it evaluates their kernel values in one vectorized batch and adds each
 /// found point to the level whose band holds its value. Against evaluating each entry as it
-/// was read, with a fresh hash map per query, this made one-at-a-time queries 15–35% faster
-/// (experiments/kde, session 8); what remains is mostly cache misses on bucket entries.
+/// was read, with a fresh hash map per query, one-at-a-time queries took 3–38% less time in
+/// alternating runs at four grid points (batched ones within this VM's noise); what remains
+/// is mostly cache misses on bucket entries.
 struct QueryState<'a> {
     /// [level][table] flattened: the bucket q falls in (empty if none).
     buckets: Vec<&'a [Entry]>,

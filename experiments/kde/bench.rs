@@ -8,7 +8,7 @@
 //!     [--truth-out truth.npy] [--max-entries 4e8] [--config-name NAME] [--out results.jsonl] \
 //!     [--query-repeats 5]
 //! Batched query times are the median of --query-repeats passes over all queries (one pass of
-//! 1,000 queries takes 40–100 ms, within this VM's noise).
+//! 1,000 queries takes 40–130 ms, about this VM's timer noise).
 //! Without --data: --n, --d, --blobs make Gaussian blobs (queries: jittered data points).
 use std::collections::HashMap;
 use std::io::Write;

@@ -820,6 +820,8 @@ thread_local! {
 
 impl IdSlots {
     const INITIAL_BITS: u32 = 11;
+    /// Tables kept per thread (one per copy a thread serves at a time is what gets reused).
+    const POOL_CAPACITY: usize = 32;
     /// A placeholder without a table (it grows on first use); allocates nothing.
     const EMPTY: IdSlots = IdSlots {
         table: Vec::new(),
@@ -844,10 +846,17 @@ impl IdSlots {
             .unwrap_or_else(Self::new)
     }
 
-    /// Empties the table and gives it to this thread's pool.
+    /// Empties the table and gives it to this thread's pool, unless the pool is full. (A
+    /// single query with copies in parallel builds its tables on worker threads and drops
+    /// them on the caller's, so without the cap the caller's pool would grow without bound.)
     fn recycle(mut self) {
         self.clear();
-        ID_SLOTS_POOL.with(|pool| pool.borrow_mut().push(self));
+        ID_SLOTS_POOL.with(|pool| {
+            let mut pool = pool.borrow_mut();
+            if pool.len() < Self::POOL_CAPACITY {
+                pool.push(self);
+            }
+        });
     }
 
     fn clear(&mut self) {
@@ -1043,6 +1052,15 @@ mod tests {
         for (slot, &id) in ids.iter().enumerate().take(100) {
             assert_eq!(slots.slot_or_insert(id, slot as u32), slot as u32);
         }
+        // The per-thread pool hands back cleared tables and stays bounded.
+        slots.recycle();
+        let reused = IdSlots::take();
+        assert_eq!(reused.len, 0);
+        for _ in 0..3 * IdSlots::POOL_CAPACITY {
+            IdSlots::new().recycle();
+        }
+        let pooled = ID_SLOTS_POOL.with(|pool| pool.borrow().len());
+        assert!(pooled <= IdSlots::POOL_CAPACITY, "{pooled} tables pooled");
     }
 
     #[test]

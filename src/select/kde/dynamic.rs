@@ -822,7 +822,7 @@ impl IdSlots {
     const INITIAL_BITS: u32 = 11;
     /// Tables kept per thread (one per copy a thread serves at a time is what gets reused).
     const POOL_CAPACITY: usize = 32;
-    /// A placeholder without a table (it grows on first use); allocates nothing.
+    /// An empty table; its storage is allocated by the first insert ([`IdSlots::grow`]).
     const EMPTY: IdSlots = IdSlots {
         table: Vec::new(),
         len: 0,
@@ -830,20 +830,11 @@ impl IdSlots {
         generation: 1,
     };
 
-    fn new() -> Self {
-        IdSlots {
-            table: vec![FREE_ENTRY; 1 << Self::INITIAL_BITS],
-            len: 0,
-            shift: 64 - Self::INITIAL_BITS,
-            generation: 1,
-        }
-    }
-
     /// An empty table: a pooled one of this thread if there is one.
     fn take() -> Self {
         ID_SLOTS_POOL
             .with(|pool| pool.borrow_mut().pop())
-            .unwrap_or_else(Self::new)
+            .unwrap_or(Self::EMPTY)
     }
 
     /// Empties the table and gives it to this thread's pool, unless the pool is full. (A
@@ -1025,7 +1016,7 @@ mod tests {
 
     #[test]
     fn id_slots_keep_every_id_through_growth() {
-        let mut slots = IdSlots::new();
+        let mut slots = IdSlots::EMPTY;
         // Ids spread like point ids, many more than the initial table holds.
         let ids: Vec<u32> = (0..10_000u32)
             .map(|i| i.wrapping_mul(7919) % 1_000_003)
@@ -1057,7 +1048,7 @@ mod tests {
         let reused = IdSlots::take();
         assert_eq!(reused.len, 0);
         for _ in 0..3 * IdSlots::POOL_CAPACITY {
-            IdSlots::new().recycle();
+            IdSlots::EMPTY.recycle();
         }
         let pooled = ID_SLOTS_POOL.with(|pool| pool.borrow().len());
         assert!(pooled <= IdSlots::POOL_CAPACITY, "{pooled} tables pooled");

@@ -11,6 +11,7 @@ pub mod data;
 pub mod error;
 pub mod eval;
 pub mod fault;
+pub mod fused;
 pub mod memory;
 pub mod model;
 pub mod seft;

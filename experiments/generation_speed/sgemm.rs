@@ -2,11 +2,14 @@
 //! SmolLM2, in two orientations: `x · W` (Burn's `Linear`) and `(Wᵀ · xᵀ)ᵀ` (the weight as the
 //! left, column-major operand, which the gemm crate reads without packing), plus `x · W` with x
 //! split into 4 row blocks as one batched matmul (flex runs a batch of ≥ 4 as single-threaded
-//! GEMMs spread over the threads), and the weight gradient `xᵀ · dy` both ways. Compare with
-//! `torch.matmul` in sgemm_torch.py. Run: `cargo run --release --example sgemm`.
+//! GEMMs spread over the threads), and the weight gradient `xᵀ · dy` both ways; then both
+//! products through `seft::fused::matmul_2d` (one single-threaded GEMM per thread on a panel of
+//! the output, what seft's linear layers use). Compare with `torch.matmul` in sgemm_torch.py.
+//! Run: `cargo run --release --example sgemm`.
 use std::time::Instant;
 
 use burn::tensor::{Device, Distribution, Tensor};
+use seft::fused::matmul_2d;
 
 fn time(reps: usize, f: impl Fn()) -> f64 {
     f();
@@ -20,9 +23,9 @@ fn time(reps: usize, f: impl Fn()) -> f64 {
 fn main() {
     let device = Device::flex();
     println!(
-        "| m | k | n | x·W GFLOP/s | (Wᵀ·xᵀ)ᵀ GFLOP/s | x·W, 4 blocks | xᵀ·dy | xᵀ·dy, 4 blocks |"
+        "| m | k | n | x·W GFLOP/s | (Wᵀ·xᵀ)ᵀ GFLOP/s | x·W, 4 blocks | xᵀ·dy | xᵀ·dy, 4 blocks | x·W, panels | xᵀ·dy, panels |"
     );
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     for m in [1, 8, 256, 512, 1024] {
         for (k, n) in [
             (576, 1536),
@@ -49,7 +52,11 @@ fn main() {
                 let _ = out.into_data();
             });
             let flop = 2.0 * (m as f64) * (k as f64) * (n as f64) / 1e9;
-            let (mut blocked, mut grad, mut grad_blocked) = (f64::NAN, f64::NAN, f64::NAN);
+            let panels = time(reps, || {
+                let _ = matmul_2d(x.clone(), w.clone()).into_data();
+            });
+            let (mut blocked, mut grad, mut grad_blocked, mut grad_panels) =
+                (f64::NAN, f64::NAN, f64::NAN, f64::NAN);
             if m >= 256 {
                 let w3 = w.clone().unsqueeze::<3>();
                 blocked = time(reps, || {
@@ -60,6 +67,9 @@ fn main() {
                 grad = time(reps, || {
                     let _ = x.clone().transpose().matmul(dy.clone()).into_data();
                 });
+                grad_panels = time(reps, || {
+                    let _ = matmul_2d(x.clone().transpose(), dy.clone()).into_data();
+                });
                 grad_blocked = time(reps, || {
                     let xt = x.clone().reshape([4, m / 4, k]).swap_dims(1, 2);
                     let out = xt.matmul(dy.clone().reshape([4, m / 4, n])).sum_dim(0);
@@ -67,12 +77,14 @@ fn main() {
                 });
             }
             println!(
-                "| {m} | {k} | {n} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} |",
+                "| {m} | {k} | {n} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} |",
                 flop / direct,
                 flop / flipped,
                 flop / blocked,
                 flop / grad,
-                flop / grad_blocked
+                flop / grad_blocked,
+                flop / panels,
+                flop / grad_panels
             );
         }
     }

@@ -3,18 +3,20 @@
 //!
 //! Numerics follow transformers' `modeling_llama.py` (RMSNorm in f32, `rotate_half` RoPE with
 //! the two halves of each head, softmax in f32), so logits match it to float rounding. The code
-//! is backend-agnostic: the `Device` the weights live on (flex, ndarray or wgpu) decides.
+//! is backend-agnostic: the `Device` the weights live on (flex, ndarray or wgpu) decides. On
+//! flex, projections, RMSNorm, RoPE, SwiGLU and (under autodiff) attention run as the fused
+//! operations of [`crate::fused`]; elsewhere as Burn's composed operations.
 
 use std::sync::Arc;
 
 use burn::module::{Module, Param};
 use burn::nn::{Embedding, Linear};
-use burn::tensor::activation::{relu, silu};
-use burn::tensor::module::attention;
-use burn::tensor::ops::AttentionModuleOptions;
+use burn::tensor::activation::relu;
 use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 
+use crate::fused::{gqa_attention, matmul_2d, rope_heads, swiglu};
 use crate::model::config::{MlpKind, ModelConfig, rope_inv_freq};
+use crate::model::linear::linear_forward;
 use crate::sparse::FiringRowsDown;
 
 /// Reads a tensor back as f32 values in row-major order.
@@ -35,9 +37,7 @@ pub struct RmsNorm {
 
 impl RmsNorm {
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
-        let variance = x.clone().powi_scalar(2).mean_dim(D - 1);
-        let normed = x * (variance + self.eps).sqrt().recip();
-        normed * self.weight.val().unsqueeze()
+        crate::fused::rms_norm(x, self.weight.val(), self.eps)
     }
 }
 
@@ -109,17 +109,6 @@ pub struct AttentionInputs {
     pub mask: Tensor<4, Bool>,
 }
 
-fn rotate_half(x: Tensor<4>) -> Tensor<4> {
-    let [b, h, s, d] = x.dims();
-    let x1 = x.clone().slice([0..b, 0..h, 0..s, 0..d / 2]);
-    let x2 = x.slice([0..b, 0..h, 0..s, d / 2..d]);
-    Tensor::cat(vec![x2.neg(), x1], 3)
-}
-
-fn apply_rope(x: Tensor<4>, inputs: &AttentionInputs) -> Tensor<4> {
-    x.clone() * inputs.cos.clone() + rotate_half(x) * inputs.sin.clone()
-}
-
 impl Attention {
     /// `x`: [batch, seq, hidden]. With a cache, keys/values are appended at `past` and
     /// attention covers positions `0..past + seq`.
@@ -131,10 +120,12 @@ impl Attention {
     ) -> Tensor<3> {
         let [b, s, _] = x.dims();
         let (h, kvh, d) = (self.n_heads, self.n_kv_heads, self.head_dim);
-        let heads = |t: Tensor<3>, n: usize| t.reshape([b, s, n, d]).swap_dims(1, 2);
-        let q = apply_rope(heads(self.q_proj.forward(x.clone()), h), inputs);
-        let k = apply_rope(heads(self.k_proj.forward(x.clone()), kvh), inputs);
-        let v = heads(self.v_proj.forward(x), kvh);
+        // [b, s, n·d] → [b, s, n, d]; rope_heads also moves the heads axis: [b, n, s, d].
+        let heads = |t: Tensor<3>, n: usize| t.reshape([b, s, n, d]);
+        let rope = |t: Tensor<4>| rope_heads(t, inputs.cos.clone(), inputs.sin.clone());
+        let q = rope(heads(linear_forward(&self.q_proj, x.clone()), h));
+        let k = rope(heads(linear_forward(&self.k_proj, x.clone()), kvh));
+        let v = heads(linear_forward(&self.v_proj, x), kvh).swap_dims(1, 2);
         let (k, v) = match cache {
             Some((layer, past)) => {
                 let end = past + s;
@@ -155,22 +146,8 @@ impl Attention {
             }
             None => (k, v),
         };
-        let groups = h / kvh;
-        // Grouped-query attention without repeating K/V: the query heads that share a KV head
-        // are contiguous, so fold them into the query-length axis: [b, kvh, groups*s, d].
-        let q = q.reshape([b, kvh, groups * s, d]);
-        let mask = if groups > 1 {
-            inputs.mask.clone().repeat_dim(2, groups)
-        } else {
-            inputs.mask.clone()
-        };
-        // Burn's fused attention: scale 1/sqrt(d), softmax in f32, fully masked rows give 0.
-        let out = attention(q, k, v, Some(mask), None, AttentionModuleOptions::default());
-        let out = out
-            .reshape([b, h, s, d])
-            .swap_dims(1, 2)
-            .reshape([b, s, h * d]);
-        self.o_proj.forward(out)
+        let out = gqa_attention(q, k, v, inputs.mask.clone()).reshape([b, s, h * d]);
+        linear_forward(&self.o_proj, out)
     }
 }
 
@@ -192,9 +169,12 @@ impl Mlp {
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
         let [b, s, _] = x.dims();
         let hidden = match &self.gate_proj {
-            Some(gate) => silu(gate.forward(x.clone())) * self.up_proj.forward(x),
+            Some(gate) => swiglu(
+                linear_forward(gate, x.clone()),
+                linear_forward(&self.up_proj, x),
+            ),
             None => {
-                let pre = self.up_proj.forward(x);
+                let pre = linear_forward(&self.up_proj, x);
                 // A batch-1 step with few firing neurons reads only their rows.
                 if let Some(rows) = self.firing_rows.as_ref().filter(|_| b * s == 1)
                     && let Some(out) = rows.forward(pre.clone())
@@ -204,7 +184,7 @@ impl Mlp {
                 relu(pre - self.relu_threshold)
             }
         };
-        self.down_proj.forward(hidden)
+        linear_forward(&self.down_proj, hidden)
     }
 }
 
@@ -349,13 +329,13 @@ impl CausalLm {
     /// Logits over the vocabulary for hidden states [.., hidden].
     pub fn logits<const D: usize>(&self, hidden: Tensor<D>) -> Tensor<D> {
         match &self.lm_head {
-            Some(head) => head.forward(hidden),
+            Some(head) => linear_forward(head, hidden),
             None => {
                 let w = self.embed_tokens.weight.val(); // [vocab, hidden]
                 let dims = hidden.dims();
                 let h = dims[D - 1];
                 let rows: usize = dims[..D - 1].iter().product();
-                let out = hidden.reshape([rows, h]).matmul(w.transpose());
+                let out = matmul_2d(hidden.reshape([rows, h]), w.transpose());
                 let mut out_dims = dims;
                 out_dims[D - 1] = self.embed_tokens.weight.dims()[0];
                 out.reshape(out_dims)

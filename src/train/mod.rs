@@ -4,6 +4,7 @@
 //! accumulated batch; AdamW with decoupled weight decay, warmup + cosine/linear schedule and
 //! global gradient-norm clipping; atomic, exactly resumable checkpoints; metrics on disk.
 
+pub mod adamw;
 pub mod batch;
 pub mod config;
 pub mod loss;

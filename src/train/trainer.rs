@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use burn::module::{Module, ModuleVisitor, Param};
-use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams};
+use burn::optim::{GradientsAccumulator, GradientsParams};
 use burn::tensor::Tensor;
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::seq::SliceRandom;
@@ -18,6 +18,7 @@ use crate::error::{Result, SeftError};
 use crate::fault::fault_point;
 use crate::model::llama::CausalLm;
 use crate::model::{LanguageModel, TextTokenizer};
+use crate::train::adamw::FusedAdamW;
 use crate::train::batch::{collate, epoch_batches};
 use crate::train::config::SftConfig;
 use crate::train::loss::{masked_token_loss, scalar};
@@ -226,13 +227,14 @@ pub fn apply_lora(net: CausalLm, cfg: &crate::train::config::LoraSection, seed: 
 }
 
 /// AdamW with the run's settings (decoupled weight decay, as `torch.optim.AdamW`).
+/// On flex each parameter's update is one fused pass ([`FusedAdamW`]).
 pub fn adamw(t: &crate::train::config::TrainSection) -> burn::optim::ModuleOptimizer {
-    AdamWConfig::new()
-        .with_beta_1(t.beta1 as f32)
-        .with_beta_2(t.beta2 as f32)
-        .with_epsilon(t.eps as f32)
-        .with_weight_decay(t.weight_decay as f32)
-        .init()
+    burn::optim::ModuleOptimizer::from(FusedAdamW::new(
+        t.beta1 as f32,
+        t.beta2 as f32,
+        t.eps as f32,
+        t.weight_decay as f32,
+    ))
 }
 
 /// Mean loss and token accuracy on held-out examples, without gradients.

@@ -1,0 +1,475 @@
+//! Masked scaled-dot-product attention for training, with grouped-query heads, as one fused
+//! flex operation with its own backward ([`AttentionOp`], a backend extension). The output is
+//! laid out `[b, s, h, d]`, ready for the output projection without a transpose.
+//!
+//! Why: under autodiff Burn computes attention from eleven generic operations (two matmuls,
+//! a scale, a mask fill and a seven-step NaN-safe softmax), each allocating a
+//! `[batch, heads, queries, keys]` tensor, and differentiates each of them. Here each task
+//! (one batch row and one key/value head with its query heads) does its products as
+//! single-threaded GEMMs and its softmax in place with the AVX2 `exp`, keeping only the
+//! probabilities for the backward.
+//!
+//! Semantics are Burn's `attention` (and transformers' eager attention): scores
+//! `q·kᵀ/√d`, blocked positions at −∞, softmax with the maximum clamped to f32's lowest
+//! finite value and the sum to its smallest normal, so a fully blocked row gives 0. The
+//! backward is the standard one: with P the probabilities, `dV = Pᵀ·dO`, `dP = dO·Vᵀ`,
+//! `dS = P ⊙ (dP − rowsum(P ⊙ dP))`, `dQ = dS·K/√d`, `dK = dSᵀ·Q/√d`.
+
+use burn::backend::autodiff::NodeId;
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::flex::FlexTensor;
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{Autodiff, Backend, Dispatch, Flex, backend_extension};
+use burn::tensor::{Shape, Tensor};
+use rayon::prelude::*;
+
+use super::flex_data::{f32_tensor, f32_values};
+use super::matmul::gemm_serial;
+use crate::select::linalg::exp_in_place;
+
+/// Attention of `q` `[b, h, s, d]` over `k`, `v` `[b, kvh, t, d]` (`h` a multiple of `kvh`;
+/// query heads `g·h/kvh .. (g+1)·h/kvh` share key/value head `g`), with `blocked` `[b, 1, s, t]`
+/// holding 1 where a query may not attend to a key and 0 elsewhere (a constant). Returns
+/// `[b, s, h, d]`.
+#[backend_extension(Flex, Autodiff)]
+pub trait AttentionOp: Backend {
+    fn float_gqa_attention(
+        q: FloatTensor<Self>,
+        k: FloatTensor<Self>,
+        v: FloatTensor<Self>,
+        blocked: FloatTensor<Self>,
+    ) -> FloatTensor<Self>;
+}
+
+impl AttentionOp for Flex {
+    fn float_gqa_attention(
+        q: FloatTensor<Self>,
+        k: FloatTensor<Self>,
+        v: FloatTensor<Self>,
+        blocked: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        forward(&q, &k, &v, &blocked).0
+    }
+}
+
+impl<C: CheckpointStrategy> AttentionOp for Autodiff<Flex, C> {
+    fn float_gqa_attention(
+        q: FloatTensor<Self>,
+        k: FloatTensor<Self>,
+        v: FloatTensor<Self>,
+        blocked: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        #[derive(Debug)]
+        struct AttentionBackward;
+
+        impl Backward<Flex, 3> for AttentionBackward {
+            /// The three inputs' nodes and the probabilities `[b, h, s, t]`.
+            type State = (NodeId, NodeId, NodeId, FlexTensor);
+
+            fn backward(
+                self,
+                ops: Ops<Self::State, 3>,
+                grads: &mut Gradients,
+                checkpointer: &mut Checkpointer,
+            ) {
+                let (q_id, k_id, v_id, probabilities) = ops.state;
+                let q: FlexTensor = checkpointer.retrieve_node_output(q_id);
+                let k: FlexTensor = checkpointer.retrieve_node_output(k_id);
+                let v: FlexTensor = checkpointer.retrieve_node_output(v_id);
+                let grad = grads.consume::<Flex>(&ops.node);
+                let (d_q, d_k, d_v) = backward(&q, &k, &v, &probabilities, &grad);
+                let [q_parent, k_parent, v_parent] = ops.parents;
+                for (parent, d) in [(q_parent, d_q), (k_parent, d_k), (v_parent, d_v)] {
+                    if let Some(node) = parent {
+                        grads.register::<Flex>(node.id, d);
+                    }
+                }
+            }
+        }
+
+        let blocked = blocked.into_primitive();
+        match AttentionBackward
+            .prepare::<C>([q.node(), k.node(), v.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(mut prep) => {
+                let ids = (
+                    prep.checkpoint(&q),
+                    prep.checkpoint(&k),
+                    prep.checkpoint(&v),
+                );
+                let (out, probabilities) =
+                    forward(q.primitive(), k.primitive(), v.primitive(), &blocked);
+                prep.finish((ids.0, ids.1, ids.2, probabilities), out)
+            }
+            OpsKind::UnTracked(prep) => {
+                prep.finish(forward(q.primitive(), k.primitive(), v.primitive(), &blocked).0)
+            }
+        }
+    }
+}
+
+/// [`AttentionOp`] on `f32` flex tensors.
+pub fn gqa_attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, blocked: Tensor<4>) -> Tensor<4> {
+    Tensor::from_dispatch(<Dispatch as AttentionOp>::float_gqa_attention(
+        q.into_dispatch(),
+        k.into_dispatch(),
+        v.into_dispatch(),
+        blocked.into_dispatch(),
+    ))
+}
+
+/// Sizes: batch, query heads, key/value heads, queries, keys, head size.
+#[derive(Clone, Copy)]
+struct Dims {
+    b: usize,
+    h: usize,
+    kvh: usize,
+    s: usize,
+    t: usize,
+    d: usize,
+}
+
+impl Dims {
+    fn of(q: &FlexTensor, k: &FlexTensor, v: &FlexTensor, blocked: Option<&FlexTensor>) -> Self {
+        let (qs, ks, vs) = (q.layout().shape(), k.layout().shape(), v.layout().shape());
+        let dims = Dims {
+            b: qs[0],
+            h: qs[1],
+            kvh: ks[1],
+            s: qs[2],
+            t: ks[2],
+            d: qs[3],
+        };
+        let Dims { b, h, kvh, s, t, d } = dims;
+        assert!(
+            ks[0] == b && ks[3] == d && (0..4).all(|i| vs[i] == ks[i]) && kvh > 0 && h % kvh == 0,
+            "attention: shapes {qs:?}, {ks:?}, {vs:?} do not fit"
+        );
+        if let Some(m) = blocked {
+            let ms = m.layout().shape();
+            assert!(
+                [ms[0], ms[1], ms[2], ms[3]] == [b, 1, s, t],
+                "attention: mask {ms:?} does not fit [{b}, 1, {s}, {t}]"
+            );
+        }
+        dims
+    }
+}
+
+/// Raw pointers shared by the parallel tasks; each task writes only its own blocks.
+#[derive(Clone, Copy)]
+struct Out(*mut f32, *mut f32);
+unsafe impl Send for Out {}
+unsafe impl Sync for Out {}
+
+impl Out {
+    /// Both pointers; called inside a task so the closure captures the `Send` wrapper.
+    fn get(self) -> (*mut f32, *mut f32) {
+        (self.0, self.1)
+    }
+}
+
+/// (output `[b, s, h, d]`, probabilities `[b, h, s, t]`).
+fn forward(
+    q: &FlexTensor,
+    k: &FlexTensor,
+    v: &FlexTensor,
+    blocked: &FlexTensor,
+) -> (FlexTensor, FlexTensor) {
+    let dims = Dims::of(q, k, v, Some(blocked));
+    let Dims { b, h, kvh, s, t, d } = dims;
+    let (q, k, v, blocked) = (
+        f32_values(q),
+        f32_values(k),
+        f32_values(v),
+        f32_values(blocked),
+    );
+    let scale = 1.0 / (d as f32).sqrt();
+    let mut out = vec![0f32; b * h * s * d];
+    let mut probabilities = vec![0f32; b * h * s * t];
+    let ptrs = Out(out.as_mut_ptr(), probabilities.as_mut_ptr());
+    (0..b * h).into_par_iter().for_each(|bh| {
+        let (out_ptr, probabilities_ptr) = ptrs.get();
+        let (bi, hq) = (bh / h, bh % h);
+        let hk = hq / (h / kvh);
+        let q = &q[bh * s * d..][..s * d];
+        let k = &k[(bi * kvh + hk) * t * d..][..t * d];
+        let v = &v[(bi * kvh + hk) * t * d..][..t * d];
+        let mask = &blocked[bi * s * t..][..s * t];
+        // SAFETY: block `bh` of both outputs belongs to this task alone.
+        let p = unsafe { std::slice::from_raw_parts_mut(probabilities_ptr.add(bh * s * t), s * t) };
+        unsafe {
+            // P = scale · Q·Kᵀ  (Kᵀ read through strides: row stride 1, column stride d).
+            gemm_serial(
+                s,
+                t,
+                d,
+                p.as_mut_ptr(),
+                t,
+                false,
+                q.as_ptr(),
+                d as isize,
+                1,
+                k.as_ptr(),
+                1,
+                d as isize,
+                scale,
+            );
+        }
+        for (row, mask) in p.chunks_mut(t).zip(mask.chunks(t)) {
+            softmax_row(row, mask);
+        }
+        unsafe {
+            // O = P·V, into columns hq·d.. of rows (bi, i) of the [b, s, h·d] output.
+            gemm_serial(
+                s,
+                d,
+                t,
+                out_ptr.add((bi * s * h + hq) * d),
+                h * d,
+                false,
+                p.as_ptr(),
+                t as isize,
+                1,
+                v.as_ptr(),
+                d as isize,
+                1,
+                1.0,
+            );
+        }
+    });
+    (
+        f32_tensor(out, Shape::new([b, s, h, d])),
+        f32_tensor(probabilities, Shape::new([b, h, s, t])),
+    )
+}
+
+/// In place: blocked scores to −∞, then Burn's NaN-safe softmax.
+fn softmax_row(row: &mut [f32], blocked: &[f32]) {
+    for (x, &m) in row.iter_mut().zip(blocked) {
+        if m != 0.0 {
+            *x = f32::NEG_INFINITY;
+        }
+    }
+    let max = row
+        .iter()
+        .copied()
+        .fold(f32::NEG_INFINITY, f32::max)
+        .max(f32::MIN);
+    row.iter_mut().for_each(|x| *x -= max);
+    exp_in_place(row);
+    let sum = row.iter().sum::<f32>().max(f32::MIN_POSITIVE);
+    row.iter_mut().for_each(|x| *x /= sum);
+}
+
+/// (d q, d k, d v) from the output gradient; one task per batch row and key/value head, so
+/// the query heads sharing a key/value head add into its gradients in a fixed order.
+fn backward(
+    q: &FlexTensor,
+    k: &FlexTensor,
+    v: &FlexTensor,
+    probabilities: &FlexTensor,
+    grad: &FlexTensor,
+) -> (FlexTensor, FlexTensor, FlexTensor) {
+    let dims = Dims::of(q, k, v, None);
+    let Dims { b, h, kvh, s, t, d } = dims;
+    let (q, k, v, p, d_o) = (
+        f32_values(q),
+        f32_values(k),
+        f32_values(v),
+        f32_values(probabilities),
+        f32_values(grad),
+    );
+    let scale = 1.0 / (d as f32).sqrt();
+    let groups = h / kvh;
+    let mut d_q = vec![0f32; b * h * s * d];
+    let mut d_k = vec![0f32; b * kvh * t * d];
+    let mut d_v = vec![0f32; b * kvh * t * d];
+    let d_q_ptr = Out(d_q.as_mut_ptr(), std::ptr::null_mut());
+    d_k.par_chunks_mut(t * d)
+        .zip(d_v.par_chunks_mut(t * d))
+        .enumerate()
+        .for_each_init(
+            || vec![0f32; s * t],
+            |d_s, (bk, (d_k, d_v))| {
+                let d_q_ptr = d_q_ptr.get().0;
+                let bi = bk / kvh;
+                let k = &k[bk * t * d..][..t * d];
+                let v = &v[bk * t * d..][..t * d];
+                for g in 0..groups {
+                    let bh = bi * h + (bk % kvh) * groups + g;
+                    let q = &q[bh * s * d..][..s * d];
+                    let p = &p[bh * s * t..][..s * t];
+                    // This head's [s, d] block of the [b, s, h, d] gradient: row stride h·d.
+                    let (hq, row) = (bh % h, (h * d) as isize);
+                    let d_o = d_o[(bi * s * h + hq) * d..].as_ptr();
+                    let first = g == 0;
+                    unsafe {
+                        // dV (+)= Pᵀ·dO
+                        gemm_serial(
+                            t,
+                            d,
+                            s,
+                            d_v.as_mut_ptr(),
+                            d,
+                            !first,
+                            p.as_ptr(),
+                            1,
+                            t as isize,
+                            d_o,
+                            row,
+                            1,
+                            1.0,
+                        );
+                        // dP = dO·Vᵀ, into the scratch
+                        gemm_serial(
+                            s,
+                            t,
+                            d,
+                            d_s.as_mut_ptr(),
+                            t,
+                            false,
+                            d_o,
+                            row,
+                            1,
+                            v.as_ptr(),
+                            1,
+                            d as isize,
+                            1.0,
+                        );
+                    }
+                    // dS = P ⊙ (dP − rowsum(P ⊙ dP))
+                    for (d_s, p) in d_s.chunks_mut(t).zip(p.chunks(t)) {
+                        let dot: f32 = d_s.iter().zip(p).map(|(a, b)| a * b).sum();
+                        d_s.iter_mut()
+                            .zip(p)
+                            .for_each(|(x, &p)| *x = p * (*x - dot));
+                    }
+                    unsafe {
+                        // dQ = scale · dS·K  (this query head's block, written by this task only)
+                        gemm_serial(
+                            s,
+                            d,
+                            t,
+                            d_q_ptr.add(bh * s * d),
+                            d,
+                            false,
+                            d_s.as_ptr(),
+                            t as isize,
+                            1,
+                            k.as_ptr(),
+                            d as isize,
+                            1,
+                            scale,
+                        );
+                        // dK (+)= scale · dSᵀ·Q
+                        gemm_serial(
+                            t,
+                            d,
+                            s,
+                            d_k.as_mut_ptr(),
+                            d,
+                            !first,
+                            d_s.as_ptr(),
+                            1,
+                            t as isize,
+                            q.as_ptr(),
+                            d as isize,
+                            1,
+                            scale,
+                        );
+                    }
+                }
+            },
+        );
+    (
+        f32_tensor(d_q, Shape::new([b, h, s, d])),
+        f32_tensor(d_k, Shape::new([b, kvh, t, d])),
+        f32_tensor(d_v, Shape::new([b, kvh, t, d])),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::tensor::module::attention;
+    use burn::tensor::ops::AttentionModuleOptions;
+    use burn::tensor::{Bool, Device, Distribution, Tensor, TensorData};
+
+    use crate::model::llama::to_f32_vec;
+
+    /// Output and the three gradients equal Burn's attention with K/V heads repeated for the
+    /// query groups, under a causal + padding mask that blocks one query row entirely.
+    #[test]
+    fn fused_attention_matches_burn_attention() {
+        let device = Device::flex().autodiff();
+        let (b, h, kvh, s, d) = (2, 6, 2, 9, 16);
+        let q = Tensor::<4>::random([b, h, s, d], Distribution::Normal(0.0, 1.0), &device);
+        let k = Tensor::<4>::random([b, kvh, s, d], Distribution::Normal(0.0, 1.0), &device);
+        let v = Tensor::<4>::random([b, kvh, s, d], Distribution::Normal(0.0, 1.0), &device);
+        let upstream = Tensor::<4>::random([b, s, h, d], Distribution::Normal(0.0, 1.0), &device);
+        // Row 1 of the batch has two padding keys at the front; its query 0 sees nothing.
+        let mut blocked = Vec::new();
+        for bi in 0..b {
+            for i in 0..s {
+                for j in 0..s {
+                    blocked.push(j > i || (bi == 1 && j < 2));
+                }
+            }
+        }
+        let mask = Tensor::<4, Bool>::from_data(TensorData::new(blocked, [b, 1, s, s]), &device);
+        let run = |fused: bool| {
+            let (q, k, v) = (
+                q.clone().detach().require_grad(),
+                k.clone().detach().require_grad(),
+                v.clone().detach().require_grad(),
+            );
+            let out = if fused {
+                super::gqa_attention(q.clone(), k.clone(), v.clone(), mask.clone().float())
+            } else {
+                let repeat = |t: Tensor<4>| {
+                    let [b, kvh, s, d] = t.dims();
+                    t.unsqueeze_dim::<5>(2)
+                        .repeat_dim(2, h / kvh)
+                        .reshape([b, h, s, d])
+                };
+                attention(
+                    q.clone(),
+                    repeat(k.clone()),
+                    repeat(v.clone()),
+                    Some(mask.clone().repeat_dim(1, h)),
+                    None,
+                    AttentionModuleOptions::default(),
+                )
+                .swap_dims(1, 2)
+            };
+            let grads = (out.clone() * upstream.clone()).sum().backward();
+            [
+                to_f32_vec(out.detach()),
+                to_f32_vec(q.grad(&grads).expect("q gradient")),
+                to_f32_vec(k.grad(&grads).expect("k gradient")),
+                to_f32_vec(v.grad(&grads).expect("v gradient")),
+            ]
+        };
+        let fused = run(true);
+        let reference = run(false);
+        for (name, (got, want)) in ["output", "d q", "d k", "d v"]
+            .iter()
+            .zip(fused.iter().zip(&reference))
+        {
+            let diff = got
+                .iter()
+                .zip(want)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0f32, f32::max);
+            assert!(diff < 1e-5, "{name} differs by {diff}");
+        }
+        // Batch row 1's query 0 (blocked everywhere) attends to nothing, in every head.
+        let row = &fused[0][s * h * d..(s * h + h) * d];
+        assert!(row.iter().all(|&x| x == 0.0), "blocked row: {row:?}");
+    }
+}

@@ -1,0 +1,167 @@
+//! Fused CPU operations with their own backward passes, written as Burn backend extensions for
+//! the flex backend (`#[backend_extension]`, with a handwritten `Autodiff` implementation):
+//!
+//! - [`matmul_2d`]: a 2-D `f32` product computed as one single-threaded GEMM per thread on a
+//!   panel of the output, forward and backward ([`matmul`]);
+//! - [`token_nll`]: per-token cross-entropy in one pass over the logits each way ([`nll`]);
+//! - [`swiglu`]: `silu(gate) · up` and its two gradients in one pass each ([`swiglu`](mod@swiglu));
+//! - [`rms_norm`]: RMSNorm and its two gradients in one pass each ([`rms_norm`](mod@rms_norm));
+//! - [`rope_heads`]: rotary embedding fused with the move to heads-first layout ([`rope`]);
+//! - [`gqa_attention`]: masked attention with grouped-query heads for training
+//!   ([`attention`](mod@attention)).
+//!
+//! Why: Burn's autodiff composes these from generic operations, each of which allocates its
+//! output and makes a full pass over memory (see experiments/sft_speed). Every function here
+//! falls back to those generic operations on other backends and dtypes, with the same result
+//! up to float rounding (tests compare both paths, values and gradients).
+
+use burn::tensor::activation::silu;
+use burn::tensor::module::attention as burn_attention;
+use burn::tensor::ops::AttentionModuleOptions;
+use burn::tensor::{Bool, Tensor};
+
+#[cfg(feature = "flex")]
+pub mod attention;
+#[cfg(feature = "flex")]
+pub(crate) mod flex_data;
+#[cfg(feature = "flex")]
+pub mod matmul;
+#[cfg(feature = "flex")]
+pub mod nll;
+#[cfg(feature = "flex")]
+pub mod rms_norm;
+#[cfg(feature = "flex")]
+pub mod rope;
+#[cfg(feature = "flex")]
+pub mod swiglu;
+
+/// Whether `t` is an `f32` tensor on flex (with or without autodiff), where the fused
+/// operations run.
+fn on_flex_f32<const D: usize>(t: &Tensor<D>) -> bool {
+    #[cfg(feature = "flex")]
+    {
+        t.dtype() == burn::tensor::DType::F32
+            && matches!(
+                t.device().inner().as_dispatch(),
+                burn::backend::DispatchDevice::Flex(_)
+            )
+    }
+    #[cfg(not(feature = "flex"))]
+    {
+        let _ = t;
+        false
+    }
+}
+
+/// `lhs · rhs` for 2-D tensors (panels on flex, Burn's matmul elsewhere).
+pub fn matmul_2d(lhs: Tensor<2>, rhs: Tensor<2>) -> Tensor<2> {
+    #[cfg(feature = "flex")]
+    if on_flex_f32(&lhs) && on_flex_f32(&rhs) {
+        return matmul::panel_matmul(lhs, rhs);
+    }
+    lhs.matmul(rhs)
+}
+
+/// `silu(gate) · up`, elementwise (fused on flex).
+pub fn swiglu<const D: usize>(gate: Tensor<D>, up: Tensor<D>) -> Tensor<D> {
+    #[cfg(feature = "flex")]
+    if on_flex_f32(&gate) && on_flex_f32(&up) && gate.dims() == up.dims() {
+        return swiglu::swiglu(gate, up);
+    }
+    silu(gate) * up
+}
+
+/// `−log softmax(row)[target]` for each row of `logits` `[rows, vocab]` (0 where the target
+/// is negative), fused; `None` where the fused operation does not run (other backends and
+/// dtypes, or a target outside the vocabulary): the caller computes it with Burn's operations.
+pub fn token_nll(logits: &Tensor<2>, targets: &[i64]) -> Option<Tensor<1>> {
+    #[cfg(feature = "flex")]
+    {
+        let [rows, vocab] = logits.dims();
+        if on_flex_f32(logits) && rows == targets.len() && targets.iter().all(|&t| t < vocab as i64)
+        {
+            return Some(nll::token_nll(logits.clone(), targets));
+        }
+    }
+    let _ = (logits, targets);
+    None
+}
+
+/// RMSNorm over the last axis with scale `weight` (fused on flex).
+pub fn rms_norm<const D: usize>(x: Tensor<D>, weight: Tensor<1>, eps: f64) -> Tensor<D> {
+    #[cfg(feature = "flex")]
+    if on_flex_f32(&x) && on_flex_f32(&weight) && x.dims()[D - 1] == weight.dims()[0] {
+        return rms_norm::rms_norm(x, weight, eps);
+    }
+    rms_norm_composed(x, weight, eps)
+}
+
+/// RMSNorm from Burn's operations, computed as transformers does (the reference for the fused
+/// operation, and the path on other backends).
+pub fn rms_norm_composed<const D: usize>(x: Tensor<D>, weight: Tensor<1>, eps: f64) -> Tensor<D> {
+    let variance = x.clone().powi_scalar(2).mean_dim(D - 1);
+    let normed = x * (variance + eps).sqrt().recip();
+    normed * weight.unsqueeze()
+}
+
+/// Rotary embedding of `x` `[b, s, n, d]` with tables `cos`, `sin` `[b, 1, s, d]`, returned
+/// heads-first `[b, n, s, d]` (fused on flex).
+pub fn rope_heads(x: Tensor<4>, cos: Tensor<4>, sin: Tensor<4>) -> Tensor<4> {
+    #[cfg(feature = "flex")]
+    if on_flex_f32(&x) && on_flex_f32(&cos) && on_flex_f32(&sin) {
+        return rope::rope_heads(x, cos, sin);
+    }
+    rope_heads_composed(x, cos, sin)
+}
+
+/// [`rope_heads`] from Burn's operations: transformers' `x·cos + rotate_half(x)·sin` with
+/// `rotate_half(x) = [−x₂, x₁]` on the two halves of each head.
+pub fn rope_heads_composed(x: Tensor<4>, cos: Tensor<4>, sin: Tensor<4>) -> Tensor<4> {
+    let x = x.swap_dims(1, 2);
+    let [b, h, s, d] = x.dims();
+    let x1 = x.clone().slice([0..b, 0..h, 0..s, 0..d / 2]);
+    let x2 = x.clone().slice([0..b, 0..h, 0..s, d / 2..d]);
+    let rotated = Tensor::cat(vec![x2.neg(), x1], 3);
+    x * cos + rotated * sin
+}
+
+/// Masked attention of `q` `[b, h, s, d]` over `k`, `v` `[b, kvh, t, d]`, where query heads
+/// `g·h/kvh .. (g+1)·h/kvh` share key/value head `g` and `mask` `[b, 1, s, t]` is true where a
+/// query may not attend. Scale `1/√d`; a fully blocked query row gives 0. Returns
+/// `[b, s, h, d]`. Fused on flex under autodiff (training); elsewhere, and for inference,
+/// Burn's own attention.
+pub fn gqa_attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, mask: Tensor<4, Bool>) -> Tensor<4> {
+    #[cfg(feature = "flex")]
+    if q.device().is_autodiff()
+        && on_flex_f32(&q)
+        && on_flex_f32(&k)
+        && on_flex_f32(&v)
+        && q.dims().iter().chain(&k.dims()).all(|&n| n > 0)
+    {
+        return attention::gqa_attention(q, k, v, mask.float());
+    }
+    gqa_attention_composed(q, k, v, mask)
+}
+
+/// [`gqa_attention`] through Burn's `attention`, without repeating K/V: the query heads that
+/// share a KV head are contiguous, so they fold into the query-length axis.
+pub fn gqa_attention_composed(
+    q: Tensor<4>,
+    k: Tensor<4>,
+    v: Tensor<4>,
+    mask: Tensor<4, Bool>,
+) -> Tensor<4> {
+    let [b, h, s, d] = q.dims();
+    let kvh = k.dims()[1];
+    let groups = h / kvh;
+    let q = q.reshape([b, kvh, groups * s, d]);
+    let mask = if groups > 1 {
+        mask.repeat_dim(2, groups)
+    } else {
+        mask
+    };
+    // Burn's attention: scale 1/sqrt(d), softmax in f32, fully masked rows give 0.
+    burn_attention(q, k, v, Some(mask), None, AttentionModuleOptions::default())
+        .reshape([b, h, s, d])
+        .swap_dims(1, 2)
+}

@@ -241,17 +241,7 @@ mod tests {
     use burn::tensor::{Device, Distribution, Tensor};
 
     use crate::fused::matmul_2d;
-    use crate::model::llama::to_f32_vec;
-
-    fn max_rel_diff(a: Tensor<2>, b: Tensor<2>) -> f32 {
-        let (a, b) = (to_f32_vec(a), to_f32_vec(b));
-        let scale = b.iter().fold(0f32, |m, v| m.max(v.abs()));
-        a.iter()
-            .zip(&b)
-            .map(|(x, y)| (x - y).abs())
-            .fold(0.0, f32::max)
-            / scale
-    }
+    use crate::fused::max_rel_diff;
 
     /// Forward and both gradients of the panel product equal Burn's matmul, for shapes split
     /// by rows and by columns, with uneven panels and a transposed (strided) operand.

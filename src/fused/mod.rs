@@ -165,3 +165,16 @@ pub fn gqa_attention_composed(
         .reshape([b, h, s, d])
         .swap_dims(1, 2)
 }
+
+/// Test helper: the largest difference between two tensors relative to the largest magnitude
+/// in the reference `want`.
+#[cfg(test)]
+pub(crate) fn max_rel_diff<const D: usize>(got: Tensor<D>, want: Tensor<D>) -> f32 {
+    let (got, want) = (
+        crate::model::llama::to_f32_vec(got),
+        crate::model::llama::to_f32_vec(want),
+    );
+    let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let diff = got.iter().zip(&want).map(|(x, y)| (x - y).abs());
+    diff.fold(0.0, f32::max) / scale
+}

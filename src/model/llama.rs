@@ -1,11 +1,12 @@
 //! The Llama-family decoder in Burn: RMSNorm, rotary embeddings, grouped-query attention with a
 //! KV cache, SwiGLU (or shifted-ReLU) MLP, tied or separate output embeddings.
 //!
-//! Numerics follow transformers' `modeling_llama.py` (RMSNorm in f32, `rotate_half` RoPE with
-//! the two halves of each head, softmax in f32), so logits match it to float rounding. The code
-//! is backend-agnostic: the `Device` the weights live on (flex, ndarray or wgpu) decides. On
-//! flex, projections, RMSNorm, RoPE, SwiGLU and (under autodiff) attention run as the fused
-//! operations of [`crate::fused`]; elsewhere as Burn's composed operations.
+//! Numerics follow transformers' `modeling_llama.py` (RMSNorm in f32, its sums of squares in
+//! f64 on flex; `rotate_half` RoPE with the two halves of each head; softmax in f32), so logits
+//! match it to float rounding. The code is backend-agnostic: the `Device` the weights live on
+//! (flex, ndarray or wgpu) decides. On flex, projections, RMSNorm, RoPE, SwiGLU and (under
+//! autodiff) attention run as the fused operations of [`crate::fused`]; elsewhere as Burn's
+//! composed operations.
 
 use std::sync::Arc;
 

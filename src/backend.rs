@@ -44,6 +44,16 @@ impl fmt::Display for Backend {
     }
 }
 
+/// The CPU device for host-side jobs (building a scratch model to save it): flex, or ndarray
+/// in a build without flex.
+pub fn cpu_device() -> Result<Device, SeftError> {
+    if cfg!(feature = "flex") {
+        Backend::Flex.device()
+    } else {
+        Backend::Ndarray.device()
+    }
+}
+
 impl Backend {
     /// The device for this backend, or an error saying which cargo feature is missing.
     pub fn device(self) -> Result<Device, SeftError> {

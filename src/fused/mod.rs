@@ -37,20 +37,13 @@ pub mod swiglu;
 
 /// Whether `t` is an `f32` tensor on flex (with or without autodiff), where the fused
 /// operations run.
+#[cfg(feature = "flex")]
 fn on_flex_f32<const D: usize>(t: &Tensor<D>) -> bool {
-    #[cfg(feature = "flex")]
-    {
-        t.dtype() == burn::tensor::DType::F32
-            && matches!(
-                t.device().inner().as_dispatch(),
-                burn::backend::DispatchDevice::Flex(_)
-            )
-    }
-    #[cfg(not(feature = "flex"))]
-    {
-        let _ = t;
-        false
-    }
+    t.dtype() == burn::tensor::DType::F32
+        && matches!(
+            t.device().inner().as_dispatch(),
+            burn::backend::DispatchDevice::Flex(_)
+        )
 }
 
 /// `lhs · rhs` for 2-D tensors (panels on flex, Burn's matmul elsewhere).

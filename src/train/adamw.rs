@@ -9,11 +9,12 @@
 //! state is Burn's `AdamWState`, so checkpoints are interchangeable with Burn's optimizer.
 //! Other backends, dtypes and layouts go through Burn's `AdamW` itself.
 
-use burn::optim::{AdamW, AdamWConfig, AdamWState, AdaptiveMomentumState, LearningRate, Optimizer};
+use burn::optim::{AdamW, AdamWConfig, AdamWState, LearningRate, Optimizer};
 use burn::tensor::{Device, Tensor};
 
 /// AdamW hyper-parameters plus Burn's implementation for the cases the fused pass skips.
 #[derive(Clone)]
+#[cfg_attr(not(feature = "flex"), allow(dead_code))] // the hyper-parameters serve the flex pass
 pub struct FusedAdamW {
     reference: AdamW,
     beta_1: f32,
@@ -70,7 +71,9 @@ mod flex_pass {
     use burn::tensor::{DType, Tensor};
     use rayon::prelude::*;
 
-    use super::{AdamWState, AdaptiveMomentumState, FusedAdamW, LearningRate};
+    use burn::optim::AdaptiveMomentumState;
+
+    use super::{AdamWState, FusedAdamW, LearningRate};
     use crate::fused::flex_data::f32_tensor;
 
     /// Elements per parallel task.

@@ -26,7 +26,7 @@ use burn::backend::{Autodiff, Backend, Dispatch, Flex, backend_extension};
 use burn::tensor::{Shape, Tensor};
 use rayon::prelude::*;
 
-use super::flex_data::{f32_tensor, f32_values};
+use super::flex_data::{SendPtr, f32_tensor, f32_values};
 use super::matmul::gemm_serial;
 use crate::select::linalg::exp_in_place;
 
@@ -161,19 +161,6 @@ impl Dims {
     }
 }
 
-/// Raw pointers shared by the parallel tasks; each task writes only its own blocks.
-#[derive(Clone, Copy)]
-struct Out(*mut f32, *mut f32);
-unsafe impl Send for Out {}
-unsafe impl Sync for Out {}
-
-impl Out {
-    /// Both pointers; called inside a task so the closure captures the `Send` wrapper.
-    fn get(self) -> (*mut f32, *mut f32) {
-        (self.0, self.1)
-    }
-}
-
 /// (output `[b, s, h, d]`, probabilities `[b, h, s, t]`).
 fn forward(
     q: &FlexTensor,
@@ -192,17 +179,17 @@ fn forward(
     let scale = 1.0 / (d as f32).sqrt();
     let mut out = vec![0f32; b * h * s * d];
     let mut probabilities = vec![0f32; b * h * s * t];
-    let ptrs = Out(out.as_mut_ptr(), probabilities.as_mut_ptr());
-    (0..b * h).into_par_iter().for_each(|bh| {
-        let (out_ptr, probabilities_ptr) = ptrs.get();
+    // Each task writes its head's columns of the [b, s, h·d] output: strided, hence a pointer.
+    let out_ptr = SendPtr(out.as_mut_ptr());
+    let blocks = probabilities.par_chunks_mut(s * t).enumerate();
+    blocks.for_each(|(bh, p)| {
+        let out_ptr = out_ptr.get();
         let (bi, hq) = (bh / h, bh % h);
         let hk = hq / (h / kvh);
         let q = &q[bh * s * d..][..s * d];
         let k = &k[(bi * kvh + hk) * t * d..][..t * d];
         let v = &v[(bi * kvh + hk) * t * d..][..t * d];
         let mask = &blocked[bi * s * t..][..s * t];
-        // SAFETY: block `bh` of both outputs belongs to this task alone.
-        let p = unsafe { std::slice::from_raw_parts_mut(probabilities_ptr.add(bh * s * t), s * t) };
         unsafe {
             // P = scale · Q·Kᵀ  (Kᵀ read through strides: row stride 1, column stride d).
             gemm_serial(
@@ -290,14 +277,15 @@ fn backward(
     let mut d_q = vec![0f32; b * h * s * d];
     let mut d_k = vec![0f32; b * kvh * t * d];
     let mut d_v = vec![0f32; b * kvh * t * d];
-    let d_q_ptr = Out(d_q.as_mut_ptr(), std::ptr::null_mut());
+    // Key/value head `bk` = (bi, hk) pairs with query heads bi·h + hk·groups + g, g < groups:
+    // one contiguous `groups · s · d` block of d q.
     d_k.par_chunks_mut(t * d)
         .zip(d_v.par_chunks_mut(t * d))
+        .zip(d_q.par_chunks_mut(groups * s * d))
         .enumerate()
         .for_each_init(
             || vec![0f32; s * t],
-            |d_s, (bk, (d_k, d_v))| {
-                let d_q_ptr = d_q_ptr.get().0;
+            |d_s, (bk, ((d_k, d_v), d_q))| {
                 let bi = bk / kvh;
                 let k = &k[bk * t * d..][..t * d];
                 let v = &v[bk * t * d..][..t * d];
@@ -356,7 +344,7 @@ fn backward(
                             s,
                             d,
                             t,
-                            d_q_ptr.add(bh * s * d),
+                            d_q[g * s * d..].as_mut_ptr(),
                             d,
                             false,
                             d_s.as_ptr(),

@@ -30,3 +30,19 @@ pub fn f32_values(t: &FlexTensor) -> Cow<'_, [f32]> {
         }
     }
 }
+
+/// An output pointer handed to rayon tasks that each write their own, disjoint elements of
+/// the buffer (panels or strided blocks that `par_chunks_mut` cannot express).
+#[derive(Clone, Copy)]
+pub struct SendPtr(pub *mut f32);
+
+// SAFETY: the tasks sharing one write disjoint elements, and the buffer outlives them.
+unsafe impl Send for SendPtr {}
+unsafe impl Sync for SendPtr {}
+
+impl SendPtr {
+    /// The pointer; called inside a task so the closure captures the wrapper, not its field.
+    pub fn get(self) -> *mut f32 {
+        self.0
+    }
+}

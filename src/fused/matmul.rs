@@ -20,7 +20,7 @@ use burn::tensor::{DType, Shape, Tensor};
 use gemm::{Parallelism, gemm};
 use rayon::prelude::*;
 
-use super::flex_data::f32_tensor;
+use super::flex_data::{SendPtr, f32_tensor};
 
 /// A 2-D `f32` matrix product `lhs · rhs` (`[m, k] · [k, n]`, any strides). The default body
 /// is Burn's matmul; flex overrides it with one GEMM per thread on a panel of the output.
@@ -159,19 +159,6 @@ const MIN_SIDE: usize = 128;
 /// f32 micro-tiles divide it).
 const ALIGN: usize = 16;
 
-/// Raw pointers moved into the rayon tasks; each task writes a disjoint panel.
-#[derive(Clone, Copy)]
-struct Raw(*mut f32, *const f32, *const f32);
-
-impl Raw {
-    /// The three pointers; called inside a task so the closure captures the `Send` wrapper.
-    fn get(self) -> (*mut f32, *const f32, *const f32) {
-        (self.0, self.1, self.2)
-    }
-}
-unsafe impl Send for Raw {}
-unsafe impl Sync for Raw {}
-
 /// The flex implementation: the output split into one panel per thread.
 fn panels(lhs: FlexTensor, rhs: FlexTensor) -> FlexTensor {
     let threads = rayon::current_num_threads();
@@ -198,11 +185,11 @@ fn panels(lhs: FlexTensor, rhs: FlexTensor) -> FlexTensor {
     let (lhs_rs, lhs_cs) = (ll.strides()[0], ll.strides()[1]);
     let (rhs_rs, rhs_cs) = (rl.strides()[0], rl.strides()[1]);
     let mut out_values = vec![0f32; m * n];
-    let raw = Raw(
-        out_values.as_mut_ptr(),
-        // SAFETY: the offsets are inside the storage the layouts describe.
-        unsafe { lhs.storage::<f32>().as_ptr().add(ll.start_offset()) },
-        unsafe { rhs.storage::<f32>().as_ptr().add(rl.start_offset()) },
+    let out_ptr = SendPtr(out_values.as_mut_ptr());
+    // The operands from their first element (the layouts' offsets are inside the storage).
+    let (lhs_data, rhs_data) = (
+        &lhs.storage::<f32>()[ll.start_offset()..],
+        &rhs.storage::<f32>()[rl.start_offset()..],
     );
     // Split the longer side of the output; the other operand is shared read-only.
     let split_rows = m >= n;
@@ -213,7 +200,7 @@ fn panels(lhs: FlexTensor, rhs: FlexTensor) -> FlexTensor {
         .map(|start| (start, (start + step).min(side)))
         .collect();
     panels.into_par_iter().for_each(|(start, end)| {
-        let (out, lhs, rhs) = raw.get();
+        let (out, lhs, rhs) = (out_ptr.get(), lhs_data.as_ptr(), rhs_data.as_ptr());
         let len = end - start;
         // SAFETY: panel `start..end` of the output is written by this task alone; the
         // operand pointers stay inside their buffers for the given extents and strides.

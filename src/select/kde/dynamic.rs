@@ -26,10 +26,11 @@
 //!   the query region ([`DynamicKdeParams::adaptive_net_log_size`]).
 //!
 //! Measured (experiments/kde, 2 threads, against brute force with vectorized exponentials):
-//! one copy with m = 100 answers batched queries in 41–129 µs whatever n, 19.5–30× faster
-//! than brute force at d = 384 and n ≥ 300k (mean relative error ≤ 0.08) but 1.75–15.6× at
-//! d ≤ 128 and n ≤ 500k; the (ε, δ)-derived R = 17 copies are slower than brute force at
-//! these n, and are what keeps adaptively chosen queries within ε.
+//! one copy with m = 100 answers batched queries in 23–129 µs whatever n (≈ 6–10 µs plus
+//! ≈ 5–7 ns per bucket entry read), 19.5–39× faster than brute force at d = 384 and n ≥ 300k
+//! (mean relative error ≤ 0.08) but 1.75–21× at d ≤ 128 and n ≤ 500k, depending on the VM;
+//! the (ε, δ)-derived R = 17 copies are slower than brute force at these n, and are what
+//! keeps adaptively chosen queries within ε.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};

@@ -8,11 +8,10 @@ use burn::tensor::Device;
 
 use crate::error::SeftError;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Backend {
     /// Burn's pure-Rust CPU backend (default).
-    #[default]
     Flex,
     /// The deprecated ndarray CPU backend (cargo feature `ndarray`).
     Ndarray,
@@ -44,13 +43,15 @@ impl fmt::Display for Backend {
     }
 }
 
-/// The CPU device for host-side jobs (building a scratch model to save it): flex, or ndarray
-/// in a build without flex.
-pub fn cpu_device() -> Result<Device, SeftError> {
-    if cfg!(feature = "flex") {
-        Backend::Flex.device()
-    } else {
-        Backend::Ndarray.device()
+impl Default for Backend {
+    /// The CPU backend compiled in: flex, or ndarray in a build without flex (configs and
+    /// flags that name no backend then still get one that exists).
+    fn default() -> Self {
+        if cfg!(feature = "flex") {
+            Backend::Flex
+        } else {
+            Backend::Ndarray
+        }
     }
 }
 
@@ -70,5 +71,17 @@ impl Backend {
                 "backend '{other}' is not compiled in: rebuild with `--features {other}`"
             ))),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_backend_is_compiled_in() {
+        let default = Backend::default();
+        assert!(default.device().is_ok(), "{default} has no device");
+        assert_eq!(default.to_string().parse::<Backend>().unwrap(), default);
     }
 }

@@ -31,7 +31,7 @@ pub struct EmbedArgs {
     #[arg(long, default_value_t = 512)]
     pub max_tokens: usize,
     /// Compute backend: flex (CPU, default), ndarray (CPU), wgpu (GPU).
-    #[arg(long, default_value = "flex", env = "SEFT_BACKEND")]
+    #[arg(long, default_value_t = crate::Backend::default(), env = "SEFT_BACKEND")]
     pub backend: crate::Backend,
 }
 
@@ -85,7 +85,7 @@ pub struct PointsArgs {
     #[arg(long, default_value_t = 32)]
     pub batch_size: usize,
     /// Compute backend for embedding: flex (CPU, default), ndarray (CPU), wgpu (GPU).
-    #[arg(long, default_value = "flex", env = "SEFT_BACKEND")]
+    #[arg(long, default_value_t = crate::Backend::default(), env = "SEFT_BACKEND")]
     pub backend: crate::Backend,
 }
 

@@ -95,7 +95,7 @@ pub struct JudgeArgs {
     #[arg(long, default_value_t = 1)]
     pub judge_batch_size: usize,
     /// Compute backend for local models: flex, ndarray, wgpu.
-    #[arg(long, default_value = "flex", env = "SEFT_BACKEND")]
+    #[arg(long, default_value_t = Backend::default(), env = "SEFT_BACKEND")]
     pub backend: Backend,
 }
 

@@ -60,7 +60,7 @@ pub struct GateArgs {
     #[arg(long, default_value_t = 32)]
     pub batch_size: usize,
     /// Compute backend for the embedder: flex (CPU, default), ndarray (CPU), wgpu (GPU).
-    #[arg(long, default_value = "flex", env = "SEFT_BACKEND")]
+    #[arg(long, default_value_t = crate::Backend::default(), env = "SEFT_BACKEND")]
     pub backend: crate::Backend,
     /// Skip malformed rows (counted in the output) instead of stopping at the first.
     #[arg(long)]

@@ -67,7 +67,7 @@ pub struct ModelArgs {
     #[arg(long, short)]
     pub model: String,
     /// Compute backend: flex (CPU, default), ndarray (CPU), wgpu (GPU).
-    #[arg(long, default_value = "flex", env = "SEFT_BACKEND")]
+    #[arg(long, default_value_t = Backend::default(), env = "SEFT_BACKEND")]
     pub backend: Backend,
 }
 

@@ -81,7 +81,7 @@ pub fn write_scratch_model(spec: &ScratchModel, seed: u64, folder: &Path) -> Res
         std::fs::write(&tok_config_path, tok_config.to_string()),
     )?;
     let cfg = ModelConfig::from_hf_json(&config_path)?;
-    let device = crate::backend::cpu_device()?;
+    let device = crate::backend::Backend::default().device()?;
     let net = build_model(&cfg, &mut InitSource::new(seed, spec.init_std), &device)?;
     save_safetensors(&net, &folder.join("model.safetensors"))
 }

@@ -4,9 +4,9 @@
 //!
 //! cargo run --release --example kde_bench -- --data X.npy --queries Q.npy --bandwidth H \
 //!     [--kernel gaussian] [--epsilon 0.1] [--delta 0.1] [--tau 1e-3] [--copies R] \
-//!     [--samples M] [--width-factor 4] [--max-tables 16] [--updates 1000] [--adaptive-steps 200] [--adaptive-starts 5] \
+//!     [--samples M] [--recall R] [--width-factor 4] [--max-tables 16] [--updates 1000] [--adaptive-steps 200] [--adaptive-starts 5] \
 //!     [--truth-out truth.npy] [--max-entries 4e8] [--config-name NAME] [--out results.jsonl] \
-//!     [--query-repeats 5]
+//!     [--query-repeats 5] [--exact-repeats (as --query-repeats)]
 //! Batched query times are the median of --query-repeats passes over all queries (one pass of
 //! 1,000 queries takes 40–130 ms, about this VM's timer noise).
 //! Without --data: --n, --d, --blobs make Gaussian blobs (queries: jittered data points).
@@ -73,16 +73,18 @@ fn get<T: std::str::FromStr>(
 
 /// Relative errors of `estimates` against `truth` over the queries with truth ≥ τ.
 fn error_stats(estimates: &[f64], truth: &[f64], tau: f64, epsilon: f64) -> serde_json::Value {
-    let errors: Vec<f64> = estimates
+    let signed: Vec<f64> = estimates
         .iter()
         .zip(truth)
         .filter(|(_, t)| **t >= tau)
-        .map(|(e, t)| (e - t).abs() / t)
+        .map(|(e, t)| (e - t) / t)
         .collect();
+    let errors: Vec<f64> = signed.iter().map(|e| e.abs()).collect();
     let count = errors.len().max(1) as f64;
     serde_json::json!({
         "queries_above_tau": errors.len(),
         "mean_relative_error": errors.iter().sum::<f64>() / count,
+        "mean_signed_relative_error": signed.iter().sum::<f64>() / count,
         "max_relative_error": errors.iter().copied().fold(0.0, f64::max),
         "fraction_within_epsilon": errors.iter().filter(|&&e| e <= epsilon).count() as f64 / count,
     })
@@ -136,6 +138,9 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     if let Some(w) = args.get("width-factor") {
         params = params.width_factor(w.parse()?);
     }
+    if let Some(r) = args.get("recall") {
+        params = params.lsh_recall(r.parse()?);
+    }
     if let Some(t) = args.get("max-tables") {
         params = params.max_tables(t.parse()?);
     }
@@ -160,7 +165,9 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let exact = ExactKde::new(&data, kernel, bandwidth)?;
     let exact_build = started.elapsed().as_secs_f64();
     let repeats: usize = get(&args, "query-repeats", 5usize)?;
-    let (truth, exact_pass) = median_timed(repeats, || exact.query_batch(&queries));
+    // Fewer exact passes (--exact-repeats 1) leave a profile of the structure's queries.
+    let exact_repeats: usize = get(&args, "exact-repeats", repeats)?;
+    let (truth, exact_pass) = median_timed(exact_repeats, || exact.query_batch(&queries));
     let truth = truth?;
     let exact_query = exact_pass / queries.n() as f64;
     if let Some(path) = args.get("truth-out") {

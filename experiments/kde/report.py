@@ -22,9 +22,9 @@ def main():
     for r in records:
         if r["method"] == "exact":
             exact_time.setdefault((r["n"], r["d"]), r["query_seconds"])
-    lines = ["| n | d | method | query s | vs exact | mean rel. err | max rel. err | within ε "
-             "| insert s/pt | delete s/pt | kernel evals/query | memory MB |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| n | d | method | query s | vs exact | mean rel. err | mean signed err "
+             "| max rel. err | within ε | insert s/pt | delete s/pt | kernel evals/query | memory MB |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     adaptive = ["| n | d | config | copies | queries ≥ τ | fraction > ε | max rel. err |",
                 "|---|---|---|---|---|---|---|"]
     seen_exact = set()
@@ -41,7 +41,12 @@ def main():
                             f"| {res['max_relative_error']:.3f} |")
             continue
         if method == "dynamic":
-            method = f"dynamic {r.get('config', '')} (R={r['plan']['copies']}, m={r['plan']['samples_per_level']})"
+            plan = r["plan"]
+            recall = plan.get("lsh_recall")
+            # The default recall is 1 - ε/32; name it only where a run lowered it.
+            lowered = recall is not None and recall < 1 - r["epsilon"] / 32 - 1e-9
+            method = (f"dynamic {r.get('config', '')} (R={plan['copies']}, m={plan['samples_per_level']}"
+                      + (f", recall {recall:g})" if lowered else ")"))
         elif r["impl"] == "sklearn":
             method = f"sklearn {method}"
         errors = r.get("errors", {})
@@ -49,6 +54,7 @@ def main():
             f"| {r['n']} | {r['d']} | {method} | {r['query_seconds']:.3e} "
             f"| {exact_time[(r['n'], r['d'])] / r['query_seconds']:.2f}× "
             f"| {fmt(errors.get('mean_relative_error'), '.4f')} "
+            f"| {fmt(errors.get('mean_signed_relative_error'), '+.4f')} "
             f"| {fmt(errors.get('max_relative_error'), '.4f')} "
             f"| {fmt(errors.get('fraction_within_epsilon'), '.3f')} "
             f"| {fmt(r.get('insert_seconds_per_point'), '.2e')} "

@@ -11,7 +11,9 @@
 //!   m = ⌈128/ε²⌉ gives P(|error| > εμ/2) ≤ 1/8 (Chebyshev);
 //! - LSH misses: each level-j point is missed with probability ≤ ε/32 (L tables of K
 //!   concatenated hashes), so the expected missed mass is ≤ εμ/32 and P(> εμ/4) ≤ 1/8
-//!   (Markov);
+//!   (Markov). Found points are weighted by 1/P[found] at their distance (Horvitz–Thompson),
+//!   which removes the misses' bias and scales the estimate by at most 1/(1 − ε/32): at most
+//!   (ε/31)(1 + ε)μ < εμ/4 more error, inside the slack the two bounds above leave;
 //! - too-large guesses μ̂ > 2μ are accepted (estimate ≥ μ̂) with probability ≤ 4/m.
 //!
 //! So one copy fails with probability ≤ 1/4; the median of R copies fails only if half of
@@ -19,6 +21,12 @@
 //! guesses · net size) (exact binomial tail). The net size is 1 for a fixed query; for
 //! adaptively chosen queries the paper takes a union bound over an ε-net of the query region
 //! (KDE is Lipschitz), i.e. ln(net size) = O(d log(diameter / (ετh))).
+//!
+//! An opt-in lower LSH recall r (the find probability at a level's outer radius, instead of
+//! 1 − ε/32) takes fewer tables, so a query reads fewer buckets and entries. The weighting
+//! keeps the estimate unbiased, but misses of nearby points are correlated (they share the
+//! query's buckets), so the variance grows in a data-dependent way the bound above does not
+//! cover: like a smaller m, it trades the guarantee for speed, and experiments/kde measures it.
 
 use serde::Serialize;
 
@@ -45,7 +53,17 @@ pub struct Plan {
     pub level_hashes: Vec<usize>,
     /// Per level: L, tables (a point is found if it collides in any).
     pub level_tables: Vec<usize>,
+    /// Probability that a point at a level's outer radius collides with the query in at least
+    /// one of the level's tables.
+    pub lsh_recall: f64,
+    /// Per level: 1/P[found] over the level's band, sampled at [`FIND_WEIGHT_STEPS`] + 1 even
+    /// steps of the band position u ∈ [0, 1] (kernel value 2^−(j−1+u)).
+    #[serde(skip)]
+    pub(crate) level_find_weights: Vec<Vec<f32>>,
 }
+
+/// Steps of the per-level 1/P[found] tables (a query interpolates linearly between them).
+pub(crate) const FIND_WEIGHT_STEPS: usize = 64;
 
 /// What a plan is derived from.
 pub(crate) struct PlanInputs {
@@ -59,6 +77,8 @@ pub(crate) struct PlanInputs {
     pub width_factor: f64,
     pub max_tables: usize,
     pub log_net_size: f64,
+    /// Overrides the LSH recall 1 − ε/32.
+    pub recall: Option<f64>,
 }
 
 impl Plan {
@@ -88,6 +108,12 @@ impl Plan {
                 "copies and samples per level must be at least 1".into(),
             ));
         }
+        let lsh_recall = inputs.recall.unwrap_or(1.0 - epsilon / 32.0);
+        if !(lsh_recall > 0.0 && lsh_recall < 1.0) {
+            return Err(SeftError::Invalid(format!(
+                "LSH recall must be in (0, 1), got {lsh_recall}"
+            )));
+        }
         if !(inputs.log_net_size.is_finite() && inputs.log_net_size >= 0.0) {
             return Err(SeftError::Invalid("the net size's log must be ≥ 0".into()));
         }
@@ -103,7 +129,7 @@ impl Plan {
         let far = collision_probability(2.0, inputs.width_factor);
         let tables_for = |k: usize| -> usize {
             let found = near.powi(k as i32);
-            ((32.0 / epsilon).ln() / -(1.0 - found).ln())
+            (-(1.0 - lsh_recall).ln() / -(1.0 - found).ln())
                 .ceil()
                 .max(1.0) as usize
         };
@@ -116,6 +142,8 @@ impl Plan {
             level_width: Vec::with_capacity(levels),
             level_hashes: Vec::with_capacity(levels),
             level_tables: Vec::with_capacity(levels),
+            lsh_recall,
+            level_find_weights: Vec::with_capacity(levels),
         };
         for j in 1..=levels {
             let radius = kernel.radius_at(0.5f64.powi(j as i32), bandwidth);
@@ -128,10 +156,23 @@ impl Plan {
             {
                 k += 1;
             }
+            let tables = tables_for(k);
+            let width = inputs.width_factor * radius;
+            let find_weights = (0..=FIND_WEIGHT_STEPS)
+                .map(|step| {
+                    let u = step as f64 / FIND_WEIGHT_STEPS as f64;
+                    let value = 0.5f64.powf(j as f64 - 1.0 + u);
+                    let distance = kernel.radius_at(value, bandwidth);
+                    let collide = collision_probability(distance, width).powi(k as i32);
+                    let found = 1.0 - (1.0 - collide).powi(tables as i32);
+                    (1.0 / found.max(f64::MIN_POSITIVE)) as f32
+                })
+                .collect();
             plan.level_radius.push(radius);
-            plan.level_width.push(inputs.width_factor * radius);
+            plan.level_width.push(width);
             plan.level_hashes.push(k);
-            plan.level_tables.push(tables_for(k));
+            plan.level_tables.push(tables);
+            plan.level_find_weights.push(find_weights);
         }
         Ok(plan)
     }
@@ -201,6 +242,7 @@ mod tests {
             width_factor: 4.0,
             max_tables: 16,
             log_net_size: 0.0,
+            recall: None,
         }
     }
 
@@ -222,6 +264,32 @@ mod tests {
         }
         let stricter = Plan::new(&inputs(0.5, 0.001, 0.01)).unwrap();
         assert!(stricter.copies > plan.copies);
+    }
+
+    #[test]
+    fn a_lower_recall_takes_fewer_tables_and_weighs_misses() {
+        let default = Plan::new(&inputs(0.2, 0.1, 0.01)).unwrap();
+        let mut low = inputs(0.2, 0.1, 0.01);
+        low.recall = Some(0.8);
+        let low = Plan::new(&low).unwrap();
+        assert!((default.lsh_recall - (1.0 - 0.2 / 32.0)).abs() < 1e-12);
+        assert!(low.level_tables.iter().sum::<usize>() < default.level_tables.iter().sum());
+        for plan in [&default, &low] {
+            for j in 0..plan.levels {
+                let weights = &plan.level_find_weights[j];
+                assert_eq!(weights.len(), FIND_WEIGHT_STEPS + 1);
+                // Nearer points are found more often: weights rise from ≈ 1 toward 1/recall.
+                assert!(weights.windows(2).all(|w| w[0] <= w[1] + 1e-6), "level {j}");
+                assert!(weights[0] >= 1.0);
+                let outer = *weights.last().unwrap() as f64;
+                assert!(outer <= 1.0 / plan.lsh_recall + 1e-4, "level {j}: {outer}");
+            }
+        }
+        let mut bad = inputs(0.2, 0.1, 0.01);
+        for recall in [0.0, 1.0, f64::NAN] {
+            bad.recall = Some(recall);
+            assert!(Plan::new(&bad).is_err(), "{recall}");
+        }
     }
 
     #[test]

@@ -690,8 +690,9 @@ struct QueryState<'a> {
     band_upper: Vec<f32>,
     /// Kernel value of each point read so far, by slot.
     values: Vec<f32>,
-    /// ln of each value, by slot (locates the value within its level's band).
-    log_values: Vec<f32>,
+    /// Squared distance to the query of each point read so far, by slot (locates it within
+    /// its level's band for the 1/P[found] weight).
+    squared_distances: Vec<f32>,
     /// Whether a slot's value has been added to a level sum.
     counted: Vec<bool>,
     /// This guess's found (slot, level) pairs (scratch).
@@ -719,7 +720,7 @@ impl<'a> QueryState<'a> {
             seen: IdSlots::take(),
             band_upper: (0..plan.levels).map(|j| 0.5f32.powi(j as i32)).collect(),
             values: Vec::new(),
-            log_values: Vec::new(),
+            squared_distances: Vec::new(),
             counted: Vec::new(),
             found: Vec::new(),
             fresh: Vec::new(),
@@ -756,13 +757,14 @@ impl<'a> QueryState<'a> {
         }
         self.candidates += self.found.len();
         // Kernel values of the new points: distances, then exponentials in bulk.
-        self.values.extend(self.fresh.iter().map(|&id| {
-            let x = &kde.points[id as usize * d..(id as usize + 1) * d];
-            kde.kernel
-                .exponent(squared_distance(x, query), kde.bandwidth)
+        self.squared_distances.extend(self.fresh.iter().map(|&id| {
+            squared_distance(&kde.points[id as usize * d..(id as usize + 1) * d], query)
         }));
-        self.log_values
-            .extend_from_slice(&self.values[first_fresh..]);
+        self.values.extend(
+            self.squared_distances[first_fresh..]
+                .iter()
+                .map(|&dist2| kde.kernel.exponent(dist2, kde.bandwidth)),
+        );
         exp_in_place(&mut self.values[first_fresh..]);
         self.counted.resize(self.values.len(), false);
         // Level j holds kernel values in (2⁻ʲ, 2⁻ʲ⁺¹]: a point counts once, at that level,
@@ -773,7 +775,7 @@ impl<'a> QueryState<'a> {
             let upper = self.band_upper[level];
             if !self.counted[slot] && value > upper * 0.5 && value <= upper {
                 self.counted[slot] = true;
-                let weight = find_weight(plan, level, self.log_values[slot]);
+                let weight = find_weight(plan, level, self.squared_distances[slot]);
                 self.level_sums[level] += (value * weight) as f64;
             }
         }
@@ -783,13 +785,14 @@ impl<'a> QueryState<'a> {
     }
 }
 
-/// 1/P[found] for a point of level index `level` with ln kernel value `log_value`: linear
-/// interpolation in the band position u = −log₂(value) − level ∈ [0, 1].
+/// 1/P[found] for a point of level index `level` at squared distance `dist2`: linear
+/// interpolation in the band position t ∈ [0, 1] between the level's inner and outer radius.
 #[inline]
-fn find_weight(plan: &Plan, level: usize, log_value: f32) -> f32 {
+fn find_weight(plan: &Plan, level: usize, dist2: f32) -> f32 {
     let weights = &plan.level_find_weights[level];
+    let (inner, outer) = plan.band_radii(level);
     let steps = FIND_WEIGHT_STEPS as f32;
-    let u = (-log_value * std::f32::consts::LOG2_E - level as f32).clamp(0.0, 1.0) * steps;
+    let u = ((dist2.max(0.0).sqrt() - inner) / (outer - inner)).clamp(0.0, 1.0) * steps;
     let below = (u as usize).min(FIND_WEIGHT_STEPS - 1);
     let t = u - below as f32;
     weights[below] + t * (weights[below + 1] - weights[below])

@@ -56,8 +56,10 @@ pub struct Plan {
     /// Probability that a point at a level's outer radius collides with the query in at least
     /// one of the level's tables.
     pub lsh_recall: f64,
-    /// Per level: 1/P[found] over the level's band, sampled at [`FIND_WEIGHT_STEPS`] + 1 even
-    /// steps of the band position u ∈ [0, 1] (kernel value 2^−(j−1+u)).
+    /// Per level: 1/P[found] over the level's band, at [`FIND_WEIGHT_STEPS`] + 1 even steps of
+    /// the distance from the band's inner radius (that of level j − 1, 0 for j = 1) to its
+    /// outer one. (Steps in the kernel value would be too coarse near distance 0, where the
+    /// Gaussian's distance grows like a square root of it.)
     #[serde(skip)]
     pub(crate) level_find_weights: Vec<Vec<f32>>,
 }
@@ -158,11 +160,11 @@ impl Plan {
             }
             let tables = tables_for(k);
             let width = inputs.width_factor * radius;
+            let inner = plan.level_radius.last().copied().unwrap_or(0.0);
             let find_weights = (0..=FIND_WEIGHT_STEPS)
                 .map(|step| {
-                    let u = step as f64 / FIND_WEIGHT_STEPS as f64;
-                    let value = 0.5f64.powf(j as f64 - 1.0 + u);
-                    let distance = kernel.radius_at(value, bandwidth);
+                    let t = step as f64 / FIND_WEIGHT_STEPS as f64;
+                    let distance = inner + t * (radius - inner);
                     let collide = collision_probability(distance, width).powi(k as i32);
                     let found = 1.0 - (1.0 - collide).powi(tables as i32);
                     (1.0 / found.max(f64::MIN_POSITIVE)) as f32
@@ -191,6 +193,17 @@ impl Plan {
             })
             .sum();
         self.copies as f64 * per_copy
+    }
+
+    /// Level index `level`'s band of distances (inner, outer) in f32, for the query path.
+    #[inline]
+    pub(crate) fn band_radii(&self, level: usize) -> (f32, f32) {
+        let inner = if level == 0 {
+            0.0
+        } else {
+            self.level_radius[level - 1]
+        };
+        (inner as f32, self.level_radius[level] as f32)
     }
 
     pub(crate) fn max_hashes(&self) -> usize {

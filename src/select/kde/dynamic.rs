@@ -791,6 +791,7 @@ impl<'a> QueryState<'a> {
 fn find_weight(plan: &Plan, level: usize, dist2: f32) -> f32 {
     let weights = &plan.level_find_weights[level];
     let (inner, outer) = plan.band_radii(level);
+    let (inner, outer) = (inner as f32, outer as f32);
     let steps = FIND_WEIGHT_STEPS as f32;
     let u = ((dist2.max(0.0).sqrt() - inner) / (outer - inner)).clamp(0.0, 1.0) * steps;
     let below = (u as usize).min(FIND_WEIGHT_STEPS - 1);

@@ -17,6 +17,13 @@ pub(crate) fn collision_probability(distance: f64, width: f64) -> f64 {
     p.clamp(0.0, 1.0)
 }
 
+/// P[a point at `distance` collides with the query in at least one of `tables` tables of
+/// `hashes` concatenated hashes each]: 1 − (1 − p^K)^L.
+pub(crate) fn find_probability(distance: f64, width: f64, hashes: usize, tables: usize) -> f64 {
+    let collide = collision_probability(distance, width).powi(hashes as i32);
+    1.0 - (1.0 - collide).powi(tables as i32)
+}
+
 /// Complementary error function (Numerical Recipes' Chebyshev fit, |relative error| < 1.2e-7).
 fn erfc(x: f64) -> f64 {
     let z = x.abs();

@@ -31,7 +31,7 @@
 use serde::Serialize;
 
 use super::Kernel;
-use super::lsh::collision_probability;
+use super::lsh::{collision_probability, find_probability};
 use crate::error::{Result, SeftError};
 
 /// Derived sizes (public for reports).
@@ -160,20 +160,18 @@ impl Plan {
             }
             let tables = tables_for(k);
             let width = inputs.width_factor * radius;
-            let inner = plan.level_radius.last().copied().unwrap_or(0.0);
-            let find_weights = (0..=FIND_WEIGHT_STEPS)
-                .map(|step| {
-                    let t = step as f64 / FIND_WEIGHT_STEPS as f64;
-                    let distance = inner + t * (radius - inner);
-                    let collide = collision_probability(distance, width).powi(k as i32);
-                    let found = 1.0 - (1.0 - collide).powi(tables as i32);
-                    (1.0 / found.max(f64::MIN_POSITIVE)) as f32
-                })
-                .collect();
             plan.level_radius.push(radius);
             plan.level_width.push(width);
             plan.level_hashes.push(k);
             plan.level_tables.push(tables);
+            let (inner, outer) = plan.band_radii(j - 1);
+            let find_weights = (0..=FIND_WEIGHT_STEPS)
+                .map(|step| {
+                    let t = step as f64 / FIND_WEIGHT_STEPS as f64;
+                    let found = find_probability(inner + t * (outer - inner), width, k, tables);
+                    (1.0 / found.max(f64::MIN_POSITIVE)) as f32
+                })
+                .collect();
             plan.level_find_weights.push(find_weights);
         }
         Ok(plan)
@@ -195,15 +193,16 @@ impl Plan {
         self.copies as f64 * per_copy
     }
 
-    /// Level index `level`'s band of distances (inner, outer) in f32, for the query path.
+    /// Level index `level`'s band of distances (inner, outer): from the previous level's
+    /// radius (0 for the first level) to its own.
     #[inline]
-    pub(crate) fn band_radii(&self, level: usize) -> (f32, f32) {
+    pub(crate) fn band_radii(&self, level: usize) -> (f64, f64) {
         let inner = if level == 0 {
             0.0
         } else {
             self.level_radius[level - 1]
         };
-        (inner as f32, self.level_radius[level] as f32)
+        (inner, self.level_radius[level])
     }
 
     pub(crate) fn max_hashes(&self) -> usize {
@@ -270,9 +269,13 @@ mod tests {
         assert!(log_majority_fails(plan.copies - 2) > (0.1f64 / 8.0).ln());
         // Every level finds its points with probability ≥ 1 − ε/32.
         for j in 0..plan.levels {
-            let p = collision_probability(plan.level_radius[j], plan.level_width[j]);
-            let miss =
-                (1.0 - p.powi(plan.level_hashes[j] as i32)).powi(plan.level_tables[j] as i32);
+            let miss = 1.0
+                - find_probability(
+                    plan.level_radius[j],
+                    plan.level_width[j],
+                    plan.level_hashes[j],
+                    plan.level_tables[j],
+                );
             assert!(miss <= 0.5 / 32.0 + 1e-12, "level {j}: {miss}");
         }
         let stricter = Plan::new(&inputs(0.5, 0.001, 0.01)).unwrap();

@@ -258,6 +258,14 @@ impl Hasher for MixHasher {
 type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<MixHasher>>;
 type Buckets = FastMap<u64, Vec<Entry>>;
 
+/// ⌊v⌋ as an i32 (saturating), inline: `f32::floor` is a libm call without SSE4.1 and
+/// showed in the profile (a query hashes Σⱼ Lⱼ·Kⱼ values).
+#[inline]
+fn floor_to_i32(v: f32) -> i32 {
+    let truncated = v as i32;
+    truncated.saturating_sub(i32::from(v < truncated as f32))
+}
+
 /// One independent copy: its hash functions, priorities and tables.
 struct Copy {
     rng: StdRng,
@@ -313,14 +321,14 @@ impl Copy {
     /// Bucket key of level `level`'s table `table` for a point with projections `proj`.
     fn key(&self, plan: &Plan, proj: &[f32], level: usize, table: usize) -> u64 {
         let k = plan.level_hashes[level];
-        let width = plan.level_width[level] as f32;
+        let inverse_width = (1.0 / plan.level_width[level]) as f32;
         let row = table * plan.max_hashes();
         let offsets = &self.offsets[level][table * k..(table + 1) * k];
         bucket_key(
             proj[row..row + k]
                 .iter()
                 .zip(offsets)
-                .map(|(p, b)| ((p + b) / width).floor() as i32),
+                .map(|(p, b)| floor_to_i32((p + b) * inverse_width)),
         )
     }
 
@@ -524,14 +532,19 @@ impl DynamicKde {
             candidates: 0,
             kernel_evaluations: 0,
         };
+        let mut per_copy = Vec::with_capacity(states.len());
+        let mut rates = Vec::with_capacity(plan.levels);
         for g in 0..plan.guesses {
-            let guess = 0.5f64.powi(g as i32);
-            let advance = |state: &mut QueryState| state.advance(self, query, guess, n);
-            let mut per_copy: Vec<f64> = if parallel_copies {
-                states.par_iter_mut().map(advance).collect()
+            let guess = power_of_two(-(g as i32));
+            rates.clear();
+            rates.extend((0..plan.levels).map(|level| rate(plan, level, n, guess)));
+            let advance = |state: &mut QueryState| state.advance(self, query, &rates, n);
+            per_copy.clear();
+            if parallel_copies {
+                per_copy.par_extend(states.par_iter_mut().map(advance));
             } else {
-                states.iter_mut().map(advance).collect()
-            };
+                per_copy.extend(states.iter_mut().map(advance));
+            }
             per_copy.sort_by(f64::total_cmp);
             estimate.density = per_copy[per_copy.len() / 2];
             estimate.guess = guess;
@@ -541,7 +554,7 @@ impl DynamicKde {
             }
         }
         estimate.candidates = states.iter().map(|s| s.candidates).sum();
-        estimate.kernel_evaluations = states.iter().map(|s| s.values.len()).sum();
+        estimate.kernel_evaluations = states.iter().map(|s| s.evaluations).sum();
         Ok(estimate)
     }
 
@@ -646,18 +659,25 @@ struct Rate {
 
 /// Sampling rate min(1, m/(n μ̂ 2ʲ)) of level index `level` (j = level + 1).
 fn rate(plan: &Plan, level: usize, n: f64, guess: f64) -> Rate {
-    let denominator = n * guess * 2f64.powi(level as i32 + 1);
+    let denominator = n * guess * power_of_two(level as i32 + 1);
     let wanted = (plan.samples_per_level as f64 / denominator).min(1.0);
-    let cut = ((wanted * 4_294_967_296.0).round() as u64).max(1);
+    // Rounded to nearest (x + ½ truncated: `round` is a libm call on the query path).
+    let cut = ((wanted * 4_294_967_296.0 + 0.5) as u64).max(1);
     Rate {
         cut,
         rate: cut as f64 / 4_294_967_296.0,
     }
 }
 
+/// 2ᵉ, exact for |e| ≤ 1022 (`powi` is a libm call on the query path).
+#[inline]
+fn power_of_two(exponent: i32) -> f64 {
+    f64::from_bits(((1023 + exponent.clamp(-1022, 1023)) as u64) << 52)
+}
+
 /// The rate stored points must pass: the rate of the smallest guess (≤ τ) at n′.
 fn storage_rate(plan: &Plan, level: usize, n_floor: f64, tau: f64) -> Rate {
-    let smallest_guess = 0.5f64.powi(plan.guesses as i32 - 1).min(tau);
+    let smallest_guess = power_of_two(1 - plan.guesses as i32).min(tau);
     rate(plan, level, n_floor, smallest_guess)
 }
 
@@ -671,34 +691,21 @@ fn stored_levels(plan: &Plan, priority: u32, n_floor: f64, tau: f64) -> usize {
 /// One copy's progress through a query's guesses.
 ///
 /// Each guess reads bucket prefixes in two passes: first it collects the entries below the
-/// guess's rates, deduplicates them and prefetches the coordinates of points not seen
-/// before; then it evaluates their kernel values in one vectorized batch and adds each
-/// found point to the level whose band holds its value. Against evaluating each entry as it
-/// was read, with a fresh hash map per query, one-at-a-time queries took 3–38% less time in
-/// alternating runs at four grid points (batched ones within this VM's noise); what remains
-/// is mostly cache misses on bucket entries.
+/// guess's rates and keeps the points not seen before, each with the first (nearest) level
+/// whose tables found it, prefetching their coordinates; then it evaluates their kernel
+/// values in one vectorized batch and adds each to that level's sum, weighted by 1/P[found]
+/// (see [`QueryState::advance`]). Every point is evaluated and counted at most once per query.
 struct QueryState<'a> {
     /// [level][table] flattened: the bucket q falls in (empty if none).
     buckets: Vec<&'a [Entry]>,
-    /// Entries already read, per bucket.
-    cursors: Vec<usize>,
-    /// Σ k(x, q) over found points of each level.
-    level_sums: Vec<f64>,
-    /// Point id → slot in `values`/`counted`.
-    seen: IdSlots,
-    /// Per level: the top of its kernel-value band, 2⁻ʲ⁺¹.
-    band_upper: Vec<f32>,
-    /// Kernel value of each point read so far, by slot.
-    values: Vec<f32>,
-    /// Squared distance to the query of each point read so far, by slot (locates it within
-    /// its level's band for the 1/P[found] weight).
-    squared_distances: Vec<f32>,
-    /// Whether a slot's value has been added to a level sum.
-    counted: Vec<bool>,
-    /// This guess's found (slot, level) pairs (scratch).
-    found: Vec<(u32, u32)>,
-    /// Ids of this guess's new slots, in slot order (scratch).
-    fresh: Vec<u32>,
+    /// Pooled working memory: the ids read so far (`seen`; slot numbers only tell new from
+    /// seen), entries read per bucket (`cursors`), per level ℓ the Σ k(x, q)/P[found] over the
+    /// counted points first found at level ℓ (`level_sums`), and this guess's new points with
+    /// the index of the first level that found each, their squared distances and kernel
+    /// values (`fresh`, `squared_distances`, `values`).
+    scratch: Scratch,
+    /// Kernel evaluations so far (= points seen).
+    evaluations: usize,
     candidates: usize,
 }
 
@@ -713,96 +720,124 @@ impl<'a> QueryState<'a> {
                     .map_or(&[][..], Vec::as_slice)
             })
             .collect();
+        let mut scratch = Scratch::take();
+        scratch.cursors.resize(buckets.len(), 0);
+        scratch.level_sums.resize(plan.levels, 0.0);
         QueryState {
-            cursors: vec![0; buckets.len()],
             buckets,
-            level_sums: vec![0.0; plan.levels],
-            seen: IdSlots::take(),
-            band_upper: (0..plan.levels).map(|j| 0.5f32.powi(j as i32)).collect(),
-            values: Vec::new(),
-            squared_distances: Vec::new(),
-            counted: Vec::new(),
-            found: Vec::new(),
-            fresh: Vec::new(),
+            scratch,
+            evaluations: 0,
             candidates: 0,
         }
     }
 
-    /// Reads the entries below the rates of `guess` and returns this copy's estimate.
-    fn advance(&mut self, kde: &DynamicKde, query: &[f32], guess: f64, n: f64) -> f64 {
+    /// Reads the entries below `rates` (this guess's, per level) and returns this copy's
+    /// estimate.
+    ///
+    /// Given the hash functions, a point x is read first at ℓ(x), the nearest level whose
+    /// tables it collides with, and it is read by this guess iff its priority is below that
+    /// level's rate p_ℓ (rates fall with the level, so every guess that reads x reads it at
+    /// ℓ(x) first). Counting x once with weight 1/(n p_ℓ) is therefore unbiased over the
+    /// priorities, whichever level found it. Only points with ℓ(x) ≤ b(x), the level of the
+    /// band holding k(x, q), count: their weight is at most that of the paper's estimator
+    /// (which counts x only when its own level b finds it, at rate p_b ≤ p_ℓ), so its variance
+    /// bound carries over, while the points a nearer level finds at its higher rate (on
+    /// clustered data most of them: a band's points sit just outside the previous level's
+    /// radius) now count too instead of being read and dropped. The points no level up to
+    /// b(x) finds are the LSH misses; they are corrected by 1/P[found by levels 1..=b] at
+    /// x's distance (Horvitz–Thompson).
+    fn advance(&mut self, kde: &DynamicKde, query: &[f32], rates: &[Rate], n: f64) -> f64 {
         let plan = &kde.plan;
         let d = kde.d;
-        self.found.clear();
-        self.fresh.clear();
-        let first_fresh = self.values.len();
+        let Scratch {
+            seen,
+            fresh,
+            squared_distances,
+            values,
+            level_sums,
+            cursors,
+        } = &mut self.scratch;
+        fresh.clear();
+        let mut read = 0;
         let mut bucket_index = 0;
-        for level in 0..plan.levels {
-            let cut = rate(plan, level, n, guess).cut;
+        for (level, rate) in rates.iter().enumerate() {
             for _ in 0..plan.level_tables[level] {
                 let bucket = self.buckets[bucket_index];
-                let cursor = &mut self.cursors[bucket_index];
+                let cursor = &mut cursors[bucket_index];
                 bucket_index += 1;
-                while *cursor < bucket.len() && (bucket[*cursor].priority as u64) < cut {
+                let start = *cursor;
+                while *cursor < bucket.len() && (bucket[*cursor].priority as u64) < rate.cut {
                     let id = bucket[*cursor].id;
                     *cursor += 1;
-                    let next_slot = (first_fresh + self.fresh.len()) as u32;
-                    let slot = self.seen.slot_or_insert(id, next_slot);
-                    if slot == next_slot {
+                    let next_slot = (self.evaluations + fresh.len()) as u32;
+                    if seen.slot_or_insert(id, next_slot) == next_slot {
                         prefetch_row(&kde.points[id as usize * d..(id as usize + 1) * d]);
-                        self.fresh.push(id);
+                        fresh.push((id, level as u32));
                     }
-                    self.found.push((slot, level as u32));
                 }
+                read += *cursor - start;
             }
         }
-        self.candidates += self.found.len();
+        self.candidates += read;
+        self.evaluations += fresh.len();
         // Kernel values of the new points: distances, then exponentials in bulk.
-        self.squared_distances.extend(self.fresh.iter().map(|&id| {
+        squared_distances.clear();
+        squared_distances.extend(fresh.iter().map(|&(id, _)| {
             squared_distance(&kde.points[id as usize * d..(id as usize + 1) * d], query)
         }));
-        self.values.extend(
-            self.squared_distances[first_fresh..]
+        values.clear();
+        values.extend(
+            squared_distances
                 .iter()
                 .map(|&dist2| kde.kernel.exponent(dist2, kde.bandwidth)),
         );
-        exp_in_place(&mut self.values[first_fresh..]);
-        self.counted.resize(self.values.len(), false);
-        // Level j holds kernel values in (2⁻ʲ, 2⁻ʲ⁺¹]: a point counts once, at that level,
-        // weighted by 1/P[found by level j's tables] at its distance (Horvitz–Thompson).
-        for &(slot, level) in &self.found {
-            let (slot, level) = (slot as usize, level as usize);
-            let value = self.values[slot];
-            let upper = self.band_upper[level];
-            if !self.counted[slot] && value > upper * 0.5 && value <= upper {
-                self.counted[slot] = true;
-                let weight = find_weight(plan, level, self.squared_distances[slot]);
-                self.level_sums[level] += (value * weight) as f64;
+        exp_in_place(values);
+        let lowest = power_of_two(-(plan.levels as i32)) as f32;
+        for ((&(_, level), &value), &dist2) in fresh
+            .iter()
+            .zip(values.iter())
+            .zip(squared_distances.iter())
+        {
+            // Band b holds (2⁻ᵇ⁻¹, 2⁻ᵇ] (0-based): count x if b ≥ ℓ(x) and b < J.
+            let level = level as usize;
+            let mut band_upper = power_of_two(-(level as i32)) as f32;
+            if value > band_upper || value <= lowest {
+                continue;
             }
+            let mut band = level;
+            while value <= band_upper * 0.5 {
+                band_upper *= 0.5;
+                band += 1;
+            }
+            level_sums[level] += (value * find_weight(plan, band, dist2)) as f64;
         }
-        (0..plan.levels)
-            .map(|level| self.level_sums[level] / (n * rate(plan, level, n, guess).rate))
+        level_sums
+            .iter()
+            .zip(rates)
+            .map(|(sum, rate)| sum / (n * rate.rate))
             .sum()
     }
 }
 
-/// 1/P[found] for a point of level index `level` at squared distance `dist2`: linear
-/// interpolation in the band position t ∈ [0, 1] between the level's inner and outer radius.
+impl Drop for QueryState<'_> {
+    fn drop(&mut self) {
+        std::mem::replace(&mut self.scratch, Scratch::EMPTY).recycle();
+    }
+}
+
+/// 1/P[found by the levels up to its own] for a point of band (0-based level index) `band`
+/// at squared distance `dist2`: linear interpolation in the band position t ∈ [0, 1]
+/// between the band's inner and outer radius.
 #[inline]
-fn find_weight(plan: &Plan, level: usize, dist2: f32) -> f32 {
-    let weights = &plan.level_find_weights[level];
-    let (inner, outer) = plan.band_radii(level);
+fn find_weight(plan: &Plan, band: usize, dist2: f32) -> f32 {
+    let weights = &plan.level_find_weights[band];
+    let (inner, outer) = plan.band_radii(band);
     let (inner, outer) = (inner as f32, outer as f32);
     let steps = FIND_WEIGHT_STEPS as f32;
     let u = ((dist2.max(0.0).sqrt() - inner) / (outer - inner)).clamp(0.0, 1.0) * steps;
     let below = (u as usize).min(FIND_WEIGHT_STEPS - 1);
     let t = u - below as f32;
     weights[below] + t * (weights[below + 1] - weights[below])
-}
-
-impl Drop for QueryState<'_> {
-    fn drop(&mut self) {
-        std::mem::replace(&mut self.seen, IdSlots::EMPTY).recycle();
-    }
 }
 
 /// Issues a cache prefetch for the start of a point's row (a hint: it never faults); the
@@ -826,12 +861,66 @@ fn prefetch_row(row: &[f32]) {
     let _ = row;
 }
 
+/// One copy's per-query working memory, reused from query to query through a per-thread
+/// pool ([`Scratch::take`]) instead of being allocated (and, for the table, filled) again:
+/// both showed in the profile.
+struct Scratch {
+    seen: IdSlots,
+    fresh: Vec<(u32, u32)>,
+    squared_distances: Vec<f32>,
+    values: Vec<f32>,
+    level_sums: Vec<f64>,
+    cursors: Vec<usize>,
+}
+
+thread_local! {
+    /// Cleared scratch returned by finished queries on this thread.
+    static SCRATCH_POOL: std::cell::RefCell<Vec<Scratch>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+impl Scratch {
+    /// Scratch kept per thread (one per copy a thread serves at a time is what gets reused).
+    const POOL_CAPACITY: usize = 32;
+    const EMPTY: Scratch = Scratch {
+        seen: IdSlots::EMPTY,
+        fresh: Vec::new(),
+        squared_distances: Vec::new(),
+        values: Vec::new(),
+        level_sums: Vec::new(),
+        cursors: Vec::new(),
+    };
+
+    /// Empty scratch: a pooled one of this thread if there is one.
+    fn take() -> Self {
+        SCRATCH_POOL
+            .with(|pool| pool.borrow_mut().pop())
+            .unwrap_or(Self::EMPTY)
+    }
+
+    /// Empties the scratch and gives it to this thread's pool, unless the pool is full. (A
+    /// single query with copies in parallel takes scratch on worker threads and drops it on
+    /// the caller's, so without the cap the caller's pool would grow without bound.)
+    fn recycle(mut self) {
+        self.seen.clear();
+        self.fresh.clear();
+        self.squared_distances.clear();
+        self.values.clear();
+        self.level_sums.clear();
+        self.cursors.clear();
+        SCRATCH_POOL.with(|pool| {
+            let mut pool = pool.borrow_mut();
+            if pool.len() < Self::POOL_CAPACITY {
+                pool.push(self);
+            }
+        });
+    }
+}
+
 /// Point id → slot for one query's candidates: open addressing with linear probing in a
 /// power-of-two table (Fibonacci hashing), kept at most half full. A query reads a few
 /// thousand entries, so the table stays in L1/L2 and a lookup is usually one probe. Entries
-/// carry the generation that wrote them, so [`IdSlots::clear`] is O(1) and a table is reused
-/// from query to query through a per-thread pool ([`IdSlots::take`]) instead of being
-/// allocated and filled again (a visible memset in the profile).
+/// carry the generation that wrote them, so [`IdSlots::clear`] is O(1) and a pooled table
+/// is not filled again.
 struct IdSlots {
     table: Vec<SlotEntry>,
     len: usize,
@@ -853,15 +942,8 @@ const FREE_ENTRY: SlotEntry = SlotEntry {
     generation: 0,
 };
 
-thread_local! {
-    /// Cleared tables returned by finished queries on this thread.
-    static ID_SLOTS_POOL: std::cell::RefCell<Vec<IdSlots>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
 impl IdSlots {
     const INITIAL_BITS: u32 = 11;
-    /// Tables kept per thread (one per copy a thread serves at a time is what gets reused).
-    const POOL_CAPACITY: usize = 32;
     /// An empty table; its storage is allocated by the first insert ([`IdSlots::grow`]).
     const EMPTY: IdSlots = IdSlots {
         table: Vec::new(),
@@ -869,26 +951,6 @@ impl IdSlots {
         shift: 64,
         generation: 1,
     };
-
-    /// An empty table: a pooled one of this thread if there is one.
-    fn take() -> Self {
-        ID_SLOTS_POOL
-            .with(|pool| pool.borrow_mut().pop())
-            .unwrap_or(Self::EMPTY)
-    }
-
-    /// Empties the table and gives it to this thread's pool, unless the pool is full. (A
-    /// single query with copies in parallel builds its tables on worker threads and drops
-    /// them on the caller's, so without the cap the caller's pool would grow without bound.)
-    fn recycle(mut self) {
-        self.clear();
-        ID_SLOTS_POOL.with(|pool| {
-            let mut pool = pool.borrow_mut();
-            if pool.len() < Self::POOL_CAPACITY {
-                pool.push(self);
-            }
-        });
-    }
 
     fn clear(&mut self) {
         self.len = 0;
@@ -1117,15 +1179,32 @@ mod tests {
         for (slot, &id) in ids.iter().enumerate().take(100) {
             assert_eq!(slots.slot_or_insert(id, slot as u32), slot as u32);
         }
-        // The per-thread pool hands back cleared tables and stays bounded.
-        slots.recycle();
-        let reused = IdSlots::take();
-        assert_eq!(reused.len, 0);
-        for _ in 0..3 * IdSlots::POOL_CAPACITY {
-            IdSlots::EMPTY.recycle();
+        // The per-thread pool hands back cleared scratch and stays bounded.
+        let mut scratch = Scratch::take();
+        scratch.seen = slots;
+        scratch.values.push(1.0);
+        scratch.recycle();
+        let reused = Scratch::take();
+        assert_eq!(reused.seen.len, 0);
+        assert!(reused.values.is_empty());
+        for _ in 0..3 * Scratch::POOL_CAPACITY {
+            Scratch::EMPTY.recycle();
         }
-        let pooled = ID_SLOTS_POOL.with(|pool| pool.borrow().len());
-        assert!(pooled <= IdSlots::POOL_CAPACITY, "{pooled} tables pooled");
+        let pooled = SCRATCH_POOL.with(|pool| pool.borrow().len());
+        assert!(pooled <= Scratch::POOL_CAPACITY, "{pooled} scratch pooled");
+    }
+
+    #[test]
+    fn inline_floor_and_powers_of_two_are_exact() {
+        for v in [
+            0.0f32, 0.5, 1.0, 1.5, -0.5, -1.0, -1.5, 7.999, -7.999, 1e9, -1e9, 3e9, -3e9,
+        ] {
+            let expected = v.floor().clamp(i32::MIN as f32, i32::MAX as f32) as i32;
+            assert_eq!(floor_to_i32(v), expected, "{v}");
+        }
+        for e in -60..60 {
+            assert_eq!(power_of_two(e), 2f64.powi(e), "{e}");
+        }
     }
 
     #[test]

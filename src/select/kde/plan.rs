@@ -164,11 +164,13 @@ impl Plan {
             plan.level_width.push(width);
             plan.level_hashes.push(k);
             plan.level_tables.push(tables);
-            let (inner, outer) = plan.band_radii(j - 1);
+        }
+        for band in 0..levels {
+            let (inner, outer) = plan.band_radii(band);
             let find_weights = (0..=FIND_WEIGHT_STEPS)
                 .map(|step| {
                     let t = step as f64 / FIND_WEIGHT_STEPS as f64;
-                    let found = find_probability(inner + t * (outer - inner), width, k, tables);
+                    let found = plan.found_by_levels_up_to(band, inner + t * (outer - inner));
                     (1.0 / found.max(f64::MIN_POSITIVE)) as f32
                 })
                 .collect();
@@ -203,6 +205,23 @@ impl Plan {
             self.level_radius[level - 1]
         };
         (inner, self.level_radius[level])
+    }
+
+    /// P[some table of levels 1..=band + 1 finds a point at `distance`], taking the levels'
+    /// tables as independent: 1 − Πⱼ (1 − Fⱼ). (They share projection directions, which
+    /// correlates nearby levels' collisions a little; the band's own level dominates.)
+    pub(crate) fn found_by_levels_up_to(&self, band: usize, distance: f64) -> f64 {
+        let missed_by_all: f64 = (0..=band)
+            .map(|j| {
+                1.0 - find_probability(
+                    distance,
+                    self.level_width[j],
+                    self.level_hashes[j],
+                    self.level_tables[j],
+                )
+            })
+            .product();
+        1.0 - missed_by_all
     }
 
     pub(crate) fn max_hashes(&self) -> usize {

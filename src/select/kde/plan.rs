@@ -5,15 +5,21 @@
 //! are ignored, which loses at most 2⁻ᴶ ≤ ετ/4 ≤ εμ/4 (μ = KDE(q)).
 //!
 //! Per copy and guess μ̂ of μ, level j samples each point with probability
-//! pⱼ = min(1, m / (n μ̂ 2ʲ)) and finds the sampled level-j points near q with LSH tables;
-//! the estimate is Σⱼ Σ_{found x} k(x, q) / (n pⱼ). Error budget, for μ̂ ≤ 2μ:
-//! - sampling: each found point adds at most 2μ̂/m, so Var ≤ 2μμ̂/m ≤ 4μ²/m, and
-//!   m = ⌈128/ε²⌉ gives P(|error| > εμ/2) ≤ 1/8 (Chebyshev);
-//! - LSH misses: each level-j point is missed with probability ≤ ε/32 (L tables of K
-//!   concatenated hashes), so the expected missed mass is ≤ εμ/32 and P(> εμ/4) ≤ 1/8
-//!   (Markov). Found points are weighted by 1/P[found] at their distance (Horvitz–Thompson),
-//!   which removes the misses' bias and scales the estimate by at most 1/(1 − ε/32): at most
-//!   (ε/31)(1 + ε)μ < εμ/4 more error, inside the slack the two bounds above leave;
+//! pⱼ = min(1, m / (n μ̂ 2ʲ)) and finds the sampled points near q with LSH tables; a point x
+//! whose kernel value lies in level b's band counts once, at the nearest level ℓ ≤ b that
+//! finds it, as k(x, q) / (n p_ℓ) (see `QueryState::advance`). Error budget, for μ̂ ≤ 2μ:
+//! - sampling: given the hash functions, x counts iff u(x) < p_ℓ, and adds at most
+//!   k/(n p_b) ≤ 2μ̂/m, so Var ≤ 2μμ̂/m ≤ 4μ²/m, and m = ⌈128/ε²⌉ gives
+//!   P(|error| > εμ/2) ≤ 1/8 (Chebyshev);
+//! - LSH misses: a level-b point that no level up to b finds is missed, with probability
+//!   ≤ 1 − F_b ≤ ε/32 (level b alone: L tables of K concatenated hashes), so the expected
+//!   missed mass is ≤ εμ/32 and P(> εμ/4) ≤ 1/8 (Markov). Counted points are weighted by
+//!   1/Q_b, Q_b = 1 − Π_{j≤b} (1 − F_j) at their distance (Horvitz–Thompson), which removes
+//!   most of the misses' bias and scales the estimate by at most 1/(1 − ε/32): at most
+//!   (ε/31)(1 + ε)μ < εμ/4 more error, inside the slack the two bounds above leave. (Levels
+//!   share projection directions; given the projections, each level's misses are increasing
+//!   in them, so the misses are positively correlated (Harris) and the true find probability
+//!   lies in [F_b, Q_b]: the weights under-correct by at most the miss probability.)
 //! - too-large guesses μ̂ > 2μ are accepted (estimate ≥ μ̂) with probability ≤ 4/m.
 //!
 //! So one copy fails with probability ≤ 1/4; the median of R copies fails only if half of
@@ -24,7 +30,8 @@
 //!
 //! An opt-in lower LSH recall r (the find probability at a level's outer radius, instead of
 //! 1 − ε/32) takes fewer tables, so a query reads fewer buckets and entries. The weighting
-//! keeps the estimate unbiased, but misses of nearby points are correlated (they share the
+//! keeps the estimate nearly unbiased (exactly, but for the levels' correlation above), but
+//! misses of nearby points are correlated (they share the
 //! query's buckets), so the variance grows in a data-dependent way the bound above does not
 //! cover: like a smaller m, it trades the guarantee for speed, and experiments/kde measures it.
 
@@ -56,9 +63,9 @@ pub struct Plan {
     /// Probability that a point at a level's outer radius collides with the query in at least
     /// one of the level's tables.
     pub lsh_recall: f64,
-    /// Per level: 1/P[found] over the level's band, at [`FIND_WEIGHT_STEPS`] + 1 even steps of
-    /// the distance from the band's inner radius (that of level j − 1, 0 for j = 1) to its
-    /// outer one. (Steps in the kernel value would be too coarse near distance 0, where the
+    /// Per band b: 1/Q_b, Q_b = P[found by levels 1..=b] (levels taken as independent), over
+    /// the band, at [`FIND_WEIGHT_STEPS`] + 1 even steps of the distance from the band's inner
+    /// radius (that of level b − 1, 0 for b = 1) to its outer one. (Steps in the kernel value would be too coarse near distance 0, where the
     /// Gaussian's distance grows like a square root of it.)
     #[serde(skip)]
     pub(crate) level_find_weights: Vec<Vec<f32>>,

@@ -16,10 +16,12 @@
 //!   missed mass is ≤ εμ/32 and P(> εμ/4) ≤ 1/8 (Markov). Counted points are weighted by
 //!   1/Q_b, Q_b = 1 − Π_{j≤b} (1 − F_j) at their distance (Horvitz–Thompson), which removes
 //!   most of the misses' bias and scales the estimate by at most 1/(1 − ε/32): at most
-//!   (ε/31)(1 + ε)μ < εμ/4 more error, inside the slack the two bounds above leave. (Levels
-//!   share projection directions; given the projections, each level's misses are increasing
-//!   in them, so the misses are positively correlated (Harris) and the true find probability
-//!   lies in [F_b, Q_b]: the weights under-correct by at most the miss probability.)
+//!   (ε/31)(1 + ε)μ < εμ/4 more error, inside the slack the two bounds above leave. Q_b
+//!   treats the levels as independent, but they share projection directions. Given the
+//!   projections, their misses are independent (own offsets), and each level's miss
+//!   probability grows with every |projection|, so by Harris's inequality the misses are
+//!   positively correlated: the true find probability lies in [F_b, Q_b], and the bias the
+//!   weights leave is between −(1 − F_b) and 0.
 //! - too-large guesses μ̂ > 2μ are accepted (estimate ≥ μ̂) with probability ≤ 4/m.
 //!
 //! So one copy fails with probability ≤ 1/4; the median of R copies fails only if half of
@@ -30,10 +32,10 @@
 //!
 //! An opt-in lower LSH recall r (the find probability at a level's outer radius, instead of
 //! 1 − ε/32) takes fewer tables, so a query reads fewer buckets and entries. The weighting
-//! keeps the estimate nearly unbiased (exactly, but for the levels' correlation above), but
-//! misses of nearby points are correlated (they share the
-//! query's buckets), so the variance grows in a data-dependent way the bound above does not
-//! cover: like a smaller m, it trades the guarantee for speed, and experiments/kde measures it.
+//! keeps the estimate nearly unbiased (up to the levels' correlation above), but misses of
+//! nearby points are correlated (they share the query's buckets), so the variance grows in a
+//! data-dependent way the bound above does not cover: like a smaller m, it trades the
+//! guarantee for speed, and experiments/kde measures it.
 
 use serde::Serialize;
 
@@ -64,9 +66,10 @@ pub struct Plan {
     /// one of the level's tables.
     pub lsh_recall: f64,
     /// Per band b: 1/Q_b, Q_b = P[found by levels 1..=b] (levels taken as independent), over
-    /// the band, at [`FIND_WEIGHT_STEPS`] + 1 even steps of the distance from the band's inner
-    /// radius (that of level b − 1, 0 for b = 1) to its outer one. (Steps in the kernel value would be too coarse near distance 0, where the
-    /// Gaussian's distance grows like a square root of it.)
+    /// the band, at [`FIND_WEIGHT_STEPS`] + 1 even steps of the distance from the band's
+    /// inner radius (that of level b − 1, 0 for b = 1) to its outer one. (Steps in the kernel
+    /// value would be too coarse near distance 0, where the Gaussian's distance grows like a
+    /// square root of it.)
     #[serde(skip)]
     pub(crate) level_find_weights: Vec<Vec<f32>>,
 }
@@ -215,8 +218,8 @@ impl Plan {
     }
 
     /// P[some table of levels 1..=band + 1 finds a point at `distance`], taking the levels'
-    /// tables as independent: 1 − Πⱼ (1 − Fⱼ). (They share projection directions, which
-    /// correlates nearby levels' collisions a little; the band's own level dominates.)
+    /// tables as independent: 1 − Πⱼ (1 − Fⱼ). (They share projection directions, which makes
+    /// the true probability a little lower, down to the band's own Fⱼ; see the module docs.)
     pub(crate) fn found_by_levels_up_to(&self, band: usize, distance: f64) -> f64 {
         let missed_by_all: f64 = (0..=band)
             .map(|j| {

@@ -138,8 +138,9 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     if let Some(w) = args.get("width-factor") {
         params = params.width_factor(w.parse()?);
     }
-    if let Some(r) = args.get("recall") {
-        params = params.lsh_recall(r.parse()?);
+    let recall_override: Option<f64> = args.get("recall").map(|r| r.parse()).transpose()?;
+    if let Some(recall) = recall_override {
+        params = params.lsh_recall(recall);
     }
     if let Some(t) = args.get("max-tables") {
         params = params.max_tables(t.parse()?);
@@ -253,6 +254,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         "impl": "seft", "method": "dynamic", "config": config_name, "n": n, "d": d,
         "bandwidth": bandwidth,
         "threads": threads, "epsilon": epsilon, "delta": delta, "tau": tau, "plan": plan,
+        "recall_override": recall_override,
         "build_seconds_per_point": build_seconds / n as f64,
         "insert_seconds_per_point": insert_seconds, "delete_seconds_per_point": delete_seconds,
         "updates": ids.len(), "query_seconds": query_seconds, "query_repeats": repeats,

@@ -36,7 +36,7 @@
 //! one copy with m = 80 and the opt-in LSH recall 0.8 answers a batched query in 6.9–19.5 µs
 //! (≈ 2 µs to hash the query and look up one bucket per table, plus ≈ 7 ns per bucket entry
 //! read, 680–750 of them), ≥ 20× faster than brute force at mean relative error ≤ 0.1 at 10
-//! of the 12 grid points (n 100k–500k × d 16–384); not at n = 100k with d ≤ 64 (8–18×). The
+//! of the 12 grid points (n 100k–500k × d 16–384); not at n = 100k with d ≤ 64 (8–15×). The
 //! (ε, δ)-derived R = 17 copies are slower than brute force at these n, and are what keeps
 //! adaptively chosen queries within ε.
 

@@ -834,7 +834,7 @@ impl Drop for QueryState<'_> {
 /// between the band's inner and outer radius.
 #[inline]
 fn find_weight(plan: &Plan, band: usize, dist2: f32) -> f32 {
-    let weights = &plan.level_find_weights[band];
+    let weights = &plan.band_find_weights[band];
     let (inner, outer) = plan.band_radii(band);
     let (inner, outer) = (inner as f32, outer as f32);
     let steps = FIND_WEIGHT_STEPS as f32;
@@ -1120,7 +1120,7 @@ mod tests {
                 .seed(seed)
         };
         let plan = params(0).plan().unwrap();
-        let outer_weight = *plan.level_find_weights[0].last().unwrap();
+        let outer_weight = *plan.band_find_weights[0].last().unwrap();
         assert!(outer_weight > 1.25 && outer_weight <= 2.0, "{outer_weight}");
         let mut ratios = Vec::new();
         for seed in 0..30 {

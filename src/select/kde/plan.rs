@@ -71,10 +71,10 @@ pub struct Plan {
     /// value would be too coarse near distance 0, where the Gaussian's distance grows like a
     /// square root of it.)
     #[serde(skip)]
-    pub(crate) level_find_weights: Vec<Vec<f32>>,
+    pub(crate) band_find_weights: Vec<Vec<f32>>,
 }
 
-/// Steps of the per-level 1/P[found] tables (a query interpolates linearly between them).
+/// Steps of the per-band 1/Q_b tables (a query interpolates linearly between them).
 pub(crate) const FIND_WEIGHT_STEPS: usize = 64;
 
 /// What a plan is derived from.
@@ -155,7 +155,7 @@ impl Plan {
             level_hashes: Vec::with_capacity(levels),
             level_tables: Vec::with_capacity(levels),
             lsh_recall,
-            level_find_weights: Vec::with_capacity(levels),
+            band_find_weights: Vec::with_capacity(levels),
         };
         for j in 1..=levels {
             let radius = kernel.radius_at(0.5f64.powi(j as i32), bandwidth);
@@ -168,12 +168,10 @@ impl Plan {
             {
                 k += 1;
             }
-            let tables = tables_for(k);
-            let width = inputs.width_factor * radius;
             plan.level_radius.push(radius);
-            plan.level_width.push(width);
+            plan.level_width.push(inputs.width_factor * radius);
             plan.level_hashes.push(k);
-            plan.level_tables.push(tables);
+            plan.level_tables.push(tables_for(k));
         }
         for band in 0..levels {
             let (inner, outer) = plan.band_radii(band);
@@ -184,7 +182,7 @@ impl Plan {
                     (1.0 / found.max(f64::MIN_POSITIVE)) as f32
                 })
                 .collect();
-            plan.level_find_weights.push(find_weights);
+            plan.band_find_weights.push(find_weights);
         }
         Ok(plan)
     }
@@ -321,7 +319,7 @@ mod tests {
         assert!(low.level_tables.iter().sum::<usize>() < default.level_tables.iter().sum());
         for plan in [&default, &low] {
             for j in 0..plan.levels {
-                let weights = &plan.level_find_weights[j];
+                let weights = &plan.band_find_weights[j];
                 assert_eq!(weights.len(), FIND_WEIGHT_STEPS + 1);
                 // Nearer points are found more often: weights rise from ≈ 1 toward 1/recall.
                 assert!(weights.windows(2).all(|w| w[0] <= w[1] + 1e-6), "level {j}");

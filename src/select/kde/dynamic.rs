@@ -558,7 +558,7 @@ impl DynamicKde {
             }
         }
         estimate.candidates = states.iter().map(|s| s.candidates).sum();
-        estimate.kernel_evaluations = states.iter().map(|s| s.evaluations).sum();
+        estimate.kernel_evaluations = states.iter().map(|s| s.scratch.seen.len).sum();
         Ok(estimate)
     }
 
@@ -702,14 +702,12 @@ fn stored_levels(plan: &Plan, priority: u32, n_floor: f64, tau: f64) -> usize {
 struct QueryState<'a> {
     /// [level][table] flattened: the bucket q falls in (empty if none).
     buckets: Vec<&'a [Entry]>,
-    /// Pooled working memory: the ids read so far (`seen`; slot numbers only tell new from
-    /// seen), entries read per bucket (`cursors`), per level ℓ the Σ k(x, q)/P[found] over the
+    /// Pooled working memory: the ids read so far, one kernel evaluation each (`seen`),
+    /// entries read per bucket (`cursors`), per level ℓ the Σ k(x, q)/P[found] over the
     /// counted points first found at level ℓ (`level_sums`), and this guess's new points with
     /// the index of the first level that found each, their squared distances and kernel
     /// values (`fresh`, `squared_distances`, `values`).
     scratch: Scratch,
-    /// Kernel evaluations so far (= points seen).
-    evaluations: usize,
     candidates: usize,
 }
 
@@ -730,7 +728,6 @@ impl<'a> QueryState<'a> {
         QueryState {
             buckets,
             scratch,
-            evaluations: 0,
             candidates: 0,
         }
     }
@@ -773,8 +770,7 @@ impl<'a> QueryState<'a> {
                 while *cursor < bucket.len() && (bucket[*cursor].priority as u64) < rate.cut {
                     let id = bucket[*cursor].id;
                     *cursor += 1;
-                    let next_slot = (self.evaluations + fresh.len()) as u32;
-                    if seen.slot_or_insert(id, next_slot) == next_slot {
+                    if seen.insert(id) {
                         prefetch_row(&kde.points[id as usize * d..(id as usize + 1) * d]);
                         fresh.push((id, level as u32));
                     }
@@ -783,7 +779,6 @@ impl<'a> QueryState<'a> {
             }
         }
         self.candidates += read;
-        self.evaluations += fresh.len();
         // Kernel values of the new points: distances, then exponentials in bulk.
         squared_distances.clear();
         squared_distances.extend(fresh.iter().map(|&(id, _)| {
@@ -869,7 +864,7 @@ fn prefetch_row(row: &[f32]) {
 /// pool ([`Scratch::take`]) instead of being allocated (and, for the table, filled) again:
 /// both showed in the profile.
 struct Scratch {
-    seen: IdSlots,
+    seen: IdSet,
     fresh: Vec<(u32, u32)>,
     squared_distances: Vec<f32>,
     values: Vec<f32>,
@@ -886,7 +881,7 @@ impl Scratch {
     /// Scratch kept per thread (one per copy a thread serves at a time is what gets reused).
     const POOL_CAPACITY: usize = 32;
     const EMPTY: Scratch = Scratch {
-        seen: IdSlots::EMPTY,
+        seen: IdSet::EMPTY,
         fresh: Vec::new(),
         squared_distances: Vec::new(),
         values: Vec::new(),
@@ -920,13 +915,13 @@ impl Scratch {
     }
 }
 
-/// Point id → slot for one query's candidates: open addressing with linear probing in a
-/// power-of-two table (Fibonacci hashing), kept at most half full. A query reads a few
-/// thousand entries, so the table stays in L1/L2 and a lookup is usually one probe. Entries
-/// carry the generation that wrote them, so [`IdSlots::clear`] is O(1) and a pooled table
-/// is not filled again.
-struct IdSlots {
-    table: Vec<SlotEntry>,
+/// The point ids one query has read: open addressing with linear probing in a power-of-two
+/// table (Fibonacci hashing), kept at most half full. A query reads a few thousand entries,
+/// so the table stays in L1/L2 and a lookup is usually one probe. Entries carry the
+/// generation that wrote them, so [`IdSet::clear`] is O(1) and a pooled table is not filled
+/// again.
+struct IdSet {
+    table: Vec<IdEntry>,
     len: usize,
     shift: u32,
     /// Entries of other generations are free places.
@@ -934,22 +929,20 @@ struct IdSlots {
 }
 
 #[derive(Clone, Copy)]
-struct SlotEntry {
+struct IdEntry {
     id: u32,
-    slot: u32,
     generation: u32,
 }
 
-const FREE_ENTRY: SlotEntry = SlotEntry {
+const FREE_ENTRY: IdEntry = IdEntry {
     id: 0,
-    slot: 0,
     generation: 0,
 };
 
-impl IdSlots {
+impl IdSet {
     const INITIAL_BITS: u32 = 11;
-    /// An empty table; its storage is allocated by the first insert ([`IdSlots::grow`]).
-    const EMPTY: IdSlots = IdSlots {
+    /// An empty table; its storage is allocated by the first insert ([`IdSet::grow`]).
+    const EMPTY: IdSet = IdSet {
         table: Vec::new(),
         len: 0,
         shift: 64,
@@ -971,9 +964,9 @@ impl IdSlots {
         ((id as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> self.shift) as usize
     }
 
-    /// The slot of `id`, inserting it with `slot` if it is new.
+    /// Adds `id`; true if it was not in the set.
     #[inline]
-    fn slot_or_insert(&mut self, id: u32, slot: u32) -> u32 {
+    fn insert(&mut self, id: u32) -> bool {
         if 2 * (self.len + 1) > self.table.len() {
             self.grow();
         }
@@ -982,16 +975,15 @@ impl IdSlots {
         loop {
             let entry = self.table[at];
             if entry.generation != self.generation {
-                self.table[at] = SlotEntry {
+                self.table[at] = IdEntry {
                     id,
-                    slot,
                     generation: self.generation,
                 };
                 self.len += 1;
-                return slot;
+                return true;
             }
             if entry.id == id {
-                return entry.slot;
+                return false;
             }
             at = (at + 1) & mask;
         }
@@ -1157,37 +1149,33 @@ mod tests {
     }
 
     #[test]
-    fn id_slots_keep_every_id_through_growth() {
-        let mut slots = IdSlots::EMPTY;
+    fn id_set_keeps_every_id_through_growth() {
+        let mut seen = IdSet::EMPTY;
         // Ids spread like point ids, many more than the initial table holds.
         let ids: Vec<u32> = (0..10_000u32)
             .map(|i| i.wrapping_mul(7919) % 1_000_003)
             .collect();
-        for (slot, &id) in ids.iter().enumerate() {
-            assert_eq!(slots.slot_or_insert(id, slot as u32), slot as u32);
+        for &id in &ids {
+            assert!(seen.insert(id), "id {id} new");
         }
-        for (slot, &id) in ids.iter().enumerate() {
-            assert_eq!(
-                slots.slot_or_insert(id, u32::MAX - 1),
-                slot as u32,
-                "id {id}"
-            );
+        for &id in &ids {
+            assert!(!seen.insert(id), "id {id} kept");
         }
-        assert_eq!(slots.len, ids.len());
-        assert!(2 * slots.len <= slots.table.len());
+        assert_eq!(seen.len, ids.len());
+        assert!(2 * seen.len <= seen.table.len());
         // A cleared table (as the per-thread pool reuses it) holds nothing, also after its
         // generation counter wraps around.
-        slots.clear();
-        assert_eq!(slots.slot_or_insert(ids[5], 0), 0);
-        slots.generation = u32::MAX;
-        slots.clear();
-        assert_eq!(slots.generation, 1);
-        for (slot, &id) in ids.iter().enumerate().take(100) {
-            assert_eq!(slots.slot_or_insert(id, slot as u32), slot as u32);
+        seen.clear();
+        assert!(seen.insert(ids[5]));
+        seen.generation = u32::MAX;
+        seen.clear();
+        assert_eq!(seen.generation, 1);
+        for &id in ids.iter().take(100) {
+            assert!(seen.insert(id), "id {id} after the wrap");
         }
         // The per-thread pool hands back cleared scratch and stays bounded.
         let mut scratch = Scratch::take();
-        scratch.seen = slots;
+        scratch.seen = seen;
         scratch.values.push(1.0);
         scratch.recycle();
         let reused = Scratch::take();

@@ -702,11 +702,7 @@ fn stored_levels(plan: &Plan, priority: u32, n_floor: f64, tau: f64) -> usize {
 struct QueryState<'a> {
     /// [level][table] flattened: the bucket q falls in (empty if none).
     buckets: Vec<&'a [Entry]>,
-    /// Pooled working memory: the ids read so far, one kernel evaluation each (`seen`),
-    /// entries read per bucket (`cursors`), per level ℓ the Σ k(x, q)/P[found] over the
-    /// counted points first found at level ℓ (`level_sums`), and this guess's new points with
-    /// the index of the first level that found each, their squared distances and kernel
-    /// values (`fresh`, `squared_distances`, `values`).
+    /// Pooled working memory (cursors, sums, the ids read).
     scratch: Scratch,
     candidates: usize,
 }
@@ -864,11 +860,16 @@ fn prefetch_row(row: &[f32]) {
 /// pool ([`Scratch::take`]) instead of being allocated (and, for the table, filled) again:
 /// both showed in the profile.
 struct Scratch {
+    /// The ids read so far, one kernel evaluation each.
     seen: IdSet,
+    /// This guess's new points: (id, index of the first level that found it).
     fresh: Vec<(u32, u32)>,
+    /// Their squared distances to the query, then their kernel values.
     squared_distances: Vec<f32>,
     values: Vec<f32>,
+    /// Per level ℓ: Σ k(x, q)/P[found] over the counted points first found at level ℓ.
     level_sums: Vec<f64>,
+    /// Per bucket: entries already read.
     cursors: Vec<usize>,
 }
 

@@ -522,7 +522,8 @@ impl DynamicKde {
             ));
         }
         let plan = &self.plan;
-        let new_state = |copy| QueryState::new(copy, plan, query, self.d);
+        let slots = self.live.len();
+        let new_state = |copy| QueryState::new(copy, plan, query, self.d, slots);
         let mut states: Vec<QueryState> = if parallel_copies {
             self.copies.par_iter().map(new_state).collect()
         } else {
@@ -558,7 +559,7 @@ impl DynamicKde {
             }
         }
         estimate.candidates = states.iter().map(|s| s.candidates).sum();
-        estimate.kernel_evaluations = states.iter().map(|s| s.scratch.seen.len).sum();
+        estimate.kernel_evaluations = states.iter().map(|s| s.scratch.fresh.len()).sum();
         Ok(estimate)
     }
 
@@ -696,9 +697,10 @@ fn stored_levels(plan: &Plan, priority: u32, n_floor: f64, tau: f64) -> usize {
 ///
 /// Each guess reads bucket prefixes in two passes: first it collects the entries below the
 /// guess's rates and keeps the points not seen before, each with the first (nearest) level
-/// whose tables found it, prefetching their coordinates; then it evaluates their kernel
-/// values in one vectorized batch and adds each to that level's sum, weighted by 1/P[found]
-/// (see [`QueryState::advance`]). Every point is evaluated and counted at most once per query.
+/// whose tables found it; then it evaluates their kernel values in one vectorized batch
+/// (requesting each point's coordinates a few rows ahead) and adds each to that level's sum,
+/// weighted by 1/P[found] (see [`QueryState::advance`]). Every point is evaluated and
+/// counted at most once per query.
 struct QueryState<'a> {
     /// [level][table] flattened: the bucket q falls in (empty if none).
     buckets: Vec<&'a [Entry]>,
@@ -708,7 +710,7 @@ struct QueryState<'a> {
 }
 
 impl<'a> QueryState<'a> {
-    fn new(copy: &'a Copy, plan: &Plan, query: &[f32], d: usize) -> Self {
+    fn new(copy: &'a Copy, plan: &Plan, query: &[f32], d: usize, slots: usize) -> Self {
         let proj = copy.projections(query, d);
         let buckets: Vec<&[Entry]> = (0..plan.levels)
             .flat_map(|level| (0..plan.level_tables[level]).map(move |table| (level, table)))
@@ -718,7 +720,11 @@ impl<'a> QueryState<'a> {
                     .map_or(&[][..], Vec::as_slice)
             })
             .collect();
+        for bucket in &buckets {
+            prefetch_entries(bucket);
+        }
         let mut scratch = Scratch::take();
+        scratch.seen.reserve_ids(slots);
         scratch.cursors.resize(buckets.len(), 0);
         scratch.level_sums.resize(plan.levels, 0.0);
         QueryState {
@@ -754,7 +760,8 @@ impl<'a> QueryState<'a> {
             level_sums,
             cursors,
         } = &mut self.scratch;
-        fresh.clear();
+        // `fresh` keeps every point read by this query; this guess's are the tail.
+        let first_new = fresh.len();
         let mut read = 0;
         let mut bucket_index = 0;
         for (level, rate) in rates.iter().enumerate() {
@@ -763,22 +770,39 @@ impl<'a> QueryState<'a> {
                 let cursor = &mut cursors[bucket_index];
                 bucket_index += 1;
                 let start = *cursor;
-                while *cursor < bucket.len() && (bucket[*cursor].priority as u64) < rate.cut {
-                    let id = bucket[*cursor].id;
-                    *cursor += 1;
-                    if seen.insert(id) {
-                        prefetch_row(&kde.points[id as usize * d..(id as usize + 1) * d]);
-                        fresh.push((id, level as u32));
-                    }
+                let taken = bucket[start..]
+                    .iter()
+                    .take_while(|e| (e.priority as u64) < rate.cut)
+                    .count();
+                *cursor += taken;
+                read += taken;
+                // The next guess reads on from here: request those entries now.
+                prefetch_entries(&bucket[*cursor..]);
+                // Branch-free dedupe: every entry is written, only new ids advance the
+                // end (whether an id is new is a coin flip the branch predictor loses).
+                let mut end = fresh.len();
+                fresh.resize(end + taken, (0, 0));
+                for entry in &bucket[start..start + taken] {
+                    let id = entry.id;
+                    fresh[end] = (id, level as u32);
+                    end += usize::from(seen.insert(id));
                 }
-                read += *cursor - start;
+                fresh.truncate(end);
             }
         }
         self.candidates += read;
         // Kernel values of the new points: distances, then exponentials in bulk.
         squared_distances.clear();
-        squared_distances.extend(fresh.iter().map(|&(id, _)| {
-            squared_distance(&kde.points[id as usize * d..(id as usize + 1) * d], query)
+        let new_points = &fresh[first_new..];
+        let row = |id: u32| &kde.points[id as usize * d..(id as usize + 1) * d];
+        for &(id, _) in new_points.iter().take(PREFETCH_AHEAD) {
+            prefetch_row(row(id));
+        }
+        squared_distances.extend(new_points.iter().enumerate().map(|(i, &(id, _))| {
+            if let Some(&(ahead, _)) = new_points.get(i + PREFETCH_AHEAD) {
+                prefetch_row(row(ahead));
+            }
+            squared_distance(row(id), query)
         }));
         values.clear();
         values.extend(
@@ -788,7 +812,7 @@ impl<'a> QueryState<'a> {
         );
         exp_in_place(values);
         let lowest = power_of_two(-(plan.levels as i32)) as f32;
-        for ((&(_, level), &value), &dist2) in fresh
+        for ((&(_, level), &value), &dist2) in fresh[first_new..]
             .iter()
             .zip(values.iter())
             .zip(squared_distances.iter())
@@ -835,6 +859,22 @@ fn find_weight(plan: &Plan, band: usize, dist2: f32) -> f32 {
     weights[below] + t * (weights[below + 1] - weights[below])
 }
 
+/// Issues a cache prefetch for the first bucket entries of `entries` (a hint).
+#[inline]
+fn prefetch_entries(entries: &[Entry]) {
+    #[cfg(target_arch = "x86_64")]
+    if !entries.is_empty() {
+        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+        // SAFETY: prefetch instructions are hints that never fault.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(entries.as_ptr() as *const i8) };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = entries;
+}
+
+/// How many rows ahead of the distance loop their cache lines are requested.
+const PREFETCH_AHEAD: usize = 8;
+
 /// Issues a cache prefetch for the start of a point's row (a hint: it never faults); the
 /// hardware prefetcher follows the rest of a long row once it is being read.
 #[inline]
@@ -861,10 +901,12 @@ fn prefetch_row(row: &[f32]) {
 /// both showed in the profile.
 struct Scratch {
     /// The ids read so far, one kernel evaluation each.
-    seen: IdSet,
-    /// This guess's new points: (id, index of the first level that found it).
+    seen: IdBits,
+    /// The points read so far, each once: (id, index of the first level that found it);
+    /// the current guess's new points are the tail.
     fresh: Vec<(u32, u32)>,
-    /// Their squared distances to the query, then their kernel values.
+    /// The current guess's new points' squared distances to the query, then their kernel
+    /// values.
     squared_distances: Vec<f32>,
     values: Vec<f32>,
     /// Per level ℓ: Σ k(x, q)/P[found] over the counted points first found at level ℓ.
@@ -882,7 +924,7 @@ impl Scratch {
     /// Scratch kept per thread (one per copy a thread serves at a time is what gets reused).
     const POOL_CAPACITY: usize = 32;
     const EMPTY: Scratch = Scratch {
-        seen: IdSet::EMPTY,
+        seen: IdBits::EMPTY,
         fresh: Vec::new(),
         squared_distances: Vec::new(),
         values: Vec::new(),
@@ -901,7 +943,7 @@ impl Scratch {
     /// single query with copies in parallel takes scratch on worker threads and drops it on
     /// the caller's, so without the cap the caller's pool would grow without bound.)
     fn recycle(mut self) {
-        self.seen.clear();
+        self.seen.clear(self.fresh.iter().map(|&(id, _)| id));
         self.fresh.clear();
         self.squared_distances.clear();
         self.values.clear();
@@ -916,92 +958,39 @@ impl Scratch {
     }
 }
 
-/// The point ids one query has read: open addressing with linear probing in a power-of-two
-/// table (Fibonacci hashing), kept at most half full. A query reads a few thousand entries,
-/// so the table stays in L1/L2 and a lookup is usually one probe. Entries carry the
-/// generation that wrote them, so [`IdSet::clear`] is O(1) and a pooled table is not filled
-/// again.
-struct IdSet {
-    table: Vec<IdEntry>,
-    len: usize,
-    shift: u32,
-    /// Entries of other generations are free places.
-    generation: u32,
+/// The point ids one query has read, one bit per point slot (n/8 bytes per pooled scratch).
+/// [`IdBits::insert`] is branch-free; clearing resets only the words of the ids read.
+struct IdBits {
+    words: Vec<u64>,
 }
 
-#[derive(Clone, Copy)]
-struct IdEntry {
-    id: u32,
-    generation: u32,
-}
+impl IdBits {
+    const EMPTY: IdBits = IdBits { words: Vec::new() };
 
-const FREE_ENTRY: IdEntry = IdEntry {
-    id: 0,
-    generation: 0,
-};
-
-impl IdSet {
-    const INITIAL_BITS: u32 = 11;
-    /// An empty table; its storage is allocated by the first insert ([`IdSet::grow`]).
-    const EMPTY: IdSet = IdSet {
-        table: Vec::new(),
-        len: 0,
-        shift: 64,
-        generation: 1,
-    };
-
-    fn clear(&mut self) {
-        self.len = 0;
-        self.generation = self.generation.wrapping_add(1);
-        if self.generation == 0 {
-            // Wrapped around: entries of every generation may look current again.
-            self.table.fill(FREE_ENTRY);
-            self.generation = 1;
+    /// Makes room for ids below `slots`.
+    fn reserve_ids(&mut self, slots: usize) {
+        let words = slots.div_ceil(64);
+        if self.words.len() < words {
+            self.words.resize(words, 0);
         }
     }
 
-    #[inline]
-    fn home(&self, id: u32) -> usize {
-        ((id as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> self.shift) as usize
-    }
-
-    /// Adds `id`; true if it was not in the set.
+    /// Adds `id` (below the reserved slots); true if it was not in the set.
     #[inline]
     fn insert(&mut self, id: u32) -> bool {
-        if 2 * (self.len + 1) > self.table.len() {
-            self.grow();
-        }
-        let mask = self.table.len() - 1;
-        let mut at = self.home(id);
-        loop {
-            let entry = self.table[at];
-            if entry.generation != self.generation {
-                self.table[at] = IdEntry {
-                    id,
-                    generation: self.generation,
-                };
-                self.len += 1;
-                return true;
-            }
-            if entry.id == id {
-                return false;
-            }
-            at = (at + 1) & mask;
-        }
+        let word = &mut self.words[(id >> 6) as usize];
+        let bit = 1u64 << (id & 63);
+        let new = *word & bit == 0;
+        *word |= bit;
+        new
     }
 
-    fn grow(&mut self) {
-        let old = std::mem::take(&mut self.table);
-        let size = (old.len() * 2).max(1 << Self::INITIAL_BITS);
-        self.table = vec![FREE_ENTRY; size];
-        self.shift = 64 - size.trailing_zeros();
-        let mask = self.table.len() - 1;
-        for entry in old.into_iter().filter(|e| e.generation == self.generation) {
-            let mut at = self.home(entry.id);
-            while self.table[at].generation == self.generation {
-                at = (at + 1) & mask;
+    /// Empties the set, given every id in it.
+    fn clear(&mut self, ids: impl Iterator<Item = u32>) {
+        for id in ids {
+            if let Some(word) = self.words.get_mut((id >> 6) as usize) {
+                *word = 0;
             }
-            self.table[at] = entry;
         }
     }
 }
@@ -1150,38 +1139,42 @@ mod tests {
     }
 
     #[test]
-    fn id_set_keeps_every_id_through_growth() {
-        let mut seen = IdSet::EMPTY;
-        // Ids spread like point ids, many more than the initial table holds.
-        let ids: Vec<u32> = (0..10_000u32)
-            .map(|i| i.wrapping_mul(7919) % 1_000_003)
+    fn id_bits_dedupe_and_clear_only_what_was_read() {
+        let mut seen = IdBits::EMPTY;
+        // Ids spread like point ids, including both ends of a word and the last slot.
+        let slots = 1_000_003;
+        let mut ids: Vec<u32> = (0..10_000u32)
+            .map(|i| i.wrapping_mul(7919) % slots as u32)
             .collect();
+        ids.extend([0, 63, 64, slots as u32 - 1]);
+        ids.sort_unstable();
+        ids.dedup();
+        seen.reserve_ids(slots);
         for &id in &ids {
             assert!(seen.insert(id), "id {id} new");
         }
         for &id in &ids {
             assert!(!seen.insert(id), "id {id} kept");
         }
-        assert_eq!(seen.len, ids.len());
-        assert!(2 * seen.len <= seen.table.len());
-        // A cleared table (as the per-thread pool reuses it) holds nothing, also after its
-        // generation counter wraps around.
-        seen.clear();
-        assert!(seen.insert(ids[5]));
-        seen.generation = u32::MAX;
-        seen.clear();
-        assert_eq!(seen.generation, 1);
-        for &id in ids.iter().take(100) {
-            assert!(seen.insert(id), "id {id} after the wrap");
-        }
+        // Clearing the ids read leaves every word empty; a reserve for fewer slots keeps
+        // the table.
+        seen.clear(ids.iter().copied());
+        assert!(seen.words.iter().all(|&w| w == 0));
+        seen.reserve_ids(10);
+        assert_eq!(seen.words.len(), slots.div_ceil(64));
         // The per-thread pool hands back cleared scratch and stays bounded.
         let mut scratch = Scratch::take();
         scratch.seen = seen;
+        for &id in &ids[..100] {
+            assert!(scratch.seen.insert(id));
+            scratch.fresh.push((id, 0));
+        }
         scratch.values.push(1.0);
         scratch.recycle();
-        let reused = Scratch::take();
-        assert_eq!(reused.seen.len, 0);
-        assert!(reused.values.is_empty());
+        let mut reused = Scratch::take();
+        assert!(reused.fresh.is_empty() && reused.values.is_empty());
+        reused.seen.reserve_ids(slots);
+        assert!(ids[..100].iter().all(|&id| reused.seen.insert(id)));
         for _ in 0..3 * Scratch::POOL_CAPACITY {
             Scratch::EMPTY.recycle();
         }

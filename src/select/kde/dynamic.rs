@@ -266,8 +266,14 @@ type Buckets = FastMap<u64, Vec<Entry>>;
 /// showed in the profile (a query hashes Σⱼ Lⱼ·Kⱼ values).
 #[inline]
 fn floor_to_i32(v: f32) -> i32 {
-    let truncated = v as i32;
-    truncated.saturating_sub(i32::from(v < truncated as f32))
+    // Clamped first so the truncation cannot overflow (`as` would add range and NaN checks
+    // per value); `max`/`min` return the non-NaN operand, so the result is never NaN. Past
+    // ±2³⁰ widths f32 has no integer resolution left, so those values share edge buckets.
+    const LIMIT: f32 = (1u32 << 30) as f32;
+    let v = v.max(-LIMIT).min(LIMIT);
+    // SAFETY: v is finite and within ±2³⁰, inside i32's range.
+    let truncated: i32 = unsafe { v.to_int_unchecked() };
+    truncated - i32::from(v < truncated as f32)
 }
 
 /// One independent copy: its hash functions, priorities and tables.
@@ -1185,11 +1191,29 @@ mod tests {
     #[test]
     fn inline_floor_and_powers_of_two_are_exact() {
         for v in [
-            0.0f32, 0.5, 1.0, 1.5, -0.5, -1.0, -1.5, 7.999, -7.999, 1e9, -1e9, 3e9, -3e9,
+            0.0f32,
+            0.5,
+            1.0,
+            1.5,
+            -0.5,
+            -1.0,
+            -1.5,
+            7.999,
+            -7.999,
+            1e9,
+            -1e9,
+            3e9,
+            -3e9,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::MAX,
+            f32::MIN,
         ] {
-            let expected = v.floor().clamp(i32::MIN as f32, i32::MAX as f32) as i32;
+            let limit = (1u32 << 30) as f32;
+            let expected = v.floor().clamp(-limit, limit) as i32;
             assert_eq!(floor_to_i32(v), expected, "{v}");
         }
+        assert_eq!(floor_to_i32(f32::NAN).abs(), 1 << 30);
         for e in -60..60 {
             assert_eq!(power_of_two(e), 2f64.powi(e), "{e}");
         }

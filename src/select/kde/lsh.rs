@@ -40,15 +40,40 @@ fn erfc(x: f64) -> f64 {
     if x >= 0.0 { r } else { 2.0 - r }
 }
 
-/// Bucket key of K hash values (FxHash-style mixing; collisions between different value
-/// tuples are ~2⁻⁶⁴ and only cost a wasted kernel evaluation).
+/// Bucket key of K hash values: Σᵢ vᵢ·cᵢ mod 2⁶⁴ with a fixed odd multiplier cᵢ per
+/// position. The products are independent, where a chained mix serializes K multiplies per
+/// table (a query hashes Σⱼ Lⱼ·Kⱼ values). Two different value tuples share a key only if
+/// Σᵢ (uᵢ − vᵢ)·cᵢ ≡ 0 mod 2⁶⁴, ~2⁻⁶⁴ per pair of buckets; a shared key merges two buckets.
 #[inline]
 pub(crate) fn bucket_key(values: impl Iterator<Item = i32>) -> u64 {
-    let mut key = 0x9e37_79b9_7f4a_7c15u64;
-    for v in values {
-        key = (key.rotate_left(5) ^ (v as u32 as u64)).wrapping_mul(0x517c_c1b7_2722_0a95);
+    values.enumerate().fold(0u64, |key, (position, v)| {
+        key.wrapping_add((v as i64 as u64).wrapping_mul(key_multiplier(position)))
+    })
+}
+
+/// cᵢ = splitmix64(i + 1) made odd; the first 16 are tabulated.
+#[inline]
+fn key_multiplier(position: usize) -> u64 {
+    const TABULATED: [u64; 16] = {
+        let mut table = [0u64; 16];
+        let mut i = 0;
+        while i < 16 {
+            table[i] = splitmix64(i as u64 + 1) | 1;
+            i += 1;
+        }
+        table
+    };
+    match TABULATED.get(position) {
+        Some(&c) => c,
+        None => splitmix64(position as u64 + 1) | 1,
     }
-    key
+}
+
+const fn splitmix64(x: u64) -> u64 {
+    let mut z = x.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 #[cfg(test)]

@@ -96,6 +96,43 @@ mod tests {
     }
 
     #[test]
+    fn bucket_keys_of_nearby_tuples_differ() {
+        // Every tuple of 1–4 values in −4..=4 (neighbouring buckets, permutations, lengths
+        // that differ by trailing zeros): no two share a key.
+        let mut keys = std::collections::HashMap::new();
+        let range: Vec<i32> = (-4..=4).collect();
+        let mut tuples: Vec<Vec<i32>> = vec![vec![]];
+        for _ in 0..4 {
+            tuples = tuples
+                .iter()
+                .flat_map(|t| {
+                    range.iter().map(move |&v| {
+                        let mut t = t.clone();
+                        t.push(v);
+                        t
+                    })
+                })
+                .collect();
+            for t in &tuples {
+                if let Some(other) = keys.insert(bucket_key(t.iter().copied()), t.clone()) {
+                    assert!(
+                        other.len() != t.len() || other == *t,
+                        "{other:?} and {t:?} share a key"
+                    );
+                }
+            }
+        }
+        // Long tuples use computed multipliers past the tabulated 16.
+        let long: Vec<i32> = (0..40).collect();
+        let mut swapped = long.clone();
+        swapped.swap(3, 19);
+        assert_ne!(
+            bucket_key(long.into_iter()),
+            bucket_key(swapped.into_iter())
+        );
+    }
+
+    #[test]
     fn collision_probability_matches_simulation() {
         let mut rng = StdRng::seed_from_u64(1);
         let (d, width, distance) = (8, 4.0f64, 2.5f64);

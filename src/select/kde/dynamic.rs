@@ -33,12 +33,13 @@
 //!   the query region ([`DynamicKdeParams::adaptive_net_log_size`]).
 //!
 //! Measured (experiments/kde, 2 threads, against brute force with vectorized exponentials):
-//! one copy with m = 80 and the opt-in LSH recall 0.8 answers a batched query in 6.9–19.5 µs
-//! (≈ 2 µs to hash the query and look up one bucket per table, plus ≈ 7 ns per bucket entry
-//! read, 680–750 of them), ≥ 20× faster than brute force at mean relative error ≤ 0.1 at 10
-//! of the 12 grid points (n 100k–500k × d 16–384); not at n = 100k with d ≤ 64 (8–15×). The
-//! (ε, δ)-derived R = 17 copies are slower than brute force at these n, and are what keeps
-//! adaptively chosen queries within ε.
+//! one copy with the opt-in LSH recall 0.8 and m = 70–80 answers a batched query in
+//! 5.4–18.9 µs (≈ 1.8–2 µs to hash the query and look up one bucket per table, plus ≈ 5–7 ns
+//! per bucket entry read, 600–750 of them), ≥ 20× faster than brute force at mean relative
+//! error ≤ 0.1 at 10 of the 12 grid points (n 100k–500k × d 16–384); at n = 100k it is 9–13×
+//! for d = 16 and 17.6–21.8× for d = 64, where brute force itself took 110–144 µs in
+//! different runs. The (ε, δ)-derived R = 17 copies are slower than brute force at these n,
+//! and are what keeps adaptively chosen queries within ε.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};

@@ -266,6 +266,7 @@ type Buckets = FastMap<u64, Vec<Entry>>;
 /// ⌊v⌋ as an i32 (saturating), inline: `f32::floor` is a libm call without SSE4.1 and
 /// showed in the profile (a query hashes Σⱼ Lⱼ·Kⱼ values).
 #[inline]
+#[allow(clippy::manual_clamp)] // `clamp` would pass NaN through; `max`/`min` drop it.
 fn floor_to_i32(v: f32) -> i32 {
     // Clamped first so the truncation cannot overflow (`as` would add range and NaN checks
     // per value); `max`/`min` return the non-NaN operand, so the result is never NaN. Past

@@ -263,7 +263,7 @@ impl Hasher for MixHasher {
 type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<MixHasher>>;
 type Buckets = FastMap<u64, Vec<Entry>>;
 
-/// ⌊v⌋ as an i32 (saturating), inline: `f32::floor` is a libm call without SSE4.1 and
+/// ⌊v⌋ as an i32 (clamped to ±2³⁰), inline: `f32::floor` is a libm call without SSE4.1 and
 /// showed in the profile (a query hashes Σⱼ Lⱼ·Kⱼ values).
 #[inline]
 #[allow(clippy::manual_clamp)] // `clamp` would pass NaN through; `max`/`min` drop it.

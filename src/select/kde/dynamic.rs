@@ -867,41 +867,37 @@ fn find_weight(plan: &Plan, band: usize, dist2: f32) -> f32 {
     weights[below] + t * (weights[below + 1] - weights[below])
 }
 
-/// Issues a cache prefetch for the first bucket entries of `entries` (a hint).
+/// Asks the cache for the line holding `value` (a hint: prefetches never fault).
 #[inline]
-fn prefetch_entries(entries: &[Entry]) {
+fn prefetch<T>(value: &T) {
     #[cfg(target_arch = "x86_64")]
-    if !entries.is_empty() {
+    {
         use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
         // SAFETY: prefetch instructions are hints that never fault.
-        unsafe { _mm_prefetch::<_MM_HINT_T0>(entries.as_ptr() as *const i8) };
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(value as *const T as *const i8) };
     }
     #[cfg(not(target_arch = "x86_64"))]
-    let _ = entries;
+    let _ = value;
+}
+
+/// Prefetches the first bucket entries of `entries`.
+#[inline]
+fn prefetch_entries(entries: &[Entry]) {
+    if let Some(first) = entries.first() {
+        prefetch(first);
+    }
 }
 
 /// How many rows ahead of the distance loop their cache lines are requested.
 const PREFETCH_AHEAD: usize = 8;
 
-/// Issues a cache prefetch for the start of a point's row (a hint: it never faults); the
-/// hardware prefetcher follows the rest of a long row once it is being read.
+/// Prefetches the first two cache lines of a point's row; the hardware prefetcher follows
+/// the rest of a long row once it is being read.
 #[inline]
 fn prefetch_row(row: &[f32]) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-        let start = row.as_ptr() as *const i8;
-        // SAFETY: prefetch instructions are hints that never fault; both addresses lie
-        // within `row` (the second only when the row is longer than 64 bytes).
-        unsafe {
-            _mm_prefetch::<_MM_HINT_T0>(start);
-            if row.len() > 16 {
-                _mm_prefetch::<_MM_HINT_T0>(start.add(64));
-            }
-        }
+    for value in [row.first(), row.get(16)].into_iter().flatten() {
+        prefetch(value);
     }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = row;
 }
 
 /// One copy's per-query working memory, reused from query to query through a per-thread

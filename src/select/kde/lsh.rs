@@ -97,8 +97,9 @@ mod tests {
 
     #[test]
     fn bucket_keys_of_nearby_tuples_differ() {
-        // Every tuple of 1–4 values in −4..=4 (neighbouring buckets, permutations, lengths
-        // that differ by trailing zeros): no two share a key.
+        // Every tuple of 1–4 values in −4..=4 (neighbouring buckets, permutations): no two of
+        // the same length share a key. (Tuples that differ only by trailing zeros do, and
+        // never meet: all of a table's tuples have its K values.)
         let mut keys = std::collections::HashMap::new();
         let range: Vec<i32> = (-4..=4).collect();
         let mut tuples: Vec<Vec<i32>> = vec![vec![]];

@@ -21,6 +21,8 @@
 //!   it more, and uses the points a nearer level finds at its higher rate instead of reading
 //!   and dropping them: on clustered data about half the variance at the same m (measured).
 //!   The answer is the median over copies of the first guess whose median estimate ≥ μ̂.
+//!   Consecutive guesses that are expected to read few entries share one pass over the
+//!   buckets ([`GuessSchedule`]); each guess's estimate is the same as when read alone.
 //!   Work per query is O(R·(m + J·L·K·d)) kernel and hash evaluations, independent of n.
 //! - Insert / delete: hash the point into the levels whose rate its priority passes:
 //!   O(R·(L·K·d + J·L·log n)), sublinear in n. Rates use n′ = n_s/2 where n_s is the size at
@@ -34,12 +36,13 @@
 //!
 //! Measured (experiments/kde, 2 threads, against brute force with vectorized exponentials):
 //! one copy with the opt-in LSH recall 0.8 and m = 70–80 answers a batched query in
-//! 5.4–18.9 µs (≈ 1.8–2 µs to hash the query and look up one bucket per table, plus ≈ 5–7 ns
-//! per bucket entry read, 600–750 of them), ≥ 20× faster than brute force at mean relative
-//! error ≤ 0.1 at 10 of the 12 grid points (n 100k–500k × d 16–384); at n = 100k it is 9–13×
-//! for d = 16 and 17.6–21.8× for d = 64, where brute force itself took 110–144 µs in
-//! different runs. The (ε, δ)-derived R = 17 copies are slower than brute force at these n,
-//! and are what keeps adaptively chosen queries within ε.
+//! 5.2–18.5 µs (≈ 1.6 µs of fixed work: hashing the query, one bucket lookup per table, the
+//! guess passes; then ≈ 5 ns per bucket entry read, 600–750 of them). That is ≥ 20× faster
+//! than brute force at mean relative error ≤ 0.1 at 10 of the 12 grid points (n 100k–500k ×
+//! d 16–384). At n = 100k it is 9–12× for d = 16 and 17.6–21.8× for d = 64, where brute
+//! force itself took 106–144 µs in different runs (sessions 13–14). The (ε, δ)-derived
+//! R = 17 copies are slower than brute force at these n, and are what keeps adaptively
+//! chosen queries within ε.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};

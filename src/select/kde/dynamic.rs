@@ -39,7 +39,7 @@
 //! 5.2–18.5 µs (≈ 1.6 µs of fixed work: hashing the query, one bucket lookup per table, the
 //! guess passes; then ≈ 5 ns per bucket entry read, 600–750 of them). That is ≥ 20× faster
 //! than brute force at mean relative error ≤ 0.1 at 10 of the 12 grid points (n 100k–500k ×
-//! d 16–384). At n = 100k it is 9–12× for d = 16 and 17.6–21.8× for d = 64, where brute
+//! d 16–384). At n = 100k it is 9–12× for d = 16 and 16.4–21.8× for d = 64, where brute
 //! force itself took 106–144 µs in different runs (sessions 13–14). The (ε, δ)-derived
 //! R = 17 copies are slower than brute force at these n, and are what keeps adaptively
 //! chosen queries within ε.

@@ -570,7 +570,7 @@ impl DynamicKde {
                 per_copy.extend(states.iter().map(|s| s.scratch.estimates[k]));
                 per_copy.sort_by(f64::total_cmp);
                 estimate.density = per_copy[per_copy.len() / 2];
-                estimate.guess = power_of_two(-(g as i32));
+                estimate.guess = GuessSchedule::density(g);
                 if estimate.density >= estimate.guess {
                     estimate.below_tau = false;
                     break 'passes;
@@ -702,12 +702,8 @@ fn power_of_two(exponent: i32) -> f64 {
 
 /// The rate stored points must pass: the rate of the smallest guess (≤ τ) at n′.
 fn storage_rate(plan: &Plan, level: usize, n_floor: f64, tau: f64) -> Rate {
-    rate(plan, level, n_floor, smallest_guess(plan, tau))
-}
-
-/// The smallest density guess the tables are stored for: the last guess, or τ if smaller.
-fn smallest_guess(plan: &Plan, tau: f64) -> f64 {
-    power_of_two(1 - plan.guesses as i32).min(tau)
+    let smallest_guess = power_of_two(1 - plan.guesses as i32).min(tau);
+    rate(plan, level, n_floor, smallest_guess)
 }
 
 /// How many levels (from level 1) store a point of this priority (rates fall with j).
@@ -740,9 +736,7 @@ struct GuessSchedule<'a> {
 impl<'a> GuessSchedule<'a> {
     fn new(kde: &'a DynamicKde, states: &[QueryState]) -> Self {
         let plan = &kde.plan;
-        // Storage rates are min(1, M/2ʲ) with M = m/(n′τ′).
-        let storage_top = plan.samples_per_level as f64
-            / (storage_floor(kde.storage_n) * smallest_guess(plan, kde.tau));
+        let n_floor = storage_floor(kde.storage_n);
         let mut held_per_rate = vec![0.0f64; plan.levels];
         for state in states {
             let mut buckets = state.buckets.iter();
@@ -752,7 +746,7 @@ impl<'a> GuessSchedule<'a> {
             }
         }
         for (level, held) in held_per_rate.iter_mut().enumerate() {
-            *held /= (storage_top * power_of_two(-(level as i32 + 1))).min(1.0);
+            *held /= storage_rate(plan, level, n_floor, kde.tau).rate;
         }
         GuessSchedule {
             plan,
@@ -789,12 +783,16 @@ impl<'a> GuessSchedule<'a> {
         last
     }
 
+    /// μ̂ of guess `g`: 2⁻ᵍ.
+    fn density(g: usize) -> f64 {
+        power_of_two(-(g as i32))
+    }
+
     /// Computes the rates of every guess up to `guess`.
     fn reach(&mut self, guess: usize) {
         let (plan, n) = (self.plan, self.n);
         while self.rates.len() <= guess * plan.levels {
-            let g = self.rates.len() / plan.levels;
-            let density = power_of_two(-(g as i32));
+            let density = Self::density(self.rates.len() / plan.levels);
             self.rates
                 .extend((0..plan.levels).map(|level| rate(plan, level, n, density)));
         }
@@ -1064,10 +1062,10 @@ fn prefetch_row(row: &[f32]) {
 struct Scratch {
     /// The ids read so far, one kernel evaluation each.
     seen: IdBits,
-    /// The points read so far, each once: (id, index of the first level that found it);
-    /// the current guess's new points are the tail.
+    /// The points read so far, each once: (id, the first level that found it and the guess
+    /// of its pass it is filed under, packed); the current pass's new points are the tail.
     fresh: Vec<(u32, u32)>,
-    /// The current guess's new points' squared distances to the query, then their kernel
+    /// The current pass's new points' squared distances to the query, then their kernel
     /// values.
     squared_distances: Vec<f32>,
     values: Vec<f32>,
@@ -1301,8 +1299,8 @@ mod tests {
             .unwrap();
         // The default budget merges guesses here (the first ones read little).
         let copy = &kde.copies[0];
-        let state = || QueryState::new(copy, &kde.plan, queries.row(0), kde.d, kde.live.len());
-        let mut schedule = GuessSchedule::new(&kde, &[state()]);
+        let new_state = |query| QueryState::new(copy, &kde.plan, query, kde.d, kde.live.len());
+        let mut schedule = GuessSchedule::new(&kde, &[new_state(queries.row(0))]);
         assert!(schedule.pass_end(0, 0) >= 2);
         // Per guess, one pass over guesses 0..=last against one pass per guess.
         let last = kde.plan.guesses - 1;
@@ -1311,10 +1309,9 @@ mod tests {
         let mut informative = 0;
         for q in 0..queries.n() {
             let query = queries.row(q);
-            let new_state = || QueryState::new(copy, &kde.plan, query, kde.d, kde.live.len());
-            let mut together = new_state();
+            let mut together = new_state(query);
             together.advance(&kde, query, schedule.rates(0..last + 1), n);
-            let mut one_by_one = new_state();
+            let mut one_by_one = new_state(query);
             for g in 0..=last {
                 one_by_one.advance(&kde, query, schedule.rates(g..g + 1), n);
                 let (a, b) = (

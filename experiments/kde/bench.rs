@@ -102,7 +102,9 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         )?,
     };
     let (n, d) = (data.n(), data.d());
-    let mut rng = StdRng::seed_from_u64(get(&args, "seed", 0)?);
+    // --seed draws the generated queries and the structure's hashes and priorities.
+    let seed: u64 = get(&args, "seed", 0)?;
+    let mut rng = StdRng::seed_from_u64(seed);
     let queries = match args.get("queries") {
         Some(path) => Matrix::read_npy(&PathBuf::from(path))?,
         None => {
@@ -128,7 +130,8 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let mut params = DynamicKdeParams::new(kernel, bandwidth)
         .epsilon(epsilon)
         .delta(delta)
-        .tau(tau);
+        .tau(tau)
+        .seed(seed);
     if let Some(r) = args.get("copies") {
         params = params.copies(r.parse()?);
     }
@@ -252,7 +255,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     };
     let record = serde_json::json!({
         "impl": "seft", "method": "dynamic", "config": config_name, "n": n, "d": d,
-        "bandwidth": bandwidth,
+        "bandwidth": bandwidth, "seed": seed,
         "threads": threads, "epsilon": epsilon, "delta": delta, "tau": tau, "plan": plan,
         "recall_override": recall_override,
         "build_seconds_per_point": build_seconds / n as f64,

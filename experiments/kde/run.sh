@@ -2,11 +2,13 @@
 # Dynamic KDE (seft) vs exact brute force (seft) vs scikit-learn's tree KDE (rtol 0.1, 0.01)
 # on the same data and queries; Gaussian kernel exp(-|x-q|^2/h^2), h = sqrt(2d) unless H is
 # set (for unit-variance blobs that puts same-blob neighbors near kernel value 1/e).
-# Writes results/results.jsonl and results/results.md.
+# Writes results/results.jsonl, results/results.md and results/seeds.md (the target per
+# config over the seeds).
 #
 # Knobs (environment): DATA_DIR, N_LIST, D_LIST, BLOBS, QUERIES, SK_QUERIES (scikit-learn queries,
 # default 200), CONFIGS, THREADS, H, TAU, PY, OUT,
-# BIN (a prebuilt kde_bench, skips the cargo build); SMOKE=1 runs a tiny grid.
+# BIN (a prebuilt kde_bench, skips the cargo build), SEEDS (structure seeds each config runs
+# with, default "0"), SKLEARN=0 (skips scikit-learn); SMOKE=1 runs a tiny grid.
 # CONFIGS lists dynamic-structure settings as "name:extra bench flags" entries separated by
 # ';': the default runs the (ε, δ, τ)-derived sizes and a small-sample variant.
 set -euo pipefail
@@ -44,15 +46,18 @@ for n in $N_LIST; do
       --queries "$QUERIES" --out-dir "$dir"
     h=${H:-$("$PY" -c "print((2 * $d) ** 0.5)")}
     IFS=';' read -ra configs <<< "$CONFIGS"
-    for config in "${configs[@]}"; do
-      name=${config%%:*}
-      echo "== n=$n d=$d h=$h: seft exact + dynamic ($name)"
-      # shellcheck disable=SC2086 # the config's flags are meant to split
-      RAYON_NUM_THREADS=$THREADS "$BIN" --data "$dir/data.npy" --queries "$dir/queries.npy" \
-        --bandwidth "$h" --tau "$TAU" ${config#*:} --truth-out "$dir/truth.npy" \
-        --config-name "$name" --out "$RESULTS" \
-        || echo "   (dynamic run '$name' failed or was refused; see the message above)"
+    for seed in ${SEEDS:-0}; do
+      for config in "${configs[@]}"; do
+        name=${config%%:*}
+        echo "== n=$n d=$d h=$h seed=$seed: seft exact + dynamic ($name)"
+        # shellcheck disable=SC2086 # the config's flags are meant to split
+        RAYON_NUM_THREADS=$THREADS "$BIN" --data "$dir/data.npy" --queries "$dir/queries.npy" \
+          --bandwidth "$h" --tau "$TAU" ${config#*:} --seed "$seed" --truth-out "$dir/truth.npy" \
+          --config-name "$name" --out "$RESULTS" \
+          || echo "   (dynamic run '$name' failed or was refused; see the message above)"
+      done
     done
+    [[ "${SKLEARN:-1}" == 0 ]] && continue
     echo "== n=$n d=$d: scikit-learn KernelDensity"
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OMP_NUM_THREADS=$THREADS \
       OPENBLAS_NUM_THREADS=$THREADS "$PY" "$HERE/sklearn_kde.py" --data "$dir/data.npy" \
@@ -61,3 +66,4 @@ for n in $N_LIST; do
   done
 done
 "$PY" "$HERE/report.py" "$RESULTS" --out "$OUT/results.md"
+"$PY" "$HERE/seeds_report.py" "$RESULTS" --out "$OUT/seeds.md"

@@ -36,11 +36,11 @@
 //!
 //! Measured (experiments/kde, 2 threads, against brute force with vectorized exponentials):
 //! one copy with the opt-in LSH recall 0.8 and m = 70–100 answers a batched query in
-//! 4.5–21 µs (≈ 1.6 µs of fixed work: hashing the query, one bucket lookup per table, the
-//! guess passes; then ≈ 5 ns per bucket entry read, 600–900 of them). With m = 90 that is
+//! 4.8–21 µs (≈ 1.6 µs of fixed work: hashing the query, one bucket lookup per table, the
+//! guess passes; then ≈ 5 ns per bucket entry read, 550–930 of them). With m = 90 that is
 //! ≥ 20× faster than brute force at mean relative error ≤ 0.1 at 10 of the 12 grid points
 //! (n 100k–500k × d 16–384) for each of three structure seeds; m = 75–80 gets there only on
-//! average over the seeds. At n = 100k it is 9–12× for d = 16 and 16–22× for d = 64, where
+//! average over the seeds. At n = 100k it is 9–12× for d = 16 and 15–22× for d = 64, where
 //! brute force itself took 105–144 µs in different runs (sessions 13–15). The (ε, δ)-derived
 //! R = 17 copies are slower than brute force at these n, and are what keeps adaptively
 //! chosen queries within ε.

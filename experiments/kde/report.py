@@ -11,12 +11,18 @@ def fmt(value, spec):
     return "–" if value is None else format(value, spec)
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def read_results(doc):
+    """The command line `RESULTS --out OUT` of a report script (described by its `doc`):
+    the rows of RESULTS and the path OUT."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("results")
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
-    records = [json.loads(line) for line in open(args.results)]
+    return [json.loads(line) for line in open(args.results)], args.out
+
+
+def main():
+    records, out = read_results(__doc__)
     # Exact's query time per (n, d): the first exact row (every bench process writes one).
     exact_time = {}
     for r in records:
@@ -67,7 +73,7 @@ def main():
             f"| {fmt(r.get('kernel_evaluations_per_query'), '.0f')} "
             f"| {r['memory_bytes'] / 1e6:.1f} |")
     text = "\n".join(lines) + "\n\nAdaptive queries (hill climbing on the error):\n\n" + "\n".join(adaptive) + "\n"
-    open(args.out, "w").write(text)
+    open(out, "w").write(text)
     print(text)
 
 

@@ -7,20 +7,16 @@ the median ratio is ≥ 20 and the seeds' mean error is ≤ 0.1.
 
     python seeds_report.py results/results.jsonl --out results/seeds.md
 """
-import argparse
-import json
 import statistics
 from collections import defaultdict
+
+from report import read_results
 
 SPEEDUP, MAX_ERROR = 20.0, 0.1
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("results")
-    parser.add_argument("--out", required=True)
-    args = parser.parse_args()
-    records = [json.loads(line) for line in open(args.results)]
+    records, out = read_results(__doc__)
     exact = defaultdict(list)
     runs = defaultdict(list)
     for r in records:
@@ -66,7 +62,7 @@ def main():
               + ", ".join(f"{config} {met_every[config]} / {met_average[config]} of {len(points)}"
                           for config in configs)]
     text = "\n".join(lines) + "\n"
-    open(args.out, "w").write(text)
+    open(out, "w").write(text)
     print(text)
 
 

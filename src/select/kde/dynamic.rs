@@ -919,11 +919,7 @@ impl<'a> QueryState<'a> {
                         .count()
                 };
                 for entry in &bucket[start..start + taken] {
-                    let guess = if pass == 1 {
-                        0
-                    } else {
-                        filed_under(entry.priority)
-                    };
+                    let guess = filed_under(entry.priority);
                     fresh[end] = (entry.id, pack_level_guess(level, guess));
                     end += usize::from(seen.insert(entry.id));
                 }

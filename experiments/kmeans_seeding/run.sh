@@ -22,7 +22,7 @@ THREADS=${THREADS:-2}
 METHODS=${METHODS:-"exact,greedy,fast"}
 SK_BOTH="sklearn-greedy,sklearn-kpp1"
 # GRID: ';'-separated "n:d:k-list:sklearn-methods" points. The default is the grid that fits
-# a session on 2 cores (scikit-learn's greedy seeding at n = 1M, d = 16, k = 1000 takes ~100 s
+# a short run on 2 cores (scikit-learn's greedy seeding at n = 1M, d = 16, k = 1000 takes ~100 s
 # a seed; at n = 1M, d = 384 it would take ~20 min a seed): growth in n at d = 16, growth in d
 # at n = 100k, the plain-k-means++ baseline where it is affordable.
 if [[ -n "${N_LIST:-}" || -n "${D_LIST:-}" || -n "${K_LIST:-}" ]]; then
@@ -90,7 +90,7 @@ fi
 # KMeansPara (separate package linfa_bench/, never part of seft's build) on LINFA_GRID:
 # ';'-separated "data:k-list:methods" points, data a file name in $DATA_DIR/kmeans. linfa's
 # k-means++ recomputes every point's distance to all chosen centers at each step (O(n·k²·d)):
-# 95 s a seed at n 100k, d 384, k 100, so the default grid keeps to what fits a session.
+# 95 s a seed at n 100k, d 384, k 100, so the default grid keeps to what fits a short run.
 LINFA=${LINFA:-1}
 if [[ "$LINFA" == 1 && "${SMOKE:-0}" != 1 ]]; then
   LINFA_TARGET=${LINFA_TARGET:-$HOME/.cache/seft/linfa-target}

@@ -8,12 +8,14 @@
 pub mod backend;
 pub mod cli;
 pub mod data;
+pub mod embed;
 pub mod error;
 pub mod eval;
 pub mod fault;
 pub mod fused;
 pub mod memory;
 pub mod model;
+pub mod numeric;
 pub mod seft;
 pub mod select;
 pub mod serve;

@@ -10,8 +10,9 @@ use std::process::Command;
 use burn::tensor::Device;
 use seft::LanguageModel;
 use seft::model::generate::{SamplingConfig, generate};
-use seft::model::llama::{Batch, to_f32_vec};
+use seft::model::llama::Batch;
 use seft::model::{Architecture, MlpKind};
+use seft::numeric::to_f32_vec;
 use serde_json::Value;
 
 fn fixture() -> Value {
@@ -143,14 +144,16 @@ fn firing_rows_decoding_generates_the_dense_tokens() {
     let prompt = vec![vec![3, 14, 15, 9]];
     let dense = generate(&model, &prompt, &sampling, |_, _| {}).unwrap();
     assert_eq!(model.net.firing_fraction(false), None);
-    assert!(model.net.enable_firing_rows_decode());
+    assert!(seft::sparse::enable_firing_rows_decode(&mut model.net));
     let rows = generate(&model, &prompt, &sampling, |_, _| {}).unwrap();
     assert_eq!(dense[0].token_ids, rows[0].token_ids);
     // 11 batch-1 decode steps went through the firing rows (the prompt's prefill did not).
     let fired = model.net.firing_fraction(true).unwrap();
     assert!(fired > 0.0 && fired < 1.0, "{fired}");
     // SwiGLU models have no firing set to exploit.
-    assert!(!load("llama").net.enable_firing_rows_decode());
+    assert!(!seft::sparse::enable_firing_rows_decode(
+        &mut load("llama").net
+    ));
     let folder = common::fixture("tiny_archs/llama");
     let out = Command::new(env!("CARGO_BIN_EXE_seft"))
         .args(["generate", "--prompt", "hi", "--firing-rows", "--model"])

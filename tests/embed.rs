@@ -11,8 +11,8 @@ use std::time::Instant;
 
 use burn::tensor::Device;
 use seft::LanguageModel;
-use seft::select::Matrix;
-use seft::select::embed::{Embedder, mean_pooled_hidden_states};
+use seft::embed::{Embedder, mean_pooled_hidden_states};
+use seft::numeric::Matrix;
 
 struct Fixture {
     sentences: Vec<String>,

@@ -9,8 +9,8 @@ use std::process::Command;
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::{Device, Tensor, TensorData};
 use seft::LanguageModel;
-use seft::model::llama::to_f32_vec;
-use seft::train::SftConfig;
+use seft::numeric::to_f32_vec;
+use seft::train::SftParams;
 use seft::train::loss::masked_token_loss;
 use seft::train::tokenize::tokenize_conversation;
 use seft::train::trainer::{accumulate_step, prepare_data};
@@ -33,7 +33,7 @@ fn write_data(dir: &Path) -> PathBuf {
     path
 }
 
-fn config(data: &Path, out: &Path, extra: &str) -> SftConfig {
+fn config(data: &Path, out: &Path, extra: &str) -> SftParams {
     let model = common::fixture("tiny_archs/llama");
     let text = format!(
         "[model]\npath = {:?}\n[data]\ntrain = {:?}\neval_fraction = 0.0\nmax_len = 256\n[train]\nlr = 0.01\nseed = 3\n{extra}\n[output]\ndir = {:?}\n",
@@ -41,7 +41,7 @@ fn config(data: &Path, out: &Path, extra: &str) -> SftConfig {
         data.to_str().unwrap(),
         out.to_str().unwrap()
     );
-    SftConfig::parse(&text, &[]).unwrap()
+    SftParams::parse(&text, &[]).unwrap()
 }
 
 struct Collect<'a> {
@@ -381,7 +381,7 @@ fn one_optimizer_step_matches_pytorch() {
     }
     let s = &fx["settings"];
     let f = |k: &str| s[k].as_f64().unwrap();
-    let train = seft::train::config::TrainSection {
+    let train = seft::train::params::TrainSection {
         beta1: f("beta1"),
         beta2: f("beta2"),
         eps: f("eps"),
@@ -447,11 +447,11 @@ fn one_optimizer_step_matches_pytorch() {
     }
 }
 
-fn all_targets() -> seft::train::config::LoraSection {
-    seft::train::config::LoraSection {
+fn all_targets() -> seft::train::params::LoraSection {
+    seft::train::params::LoraSection {
         rank: 8,
         alpha: 16.0,
-        targets: seft::train::config::LORA_TARGETS
+        targets: seft::train::params::LORA_TARGETS
             .iter()
             .map(|t| t.to_string())
             .collect(),

@@ -56,7 +56,7 @@ fn last_logits(model: &LanguageModel, prompt: &[u32]) -> Vec<f32> {
     };
     let logits = model.net.forward(&batch);
     let [_, s, v] = logits.dims();
-    seft::model::llama::to_f32_vec(logits.slice([0..1, s - 1..s, 0..v]))
+    seft::numeric::to_f32_vec(logits.slice([0..1, s - 1..s, 0..v]))
 }
 
 #[test]

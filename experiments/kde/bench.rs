@@ -18,7 +18,7 @@ use std::time::Instant;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, Normal};
-use seft::select::Matrix;
+use seft::numeric::Matrix;
 use seft::select::kde::{DynamicKde, DynamicKdeParams, ExactKde, Kernel};
 use seft::select::synthetic::gaussian_blobs;
 

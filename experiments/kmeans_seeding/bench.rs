@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::path::PathBuf;
 
-use seft::select::Matrix;
+use seft::numeric::Matrix;
 use seft::select::kmeans::{KMeansParams, Seeding};
 use seft::select::synthetic::gaussian_blobs;
 

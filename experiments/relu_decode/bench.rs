@@ -1,6 +1,6 @@
 //! Does computing only the firing rows make batch-1 generation of seft's ReLU-MLP decoder
 //! variant faster? Dense (Burn's two matmuls) vs firing rows
-//! (`CausalLm::enable_firing_rows_decode`), side by side in one run, interleaved.
+//! (`seft::sparse::enable_firing_rows_decode`), side by side in one run, interleaved.
 //!
 //! Run: `cargo run --release --example relu_decode_bench -- --model SmolLM2.gguf
 //! [--widths 1536,6144] [--firing 0.5,0.3,0.1,0.01] [--tokens 64] [--runs 5] [--out FILE]`.
@@ -20,8 +20,8 @@ use burn::tensor::{Device, Tensor, TensorData};
 use seft::model::LanguageModel;
 use seft::model::config::MlpKind;
 use seft::model::generate::{SamplingConfig, generate};
-use seft::model::llama::to_f32_vec;
 use seft::model::weights::{InitSource, build_model};
+use seft::numeric::to_f32_vec;
 
 const INIT_STD: f64 = 0.02;
 
@@ -102,10 +102,10 @@ fn set_threshold(model: &mut LanguageModel, b: f64, firing_rows: bool) {
     model.config.relu_threshold = b;
     for layer in &mut model.net.layers {
         layer.mlp.relu_threshold = b;
-        layer.mlp.firing_rows = None;
+        layer.mlp.relu_hook = None;
     }
     if firing_rows {
-        assert!(model.net.enable_firing_rows_decode());
+        assert!(seft::sparse::enable_firing_rows_decode(&mut model.net));
     }
 }
 
@@ -142,7 +142,7 @@ fn time_block(model: &mut LanguageModel, b: f64, reps: usize) -> (f64, f64, f32)
     set_threshold(model, b, true);
     let rows = model.net.layers[0].mlp.clone();
     let mut dense = rows.clone();
-    dense.firing_rows = None;
+    dense.relu_hook = None;
     let mut times = [Vec::new(), Vec::new()];
     let mut outs = [Vec::new(), Vec::new()];
     for _ in 0..reps {

@@ -108,7 +108,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     println!(
         "{}",
         serde_json::to_string(
-            &json!({"engine": "seft", "backend": args.model.backend.to_string(), "results": results})
+            &json!({"engine": "seft", "backend": args.model.compute.backend.to_string(), "results": results})
         )?
     );
     Ok(())

@@ -6,10 +6,10 @@ use anyhow::{Context, Result};
 use serde_json::json;
 
 use crate::data::{ReadOptions, read_prompts};
+use crate::embed::TextEmbedder;
 use crate::error::SeftError;
+use crate::numeric::Matrix;
 use crate::seft::generation::progress_bar;
-use crate::select::Matrix;
-use crate::select::embed::TextEmbedder;
 
 #[derive(clap::Args, Debug)]
 pub struct EmbedArgs {
@@ -30,9 +30,8 @@ pub struct EmbedArgs {
     /// Decoders only: tokens kept per text (its first ones). BERT models use their own limit.
     #[arg(long, default_value_t = 512)]
     pub max_tokens: usize,
-    /// Compute backend: flex (CPU, default), ndarray (CPU), wgpu (GPU).
-    #[arg(long, default_value_t = crate::Backend::default(), env = "SEFT_BACKEND")]
-    pub backend: crate::Backend,
+    #[command(flatten)]
+    pub compute: super::BackendArgs,
 }
 
 /// One text per non-empty line of a .txt file; prompt rows of anything else.
@@ -84,9 +83,8 @@ pub struct PointsArgs {
     /// Texts per embedding forward pass.
     #[arg(long, default_value_t = 32)]
     pub batch_size: usize,
-    /// Compute backend for embedding: flex (CPU, default), ndarray (CPU), wgpu (GPU).
-    #[arg(long, default_value_t = crate::Backend::default(), env = "SEFT_BACKEND")]
-    pub backend: crate::Backend,
+    #[command(flatten)]
+    pub compute: super::BackendArgs,
 }
 
 impl PointsArgs {
@@ -106,7 +104,7 @@ impl PointsArgs {
         if self.batch_size == 0 {
             anyhow::bail!("--batch-size must be at least 1");
         }
-        let embedder = TextEmbedder::load(model, &self.backend.device()?, 512)?;
+        let embedder = TextEmbedder::load(model, &self.compute.device()?, 512)?;
         let rows = embed_with_progress(&embedder, &texts, self.batch_size)?;
         Ok((Matrix::from_rows(&rows)?, Some(texts)))
     }
@@ -118,7 +116,7 @@ pub fn run(args: EmbedArgs) -> Result<()> {
         anyhow::bail!("--batch-size and --max-tokens must be at least 1");
     }
     let texts = read_texts(&args.input)?;
-    let device = args.backend.device()?;
+    let device = args.compute.device()?;
     let started = std::time::Instant::now();
     let embedder = TextEmbedder::load(&args.model, &device, args.max_tokens)?;
     let kind = match &embedder {
@@ -130,7 +128,7 @@ pub fn run(args: EmbedArgs) -> Result<()> {
         args.model,
         embedder.dim(),
         started.elapsed().as_secs_f64(),
-        args.backend
+        args.compute.backend
     );
     let started = std::time::Instant::now();
     let rows = embed_with_progress(&embedder, &texts, args.batch_size)?;

@@ -121,7 +121,9 @@ impl JudgeArgs {
         };
         let model = super::ModelArgs {
             model: spec.clone(),
-            backend: self.backend,
+            compute: super::BackendArgs {
+                backend: self.backend,
+            },
         }
         .load()?;
         Ok(Box::new(LocalJudge {
@@ -314,7 +316,9 @@ fn judge_outputs(args: &AlpacaEvalArgs, reference: &[ModelOutput]) -> Result<Vec
         (None, Some(spec)) => {
             let model = super::ModelArgs {
                 model: spec.clone(),
-                backend: args.judge.backend,
+                compute: super::BackendArgs {
+                    backend: args.judge.backend,
+                },
             }
             .load()?;
             let name = args.name.clone().unwrap_or_else(|| spec.clone());
@@ -491,7 +495,9 @@ fn mt_bench(args: MtBenchArgs) -> Result<()> {
         if !path.exists() {
             let model = super::ModelArgs {
                 model: spec.clone(),
-                backend: args.judge.backend,
+                compute: super::BackendArgs {
+                    backend: args.judge.backend,
+                },
             }
             .load()?;
             let bar = progress_bar(questions.len(), "answer");

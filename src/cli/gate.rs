@@ -11,13 +11,13 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use crate::data::{ReadOptions, read_preferences, resolve_dataset};
+use crate::embed::TextEmbedder;
+use crate::numeric::Matrix;
 use crate::seft::gate::{
     GATE_MAX_TOKENS, GateSection, GateTraining, fit_and_calibrate, gate_examples, gate_text,
     split_by_pair,
 };
 use crate::seft::reviser::PreferencePair;
-use crate::select::Matrix;
-use crate::select::embed::TextEmbedder;
 
 #[derive(clap::Args, Debug)]
 pub struct GateArgs {
@@ -59,9 +59,8 @@ pub struct GateArgs {
     /// Texts per embedding forward pass.
     #[arg(long, default_value_t = 32)]
     pub batch_size: usize,
-    /// Compute backend for the embedder: flex (CPU, default), ndarray (CPU), wgpu (GPU).
-    #[arg(long, default_value_t = crate::Backend::default(), env = "SEFT_BACKEND")]
-    pub backend: crate::Backend,
+    #[command(flatten)]
+    pub compute: super::BackendArgs,
     /// Skip malformed rows (counted in the output) instead of stopping at the first.
     #[arg(long)]
     pub skip_bad_rows: bool,
@@ -109,7 +108,7 @@ fn embeddings(args: &GateArgs, texts: &[String]) -> Result<(Matrix, f64, bool)> 
     {
         return Ok((Matrix::read_npy(npy)?, 0.0, true));
     }
-    let device = args.backend.device()?;
+    let device = args.compute.device()?;
     let started = std::time::Instant::now();
     let embedder = TextEmbedder::load(&args.embedder, &device, GATE_MAX_TOKENS)?;
     let rows = super::embed::embed_with_progress(&embedder, texts, args.batch_size.max(1))?;

@@ -59,7 +59,7 @@ pub fn run(args: GenerateArgs) -> Result<()> {
     };
     cfg.validate()?;
     let mut model = args.model.load()?;
-    if args.firing_rows && !model.net.enable_firing_rows_decode() {
+    if args.firing_rows && !crate::sparse::enable_firing_rows_decode(&mut model.net) {
         anyhow::bail!(
             "{}: --firing-rows needs a ReLU-MLP model (\"seft_mlp\": \"relu\"); this one is SwiGLU",
             args.model.model

@@ -2,9 +2,9 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 
+use crate::data::jsonl::{read_jsonl, write_jsonl};
 use crate::eval::judge::{judge_pairs, pair_by_id};
 use crate::seft::generation::progress_bar;
-use crate::seft::stage::{read_jsonl, write_jsonl};
 
 #[derive(clap::Args, Debug)]
 pub struct JudgeArgs {

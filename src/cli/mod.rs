@@ -18,6 +18,7 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 use crate::backend::Backend;
+use crate::model::LanguageModel;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -60,29 +61,42 @@ pub enum Command {
     Bench(bench::BenchArgs),
 }
 
+/// The compute backend, one flag for every command that computes (`#[command(flatten)]`).
+#[derive(clap::Args, Debug, Clone, Copy)]
+pub struct BackendArgs {
+    /// Compute backend: flex (CPU, default), ndarray (CPU), wgpu (GPU).
+    #[arg(long, default_value_t = Backend::default(), env = "SEFT_BACKEND")]
+    pub backend: Backend,
+}
+
+impl BackendArgs {
+    pub fn device(&self) -> Result<burn::tensor::Device> {
+        Ok(self.backend.device()?)
+    }
+}
+
 /// Options shared by commands that load a model.
 #[derive(clap::Args, Debug, Clone)]
 pub struct ModelArgs {
     /// A GGUF file, a Hugging Face model folder, or a hub id (org/name[@revision]).
     #[arg(long, short)]
     pub model: String,
-    /// Compute backend: flex (CPU, default), ndarray (CPU), wgpu (GPU).
-    #[arg(long, default_value_t = Backend::default(), env = "SEFT_BACKEND")]
-    pub backend: Backend,
+    #[command(flatten)]
+    pub compute: BackendArgs,
 }
 
 impl ModelArgs {
-    pub fn load(&self) -> Result<crate::LanguageModel> {
-        let device = self.backend.device()?;
+    pub fn load(&self) -> Result<LanguageModel> {
+        let device = self.compute.device()?;
         let started = std::time::Instant::now();
-        let model = crate::LanguageModel::load(&self.model, &device)?;
+        let model = LanguageModel::load(&self.model, &device)?;
         eprintln!(
             "loaded {} ({} layers, {:.1}M parameters) in {:.1}s on {}",
             self.model,
             model.config.num_hidden_layers,
             model.config.parameter_count() as f64 / 1e6,
             started.elapsed().as_secs_f64(),
-            self.backend
+            self.compute.backend
         );
         Ok(model)
     }

@@ -2,7 +2,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 
-use crate::train::{SftConfig, run_sft};
+use crate::train::{SftParams, run_sft};
 
 #[derive(clap::Args, Debug)]
 pub struct SftArgs {
@@ -18,7 +18,7 @@ pub struct SftArgs {
 }
 
 pub fn run(args: SftArgs) -> Result<()> {
-    let cfg = SftConfig::load(&args.config, &args.overrides)?;
+    let cfg = SftParams::load(&args.config, &args.overrides)?;
     let outcome = run_sft(&cfg, args.resume)?;
     println!("{}", serde_json::to_string_pretty(&outcome)?);
     Ok(())

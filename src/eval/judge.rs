@@ -9,8 +9,9 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, SeftError};
-use crate::model::llama::{Batch, KvCache, to_f32_vec};
+use crate::model::llama::{Batch, KvCache};
 use crate::model::{LanguageModel, Message};
+use crate::numeric::to_f32_vec;
 
 pub const JUDGE_TEMPLATE: &str = "Compare two responses to the same instruction and decide which one is more helpful, correct and clear.\n\n### Instruction:\n{instruction}\n\n### Response 1:\n{first}\n\n### Response 2:\n{second}\n\nWhich response is better? Answer with the number 1 or 2 only.";
 

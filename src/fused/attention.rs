@@ -28,7 +28,7 @@ use rayon::prelude::*;
 
 use super::flex_data::{SendPtr, f32_tensor, f32_values};
 use super::matmul::gemm_serial;
-use crate::select::linalg::exp_in_place;
+use crate::numeric::kernels::exp_in_place;
 
 /// Attention of `q` `[b, h, s, d]` over `k`, `v` `[b, kvh, t, d]` (`h` a multiple of `kvh`;
 /// query heads `g·h/kvh .. (g+1)·h/kvh` share key/value head `g`), with `blocked` `[b, 1, s, t]`
@@ -388,7 +388,7 @@ mod tests {
     use burn::tensor::ops::AttentionModuleOptions;
     use burn::tensor::{Bool, Device, Distribution, Tensor, TensorData};
 
-    use crate::model::llama::to_f32_vec;
+    use crate::numeric::to_f32_vec;
 
     /// Output and the three gradients equal Burn's attention with K/V heads repeated for the
     /// query groups, under a causal + padding mask that blocks one query row entirely.

@@ -17,10 +17,10 @@ use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, Dispatch, Flex, backend_extension};
 use burn::tensor::{DType, Shape, Tensor};
-use gemm::{Parallelism, gemm};
 use rayon::prelude::*;
 
 use super::flex_data::{SendPtr, f32_tensor};
+use crate::numeric::gemm::{Dims, Threads, gemm_raw};
 
 /// A 2-D `f32` matrix product `lhs · rhs` (`[m, k] · [k, n]`, any strides). The default body
 /// is Burn's matmul; flex overrides it with one GEMM per thread on a panel of the output.
@@ -125,28 +125,19 @@ pub(super) unsafe fn gemm_serial(
     b_cs: isize,
     beta: f32,
 ) {
-    // SAFETY: forwarded from the caller; gemm computes dst = alpha·dst + beta·lhs·rhs.
+    // SAFETY: forwarded from the caller.
     unsafe {
-        gemm(
-            m,
-            n,
-            k,
+        gemm_raw(
+            Dims { m, n, k },
             c,
-            1,
-            ldc as isize,
-            accumulate,
+            (ldc as isize, 1),
+            accumulate.then_some(1.0),
             a,
-            a_cs,
-            a_rs,
+            (a_rs, a_cs),
             b,
-            b_cs,
-            b_rs,
-            1.0,
+            (b_rs, b_cs),
             beta,
-            false,
-            false,
-            false,
-            Parallelism::None,
+            Threads::Caller,
         );
     }
 }

@@ -15,10 +15,10 @@
 //! falls back to those generic operations on other backends and dtypes, with the same result
 //! up to float rounding (tests compare both paths, values and gradients).
 
-use burn::tensor::activation::silu;
+use burn::tensor::activation::{log_softmax, silu};
 use burn::tensor::module::attention as burn_attention;
 use burn::tensor::ops::AttentionModuleOptions;
-use burn::tensor::{Bool, Tensor};
+use burn::tensor::{Bool, Int, Tensor, TensorData};
 
 #[cfg(feature = "flex")]
 pub mod attention;
@@ -66,7 +66,7 @@ pub fn swiglu<const D: usize>(gate: Tensor<D>, up: Tensor<D>) -> Tensor<D> {
 
 /// `−log softmax(row)[target]` for each row of `logits` `[rows, vocab]` (0 where the target
 /// is negative), fused; `None` where the fused operation does not run (other backends and
-/// dtypes, or a target outside the vocabulary): the caller computes it with Burn's operations.
+/// dtypes, or a target outside the vocabulary).
 pub fn token_nll(logits: &Tensor<2>, targets: &[i64]) -> Option<Tensor<1>> {
     #[cfg(feature = "flex")]
     {
@@ -78,6 +78,30 @@ pub fn token_nll(logits: &Tensor<2>, targets: &[i64]) -> Option<Tensor<1>> {
     }
     let _ = (logits, targets);
     None
+}
+
+/// Σ −log softmax(row)[target] over the rows whose target is ≥ 0: [`token_nll`] summed where
+/// it runs, [`token_nll_sum_composed`] elsewhere.
+pub fn token_nll_sum(logits: Tensor<2>, targets: &[i64]) -> Tensor<1> {
+    match token_nll(&logits, targets) {
+        Some(per_token) => per_token.sum(),
+        None => token_nll_sum_composed(logits, targets),
+    }
+}
+
+/// [`token_nll_sum`] from Burn's operations (any backend; the reference for the fused path).
+pub fn token_nll_sum_composed(logits: Tensor<2>, targets: &[i64]) -> Tensor<1> {
+    let [rows, _] = logits.dims();
+    let device = logits.device();
+    let ids: Vec<i64> = targets.iter().map(|&t| t.max(0)).collect();
+    let mask: Vec<f32> = targets
+        .iter()
+        .map(|&t| if t >= 0 { 1.0 } else { 0.0 })
+        .collect();
+    let ids = Tensor::<2, Int>::from_data(TensorData::new(ids, [rows, 1]), &device);
+    let mask = Tensor::<1>::from_data(TensorData::new(mask, [rows]), &device);
+    let picked = log_softmax(logits, 1).gather(1, ids).reshape([rows]);
+    (picked * mask).sum().neg()
 }
 
 /// RMSNorm over the last axis with scale `weight` (fused on flex).
@@ -164,8 +188,8 @@ pub fn gqa_attention_composed(
 #[cfg(test)]
 pub(crate) fn max_rel_diff<const D: usize>(got: Tensor<D>, want: Tensor<D>) -> f32 {
     let (got, want) = (
-        crate::model::llama::to_f32_vec(got),
-        crate::model::llama::to_f32_vec(want),
+        crate::numeric::to_f32_vec(got),
+        crate::numeric::to_f32_vec(want),
     );
     let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
     let diff = got.iter().zip(&want).map(|(x, y)| (x - y).abs());

@@ -19,7 +19,7 @@ use burn::tensor::{Shape, Tensor, TensorData};
 use rayon::prelude::*;
 
 use super::flex_data::{f32_tensor, f32_values};
-use crate::select::linalg::exp_in_place;
+use crate::numeric::kernels::exp_in_place;
 
 /// `−log softmax(logits)[target]` for each row of `logits` `[rows, vocab]`; `targets` `[rows]`
 /// holds the target ids as floats, negative where a row has no target (its value is 0 and it
@@ -160,8 +160,8 @@ fn backward(
 mod tests {
     use burn::tensor::{Device, Distribution, Tensor};
 
-    use crate::model::llama::to_f32_vec;
-    use crate::train::loss::reference_nll_sum;
+    use crate::fused::token_nll_sum_composed;
+    use crate::numeric::to_f32_vec;
 
     fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
         assert_eq!(a.len(), b.len());
@@ -190,7 +190,7 @@ mod tests {
                 Tensor::cat(
                     (0..rows)
                         .map(|r| {
-                            reference_nll_sum(
+                            token_nll_sum_composed(
                                 x.clone().slice([r..r + 1, 0..vocab]),
                                 &targets[r..r + 1],
                             )

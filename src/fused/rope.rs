@@ -163,7 +163,7 @@ mod tests {
     use burn::tensor::{Device, Distribution, Tensor};
 
     use crate::fused::rope_heads_composed;
-    use crate::model::llama::to_f32_vec;
+    use crate::numeric::to_f32_vec;
 
     /// Value and input gradient equal the composed transpose + rotate_half formula.
     #[test]

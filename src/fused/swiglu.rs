@@ -18,7 +18,7 @@ use burn::tensor::Tensor;
 use rayon::prelude::*;
 
 use super::flex_data::{PARALLEL_MIN, f32_tensor, f32_values};
-use crate::select::linalg::exp_in_place;
+use crate::numeric::kernels::exp_in_place;
 
 /// Elements per parallel task: large enough to amortize scheduling, small enough to stay in
 /// cache between the `exp` pass and the one that uses it.

@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, SeftError};
 use crate::model::LanguageModel;
-use crate::model::llama::{Batch, KvCache, to_f32_vec};
+use crate::model::llama::{Batch, KvCache};
+use crate::numeric::to_f32_vec;
 
 /// Prompt tokens per prefill forward pass (see [`crate::model::llama::CausalLm::prefill`]).
 pub const PREFILL_CHUNK: usize = 256;

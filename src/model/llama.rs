@@ -18,15 +18,6 @@ use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 use crate::fused::{gqa_attention, matmul_2d, rope_heads, swiglu};
 use crate::model::config::{MlpKind, ModelConfig, rope_inv_freq};
 use crate::model::linear::linear_forward;
-use crate::sparse::FiringRowsDown;
-
-/// Reads a tensor back as f32 values in row-major order.
-pub fn to_f32_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.into_data()
-        .convert::<f32>()
-        .try_into_vec::<f32>()
-        .expect("converted to f32 just above")
-}
 
 /// Root-mean-square normalization with a learned scale, computed as transformers does.
 #[derive(Module, Debug)]
@@ -160,10 +151,22 @@ pub struct Mlp {
     pub down_proj: Linear,
     #[module(skip)]
     pub relu_threshold: f64,
-    /// ReLU variant only, set by [`CausalLm::enable_firing_rows_decode`]: batch-1 steps
-    /// compute only the firing rows of the down projection.
+    /// ReLU variant only, installed by [`CausalLm::install_relu_hooks`]: batch-1 steps go
+    /// through it instead of the dense activation and down projection.
     #[module(skip)]
-    pub firing_rows: Option<Arc<FiringRowsDown>>,
+    pub relu_hook: Option<Arc<dyn ReluBlockHook>>,
+}
+
+/// A replacement for a ReLU block's activation and down projection in batch-1 decode steps.
+/// The model only calls it; [`crate::sparse`]'s firing-rows decoding implements it, so the
+/// decoder does not depend on the sparse algorithms.
+pub trait ReluBlockHook: std::fmt::Debug + Send + Sync {
+    /// The block's output [1, 1, hidden] for the up projection's output [1, 1, width], or
+    /// None to run the dense path for this step.
+    fn forward(&self, pre: Tensor<3>) -> Option<Tensor<3>>;
+    /// Fraction of neurons that fired over every call since the last reset.
+    fn firing_fraction(&self) -> f64;
+    fn reset_counts(&self);
 }
 
 impl Mlp {
@@ -177,8 +180,8 @@ impl Mlp {
             None => {
                 let pre = linear_forward(&self.up_proj, x);
                 // A batch-1 step with few firing neurons reads only their rows.
-                if let Some(rows) = self.firing_rows.as_ref().filter(|_| b * s == 1)
-                    && let Some(out) = rows.forward(pre.clone())
+                if let Some(hook) = self.relu_hook.as_ref().filter(|_| b * s == 1)
+                    && let Some(out) = hook.forward(pre.clone())
                 {
                     return out;
                 }
@@ -344,32 +347,25 @@ impl CausalLm {
         }
     }
 
-    /// Makes batch-1 steps of a ReLU-MLP model compute only the firing rows of each down
-    /// projection (measured in `experiments/relu_decode`). The rows are a snapshot of the
-    /// current weights: for inference after training, not during it. Returns false, and
-    /// changes nothing, for SwiGLU models.
-    pub fn enable_firing_rows_decode(&mut self) -> bool {
+    /// Gives every ReLU block the hook `make` builds from it (see [`ReluBlockHook`]).
+    /// Returns false, and changes nothing, for SwiGLU models.
+    pub fn install_relu_hooks(&mut self, make: impl Fn(&Mlp) -> Arc<dyn ReluBlockHook>) -> bool {
         if self.layers.iter().any(|l| l.mlp.gate_proj.is_some()) {
             return false;
         }
         for layer in &mut self.layers {
-            let mlp = &mut layer.mlp;
-            mlp.firing_rows = Some(Arc::new(FiringRowsDown::new(
-                mlp.down_proj.weight.val(),
-                mlp.down_proj.bias.as_ref().map(|b| b.val()),
-                mlp.relu_threshold,
-            )));
+            layer.mlp.relu_hook = Some(make(&layer.mlp));
         }
         true
     }
 
-    /// Fraction of ReLU neurons that fired in firing-rows steps since the last reset, over
-    /// all layers (None unless [`Self::enable_firing_rows_decode`] was called).
+    /// Fraction of ReLU neurons that fired in hooked steps since the last reset, over all
+    /// layers (None unless [`Self::install_relu_hooks`] was called).
     pub fn firing_fraction(&self, reset: bool) -> Option<f64> {
         let rows: Vec<_> = self
             .layers
             .iter()
-            .filter_map(|l| l.mlp.firing_rows.as_ref())
+            .filter_map(|l| l.mlp.relu_hook.as_ref())
             .collect();
         if rows.is_empty() {
             return None;
@@ -419,7 +415,7 @@ pub fn init_zeros(cfg: &ModelConfig, device: &Device) -> CausalLm {
                 up_proj: linear(h, cfg.intermediate_size, false),
                 down_proj: linear(cfg.intermediate_size, h, false),
                 relu_threshold: cfg.relu_threshold,
-                firing_rows: None,
+                relu_hook: None,
             },
         })
         .collect();

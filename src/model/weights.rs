@@ -17,7 +17,8 @@ use safetensors::{Dtype, SafeTensors};
 use crate::error::{Result, SeftError};
 use crate::model::config::{Architecture, MlpKind, ModelConfig, rope_inv_freq};
 use crate::model::gguf::GgufFile;
-use crate::model::llama::{Attention, CausalLm, DecoderLayer, Mlp, RmsNorm, to_f32_vec};
+use crate::model::llama::{Attention, CausalLm, DecoderLayer, Mlp, RmsNorm};
+use crate::numeric::to_f32_vec;
 
 /// A provider of named f32 tensors in Hugging Face layout.
 pub trait ParamSource {
@@ -342,7 +343,7 @@ pub fn build_model(
             up_proj: b.linear(&format!("{p}.mlp.up_proj"), h, i_size, false)?,
             down_proj: b.linear(&format!("{p}.mlp.down_proj"), i_size, h, false)?,
             relu_threshold: cfg.relu_threshold,
-            firing_rows: None,
+            relu_hook: None,
         };
         layers.push(DecoderLayer {
             input_layernorm,

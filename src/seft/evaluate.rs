@@ -7,21 +7,17 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::data::jsonl::read_jsonl;
 use crate::error::Result;
 use crate::model::generate::{FinishReason, SamplingConfig};
 use crate::model::{LanguageModel, Message};
-use crate::seft::generation::generate_rows;
+use crate::seft::data::PromptRow;
+use crate::seft::evolve::Evolution;
+use crate::seft::generation::{ResponseRow, answer_prompts, generate_rows, user};
+use crate::seft::layout::{files, policy_name, stages};
 use crate::seft::reviser::{ReviserFormat, Tag};
+use crate::seft::stage::Run;
 use crate::seft::task::{Grade, grade};
-
-/// A held-out (or pool) prompt; `answer` is the reference when the task has one.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PromptRow {
-    pub id: String,
-    pub prompt: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub answer: Option<String>,
-}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GradedRow {
@@ -42,10 +38,6 @@ pub struct PolicyEval {
     pub mean_response_chars: f64,
 }
 
-fn user(prompt: &str) -> Vec<Message> {
-    vec![Message::new("user", prompt)]
-}
-
 /// Generates answers to the held-out prompts (into `dir/responses.jsonl`) and grades them.
 pub fn eval_policy(
     model: &LanguageModel,
@@ -54,14 +46,14 @@ pub fn eval_policy(
     sampling: &SamplingConfig,
     batch_size: usize,
     dir: &Path,
-) -> Result<PolicyEval> {
+) -> Result<(PolicyEval, Vec<GradedRow>)> {
     let inputs: Vec<Vec<Message>> = held_out.iter().map(|p| user(&p.prompt)).collect();
     let rows = generate_rows(
         model,
         &inputs,
         sampling,
         batch_size,
-        &dir.join("responses.jsonl"),
+        &dir.join(files::RESPONSES),
         &format!("eval {model_name}"),
         "eval",
         |i, g| GradedRow {
@@ -73,7 +65,7 @@ pub fn eval_policy(
     )?;
     let count = |g: Grade| rows.iter().filter(|r| r.grade == g).count();
     let n = rows.len().max(1) as f64;
-    Ok(PolicyEval {
+    let eval = PolicyEval {
         model: model_name.to_string(),
         prompts: rows.len(),
         correct: count(Grade::Correct),
@@ -85,7 +77,8 @@ pub fn eval_policy(
             .map(|r| r.response.chars().count())
             .sum::<usize>() as f64
             / n,
-    })
+    };
+    Ok((eval, rows))
 }
 
 /// Share of prompts where `a` is graded better than `b`, ties counting half.
@@ -176,7 +169,7 @@ pub fn eval_reviser(
         &inputs,
         sampling,
         batch_size,
-        &dir.join("reviewed.jsonl"),
+        &dir.join(files::REVIEWED),
         "eval reviser",
         "eval",
         |i, g| {
@@ -242,4 +235,160 @@ pub fn eval_reviser(
         mean_tokens_keep: mean_tokens(true),
         mean_tokens_revise: mean_tokens(false),
     })
+}
+
+/// Answers of one policy to the held-out prompts (no grading), in `eval/<policy>/responses.jsonl`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AnswerSet {
+    pub model: String,
+    pub prompts: usize,
+    pub mean_response_chars: f64,
+    pub mean_response_tokens: f64,
+    /// Answers cut off by max_new_tokens.
+    pub cut_off: usize,
+}
+
+impl AnswerSet {
+    fn of(model: &str, rows: &[ResponseRow]) -> Self {
+        let n = rows.len().max(1) as f64;
+        AnswerSet {
+            model: model.to_string(),
+            prompts: rows.len(),
+            mean_response_chars: rows
+                .iter()
+                .map(|r| r.response.chars().count())
+                .sum::<usize>() as f64
+                / n,
+            mean_response_tokens: rows.iter().map(|r| r.response_tokens).sum::<usize>() as f64 / n,
+            cut_off: rows
+                .iter()
+                .filter(|r| r.finish_reason == FinishReason::Length)
+                .count(),
+        }
+    }
+}
+
+/// What the evaluation stages found.
+#[derive(Debug, Default)]
+pub struct Evaluation {
+    /// Graded policies (task runs): the start, then each arm's evaluated iterations.
+    pub evals: Vec<PolicyEval>,
+    /// Their graded answers, by policy name.
+    pub graded: BTreeMap<String, Vec<GradedRow>>,
+    pub reviser: Option<ReviserEval>,
+    /// Ungraded answers of the start and each arm's final policy (runs without a task).
+    pub answer_sets: Vec<AnswerSet>,
+}
+
+/// Evaluates the starting policy and the evolved ones on the held-out prompts: graded, with
+/// the reviser's confusion table, when the run has a task; answered for a judge otherwise.
+/// Sets each evaluated iteration's accuracy.
+pub fn evaluate_run(
+    run: &Run,
+    held_out: &[PromptRow],
+    start: &str,
+    reviser: &str,
+    evolution: &mut Evolution,
+) -> Result<Evaluation> {
+    if held_out.is_empty() {
+        return Ok(Evaluation::default());
+    }
+    if run.cfg.task.is_none() {
+        return answer_run(run, held_out, start, evolution);
+    }
+    let mut evaluation = Evaluation::default();
+    let mut grade_policy = |name: &str, path: &str| -> Result<f64> {
+        let (eval, rows) = run.stage_with(
+            &stages::eval(name),
+            &format!("evaluate {name}"),
+            |dir| {
+                let model = LanguageModel::load(path, &run.device)?;
+                let cfg = run.cfg;
+                eval_policy(
+                    &model,
+                    name,
+                    held_out,
+                    &cfg.evolution.sampling,
+                    cfg.eval.batch_size,
+                    dir,
+                )
+            },
+            |dir| read_jsonl(&dir.join(files::RESPONSES)),
+        )?;
+        let accuracy = eval.accuracy;
+        evaluation.evals.push(eval);
+        evaluation.graded.insert(name.to_string(), rows);
+        Ok(accuracy)
+    };
+    grade_policy("start", start)?;
+    for (arm, policies) in &evolution.policies {
+        for (i, path) in policies.iter().enumerate() {
+            let t = i + 1;
+            if !run.cfg.eval.every_iteration && t != policies.len() {
+                continue;
+            }
+            let accuracy = grade_policy(&policy_name(*arm, t), path)?;
+            if let Some(it) = evolution
+                .iterations
+                .iter_mut()
+                .find(|it| it.arm == arm.name() && it.iteration == t)
+            {
+                it.accuracy = Some(accuracy);
+            }
+        }
+    }
+    let start_rows = &evaluation.graded["start"];
+    evaluation.reviser = Some(
+        run.stage(stages::EVAL_REVISER, "evaluate the reviser", |dir| {
+            let model = LanguageModel::load(reviser, &run.device)?;
+            let r = &run.cfg.reviser;
+            eval_reviser(
+                &model,
+                &r.format,
+                start_rows,
+                &r.sampling,
+                r.batch_size,
+                dir,
+            )
+        })?,
+    );
+    Ok(evaluation)
+}
+
+/// Without a task there is no grader: the starting and final policies answer the held-out
+/// prompts, for a judge (`seft judge`) or a person to compare.
+fn answer_run(
+    run: &Run,
+    held_out: &[PromptRow],
+    start: &str,
+    evolution: &Evolution,
+) -> Result<Evaluation> {
+    let mut targets = vec![("start".to_string(), start.to_string())];
+    for (arm, policies) in &evolution.policies {
+        if let Some(last) = policies.last() {
+            targets.push((policy_name(*arm, policies.len()), last.clone()));
+        }
+    }
+    let mut evaluation = Evaluation::default();
+    for (name, path) in targets {
+        let set = run.stage(
+            &stages::eval(&name),
+            &format!("answer held-out prompts: {name}"),
+            |dir| {
+                let model = LanguageModel::load(&path, &run.device)?;
+                let rows = answer_prompts(
+                    &model,
+                    held_out,
+                    &run.cfg.evolution.sampling,
+                    run.cfg.eval.batch_size,
+                    &dir.join(files::RESPONSES),
+                    &format!("eval {name}"),
+                    "eval",
+                )?;
+                Ok(AnswerSet::of(&name, &rows))
+            },
+        )?;
+        evaluation.answer_sets.push(set);
+    }
+    Ok(evaluation)
 }

@@ -23,11 +23,13 @@ use rand::seq::SliceRandom;
 use rand::{SeedableRng, rngs::StdRng};
 use serde::{Deserialize, Serialize};
 
+use crate::data::jsonl::{io, write_atomic};
+use crate::embed::TextEmbedder;
 use crate::error::{Result, SeftError};
+use crate::numeric::Matrix;
+use crate::seft::layout::stages;
 use crate::seft::reviser::PreferencePair;
-use crate::seft::stage::{io, write_atomic};
-use crate::select::Matrix;
-use crate::select::embed::TextEmbedder;
+use crate::seft::stage::Run;
 use crate::sparse::{GateConfig, QualityGate, ShiftedReluNet, TrainPath};
 
 /// Held-out answers a threshold must cover, so that one lucky score does not set it.
@@ -346,19 +348,32 @@ pub struct GateOutcome {
     pub filter_precision: f64,
 }
 
-/// Embeds the preference pairs (as `text(prompt, response)`), trains the gate (and the
-/// comparison), calibrates it, and saves it in `dir` (gate.json + weights.npy).
-#[allow(clippy::too_many_arguments)]
+/// The gate's training examples: preference pairs, each answer embedded as
+/// `text(prompt, response)`.
+pub struct GateExamples<'a> {
+    pub pairs: &'a [PreferencePair],
+    pub text: &'a dyn Fn(&str, &str) -> String,
+    /// Seeds the train / held-out split and the gate's initialization.
+    pub seed: u64,
+    /// Texts per embedding forward pass.
+    pub batch_size: usize,
+}
+
+/// Embeds the examples, trains the gate (and the comparison), calibrates it, and saves it in
+/// `dir` (gate.json + weights.npy).
 pub fn train_gate_stage(
     section: &GateSection,
     embedder_spec: &str,
-    pairs: &[PreferencePair],
-    text: impl Fn(&str, &str) -> String,
-    seed: u64,
-    batch_size: usize,
+    examples: &GateExamples,
     device: &burn::tensor::Device,
     dir: &Path,
 ) -> Result<GateOutcome> {
+    let GateExamples {
+        pairs,
+        text,
+        seed,
+        batch_size,
+    } = *examples;
     let (texts, labels) = gate_examples(pairs, text);
     let (train, held_out) = split_by_pair(pairs.len(), section.held_out_fraction, seed)?;
     let started = Instant::now();
@@ -511,6 +526,48 @@ impl GateScorer {
         let embeddings = Matrix::from_rows(&self.embedder.embed(texts, self.batch_size)?)?;
         self.gate.scores(embeddings.data())
     }
+}
+
+/// A trained quality gate, ready to score answers.
+pub struct LoadedGate {
+    pub outcome: GateOutcome,
+    pub scorer: GateScorer,
+}
+
+/// The gate stage of a run (with a `[gate]` section): trains the gate on the run's preference
+/// pairs with the configured embedder (`policy` = the starting policy, `reviser`, or a model),
+/// then loads it for scoring.
+pub fn gate_stage(
+    run: &Run,
+    start: &str,
+    reviser: &str,
+    pairs: &[PreferencePair],
+) -> Result<Option<LoadedGate>> {
+    let Some(section) = &run.cfg.gate else {
+        return Ok(None);
+    };
+    let embedder = match section.embedder.as_str() {
+        "policy" => start,
+        "reviser" => reviser,
+        spec => spec,
+    };
+    let cfg = run.cfg;
+    let outcome = run.stage(stages::GATE, "train the quality gate", |dir| {
+        let examples = GateExamples {
+            pairs,
+            text: &|p, r| cfg.reviser.format.user_turn(p, r),
+            seed: cfg.seed,
+            batch_size: cfg.evolution.batch_size,
+        };
+        train_gate_stage(section, embedder, &examples, &run.device, dir)
+    })?;
+    let scorer = GateScorer::load(
+        &run.layout.stage_dir(stages::GATE),
+        embedder,
+        cfg.evolution.batch_size,
+        &run.device,
+    )?;
+    Ok(Some(LoadedGate { outcome, scorer }))
 }
 
 #[cfg(test)]

@@ -8,14 +8,15 @@
 use std::path::Path;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
+use crate::data::jsonl::{append_jsonl, complete_rows, write_jsonl};
 use crate::error::Result;
 use crate::fault::fault_point;
-use crate::model::generate::{Generation, SamplingConfig, generate};
+use crate::model::generate::{FinishReason, Generation, SamplingConfig, generate};
 use crate::model::{LanguageModel, Message};
-use crate::seft::stage::{append_jsonl, complete_rows, write_jsonl};
+use crate::seft::data::PromptRow;
 
 pub fn progress_bar(len: usize, label: &str) -> ProgressBar {
     let bar = ProgressBar::new(len as u64);
@@ -79,4 +80,48 @@ pub fn generate_rows<R: Serialize + DeserializeOwned>(
     }
     bar.finish_and_clear();
     Ok(rows)
+}
+
+/// One policy answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResponseRow {
+    pub id: String,
+    pub prompt: String,
+    pub response: String,
+    pub response_tokens: usize,
+    pub finish_reason: FinishReason,
+}
+
+/// A single-turn conversation: the prompt as the user's message.
+pub fn user(prompt: &str) -> Vec<Message> {
+    vec![Message::new("user", prompt)]
+}
+
+/// How `model` answers `prompts`, appended to `path` (resumable, see [`generate_rows`]).
+pub fn answer_prompts(
+    model: &LanguageModel,
+    prompts: &[PromptRow],
+    sampling: &SamplingConfig,
+    batch_size: usize,
+    path: &Path,
+    label: &str,
+    fault: &str,
+) -> Result<Vec<ResponseRow>> {
+    let inputs: Vec<Vec<Message>> = prompts.iter().map(|p| user(&p.prompt)).collect();
+    generate_rows(
+        model,
+        &inputs,
+        sampling,
+        batch_size,
+        path,
+        label,
+        fault,
+        |i, g| ResponseRow {
+            id: prompts[i].id.clone(),
+            prompt: prompts[i].prompt.clone(),
+            response: g.text.clone(),
+            response_tokens: g.token_ids.len(),
+            finish_reason: g.finish_reason,
+        },
+    )
 }

@@ -10,23 +10,33 @@
 //!    let the reviser enhance each answer (keep → the answer itself), filter, and fine-tune the
 //!    policy with plain SFT on the enhanced answers.
 //!
-//! Modules: [`reviser`] (data, tags, output format), [`task`] (a self-graded task family for
-//! the quickstart), [`scratch`] (a small decoder trained from scratch), [`pipeline`] (the
-//! resumable stages of `seft run`), [`selection`] (which prompts), [`gate`] (the quality gate
-//! that skips the reviser), [`evaluate`] and [`report`].
+//! Modules, in the order a run uses them: [`run_config`] (the TOML file), [`stage`] (the
+//! [`Run`](stage::Run) context and its resumable stages), [`layout`] (every path of the run
+//! directory), [`data`] (the inputs; [`task`] makes them for the built-in task family),
+//! [`scratch`] (a small decoder from scratch), [`sft`] (fine-tuning inside a run), [`reviser`]
+//! (tags, data, output format), [`gate`] (the quality gate that skips the reviser),
+//! [`selection`] (which prompts each iteration), [`evolve`] (generate → revise → filter
+//! ([`filters`]) → fine-tune, per arm and iteration; [`generation`] writes the answers),
+//! [`evaluate`] (held-out grading, the reviser's confusion table) and [`report`];
+//! [`pipeline`] chains them.
 
-pub mod config;
+pub mod data;
 pub mod evaluate;
+pub mod evolve;
+pub mod filters;
 pub mod gate;
 pub mod generation;
+pub mod layout;
 pub mod pipeline;
 pub mod report;
 pub mod reviser;
+pub mod run_config;
 pub mod scratch;
 pub mod selection;
+pub mod sft;
 pub mod stage;
 pub mod task;
 
-pub use config::RunConfig;
 pub use pipeline::run;
 pub use report::Report;
+pub use run_config::RunConfig;

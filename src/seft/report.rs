@@ -5,23 +5,17 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::data::jsonl::write_atomic;
 use crate::error::Result;
-use crate::seft::config::RunConfig;
-use crate::seft::evaluate::{GradedRow, PolicyEval, ReviserEval, win_rate};
-use crate::seft::pipeline::{AnswerSet, DataOutcome, FilterOutcome, RevisionOutcome, SftStage};
-use crate::seft::stage::{read_jsonl, write_atomic};
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct IterationReport {
-    pub arm: String,
-    pub iteration: usize,
-    pub prompts: usize,
-    pub revisions: RevisionOutcome,
-    pub filters: FilterOutcome,
-    pub sft: SftStage,
-    /// Held-out accuracy of this iteration's policy (task runs).
-    pub accuracy: Option<f64>,
-}
+use crate::seft::data::DataOutcome;
+use crate::seft::evaluate::{AnswerSet, Evaluation, PolicyEval, ReviserEval, win_rate};
+use crate::seft::evolve::IterationReport;
+use crate::seft::gate::GateOutcome;
+use crate::seft::layout::RunLayout;
+use crate::seft::layout::{Arm, policy_name};
+use crate::seft::run_config::RunConfig;
+use crate::seft::selection::SelectionReport;
+use crate::seft::sft::SftStage;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Report {
@@ -46,78 +40,73 @@ pub struct Report {
     pub answer_sets: Vec<AnswerSet>,
     /// How the evolution prompts were chosen, and which kinds of prompts were revised most.
     #[serde(default)]
-    pub selection: Option<crate::seft::selection::SelectionReport>,
+    pub selection: Option<SelectionReport>,
     /// The quality gate: its training (firing trees vs dense), calibration, and use.
     #[serde(default)]
-    pub gate: Option<crate::seft::gate::GateOutcome>,
+    pub gate: Option<GateOutcome>,
     /// (stage, seconds of the run that finished it).
     pub stage_seconds: Vec<(String, f64)>,
     /// Wall time of this invocation (a resumed run counts only its own part).
     pub seconds: f64,
 }
 
+/// Everything a finished run measured, for [`Report::assemble`].
+pub struct RunResults {
+    pub data: DataOutcome,
+    pub starting_policy: Option<SftStage>,
+    pub reviser: SftStage,
+    pub iterations: Vec<IterationReport>,
+    pub evaluation: Evaluation,
+    pub gate: Option<GateOutcome>,
+    pub selection: Option<SelectionReport>,
+    pub stage_seconds: Vec<(String, f64)>,
+    pub seconds: f64,
+}
+
 impl Report {
-    #[allow(clippy::too_many_arguments)]
-    pub fn assemble(
-        cfg: &RunConfig,
-        out: &Path,
-        data: DataOutcome,
-        starting_policy: Option<SftStage>,
-        reviser: SftStage,
-        iterations: Vec<IterationReport>,
-        evals: Vec<PolicyEval>,
-        reviser_eval: Option<ReviserEval>,
-        answer_sets: Vec<AnswerSet>,
-        stage_seconds: Vec<(String, f64)>,
-        seconds: f64,
-    ) -> Result<Self> {
+    pub fn assemble(cfg: &RunConfig, out: &Path, results: RunResults) -> Self {
         let t = cfg.iterations;
-        let accuracy = |name: &str| evals.iter().find(|e| e.model == name).map(|e| e.accuracy);
-        // Graded answers exist only for task runs (others hold ungraded answers).
-        let graded = |name: &str| -> Result<Option<Vec<GradedRow>>> {
-            let p = out.join("eval").join(name).join("responses.jsonl");
-            Ok(if cfg.task.is_some() && p.exists() {
-                Some(read_jsonl(&p)?)
-            } else {
-                None
-            })
+        let evaluation = results.evaluation;
+        let accuracy = |name: &str| {
+            evaluation
+                .evals
+                .iter()
+                .find(|e| e.model == name)
+                .map(|e| e.accuracy)
         };
-        let start = graded("start")?;
-        let win = |name: &str| -> Result<Option<f64>> {
-            Ok(match (graded(name)?, &start) {
-                (Some(a), Some(b)) => Some(win_rate(&a, b)),
-                _ => None,
-            })
+        let win = |name: &str| match (evaluation.graded.get(name), evaluation.graded.get("start")) {
+            (Some(a), Some(b)) => Some(win_rate(a, b)),
+            _ => None,
         };
-        let seft_final = format!("seft-iter-{t}");
-        let identity_final = format!("identity-iter-{t}");
-        Ok(Report {
+        let seft_final = policy_name(Arm::Seft, t);
+        let identity_final = policy_name(Arm::Identity, t);
+        Report {
             run_dir: out.to_path_buf(),
             before_accuracy: accuracy("start"),
             after_accuracy: accuracy(&seft_final),
             identity_reviser_accuracy: accuracy(&identity_final),
-            win_rate_vs_start: win(&seft_final)?,
-            identity_win_rate_vs_start: win(&identity_final)?,
+            win_rate_vs_start: win(&seft_final),
+            identity_win_rate_vs_start: win(&identity_final),
             judge: match &cfg.task {
                 Some(task) => format!(
                     "programmatic: exact grading of the built-in {} task on {} held-out prompts",
                     serde_json::to_string(&task.family).expect("serializable"),
-                    data.held_out
+                    results.data.held_out
                 ),
                 None => "none: this run has no graded task; its held-out answers (eval/*/responses.jsonl) are for `seft judge`".into(),
             },
-            data,
-            starting_policy,
-            reviser,
-            reviser_eval,
-            iterations,
-            evals,
-            answer_sets,
-            selection: None,
-            gate: None,
-            stage_seconds,
-            seconds,
-        })
+            data: results.data,
+            starting_policy: results.starting_policy,
+            reviser: results.reviser,
+            reviser_eval: evaluation.reviser,
+            iterations: results.iterations,
+            evals: evaluation.evals,
+            answer_sets: evaluation.answer_sets,
+            selection: results.selection,
+            gate: results.gate,
+            stage_seconds: results.stage_seconds,
+            seconds: results.seconds,
+        }
     }
 
     pub fn markdown(&self) -> String {
@@ -257,7 +246,7 @@ impl Report {
 
 impl Report {
     /// The quality-gate section: how it was trained, calibrated, and what it saved.
-    fn gate_markdown(&self, g: &crate::seft::gate::GateOutcome) -> String {
+    fn gate_markdown(&self, g: &GateOutcome) -> String {
         let mut s = String::new();
         let _ = writeln!(
             s,
@@ -348,12 +337,12 @@ impl Report {
     }
 }
 
-pub fn write_report(report: &Report, out: &Path) -> Result<()> {
+pub fn write_report(report: &Report, layout: &RunLayout) -> Result<()> {
     write_atomic(
-        &out.join("report.json"),
+        &layout.report_json(),
         serde_json::to_string_pretty(report)
             .expect("serializable")
             .as_bytes(),
     )?;
-    write_atomic(&out.join("report.md"), report.markdown().as_bytes())
+    write_atomic(&layout.report_md(), report.markdown().as_bytes())
 }

@@ -11,7 +11,7 @@ use crate::error::{Result, SeftError};
 use crate::model::ModelConfig;
 use crate::model::tokenizer::bytes_to_unicode;
 use crate::model::weights::{InitSource, build_model, save_safetensors};
-use crate::seft::config::ScratchModel;
+use crate::seft::run_config::ScratchModel;
 
 const SPECIAL_TOKENS: [&str; 3] = ["<|im_end|>", "<|user|>", "<|assistant|>"];
 

@@ -17,8 +17,12 @@ use std::time::Instant;
 use rand::{SeedableRng, rngs::StdRng, seq::SliceRandom};
 use serde::{Deserialize, Serialize};
 
+use crate::embed::TextEmbedder;
 use crate::error::{Result, SeftError};
-use crate::select::Matrix;
+use crate::numeric::Matrix;
+use crate::seft::data::PromptRow;
+use crate::seft::layout::{files, stages};
+use crate::seft::stage::Run;
 use crate::select::kde::{DynamicKde, DynamicKdeParams, Kernel};
 use crate::select::kmeans::{KMeans, KMeansParams, Seeding};
 
@@ -114,20 +118,17 @@ impl SelectionReport {
     /// `revised`: (prompt id, changed by the reviser) for every revision of the SEFT arm.
     pub fn new(
         selection: &Selection,
-        pool: &[crate::seft::evaluate::PromptRow],
+        pool: &[PromptRow],
         revised: &[(String, bool)],
-        embeddings: &std::path::Path,
+        embeddings: Option<&Matrix>,
     ) -> Result<Self> {
         let mut revised_by_cluster = Vec::new();
-        if let Some(stats) = &selection.stats
-            && embeddings.exists()
-        {
-            let x = Matrix::read_npy(embeddings)?;
+        if let (Some(stats), Some(x)) = (&selection.stats, embeddings) {
             let clusters = KMeansParams::new(REPORT_CLUSTERS.min(x.n()))
                 .seed(stats.seed)
                 .method(Seeding::Fast)
                 .lloyd_iters(10)
-                .fit(&x)?;
+                .fit(x)?;
             let index: std::collections::HashMap<&str, usize> = pool
                 .iter()
                 .enumerate()
@@ -422,6 +423,65 @@ fn by_cluster(
         out.push(picks);
     }
     Ok(out)
+}
+
+/// Prompt tokens an embedding looks at (prompts are short; longer ones are cut).
+const EMBED_MAX_TOKENS: usize = 256;
+
+/// The selection stage: embeds the pool (when the selector or the report needs it, into
+/// `selection/pool_embeddings.npy`) and chooses every iteration's prompts up front, so a
+/// resumed run reuses exactly the same choice.
+pub fn selection_stage(
+    run: &Run,
+    start: &str,
+    pool: &[PromptRow],
+) -> Result<(Selection, Option<Matrix>)> {
+    let embeddings_file = |dir: &std::path::Path| dir.join(files::POOL_EMBEDDINGS);
+    run.stage_with(
+        stages::SELECTION,
+        "select the evolution prompts",
+        |dir| {
+            let evolution = &run.cfg.evolution;
+            let spec = match (&evolution.embedder, evolution.selector.needs_embeddings()) {
+                (Some(e), _) if e == "policy" => Some(start.to_string()),
+                (Some(e), _) => Some(e.clone()),
+                (None, true) => Some(start.to_string()),
+                (None, false) => None,
+            };
+            let started = Instant::now();
+            let embeddings = match &spec {
+                Some(spec) => {
+                    let embedder = TextEmbedder::load(spec, &run.device, EMBED_MAX_TOKENS)?;
+                    let texts: Vec<String> = pool.iter().map(|p| p.prompt.clone()).collect();
+                    let rows = embedder.embed(&texts, evolution.batch_size.max(1))?;
+                    let m = Matrix::from_rows(&rows)?;
+                    m.write_npy(&embeddings_file(dir))?;
+                    Some(m)
+                }
+                None => None,
+            };
+            let embed_seconds = started.elapsed().as_secs_f64();
+            let (iterations, stats) = select(
+                evolution.selector,
+                embeddings.as_ref(),
+                pool.len(),
+                evolution.prompts_per_iteration,
+                run.cfg.iterations,
+                run.cfg.seed,
+            )?;
+            let selection = Selection {
+                iterations,
+                stats,
+                embedder: spec,
+                embed_seconds,
+            };
+            Ok((selection, embeddings))
+        },
+        |dir| {
+            let path = embeddings_file(dir);
+            path.exists().then(|| Matrix::read_npy(&path)).transpose()
+        },
+    )
 }
 
 #[cfg(test)]

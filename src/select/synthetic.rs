@@ -5,7 +5,7 @@ use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, StandardNormal};
 
 use crate::error::{Result, SeftError};
-use crate::select::matrix::Matrix;
+use crate::numeric::matrix::Matrix;
 
 /// Gaussian blobs for tests and benchmarks: `centers` cluster centers uniform in
 /// [−10, 10]^d, points N(center, 1) assigned round-robin.

@@ -5,15 +5,17 @@
 //! `out = Σ_{r fires} (up(x)_r − b) · W_down[r, :]`, k·h multiply-adds instead of m·h. The
 //! up projection still runs dense: the firing set is only known after it (the firing-tree
 //! of arXiv:2211.14227 needs inputs fixed across iterations, and a decoder's inputs change
-//! every token). This is the measurement issue 7 asks for
-//! (`experiments/relu_decode`); [`FiringRowsDown`] is used only where it was enabled
-//! explicitly ([`crate::model::llama::CausalLm::enable_firing_rows_decode`]).
+//! every token). Measured in `experiments/relu_decode`; [`FiringRowsDown`] is used only where
+//! it was enabled explicitly ([`enable_firing_rows_decode`]), as the model's
+//! [`ReluBlockHook`].
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use burn::tensor::{Tensor, TensorData};
 
-use crate::model::llama::to_f32_vec;
+use crate::model::llama::{CausalLm, ReluBlockHook};
+use crate::numeric::to_f32_vec;
 
 /// Above this firing fraction a step goes back to the dense down projection: per row, the
 /// loop below costs about twice the gemm's time, so the rows stop paying near 45% firing
@@ -95,17 +97,37 @@ impl FiringRowsDown {
             &device,
         ))
     }
+}
 
-    /// Fraction of neurons that fired over every call so far (NaN before the first).
-    pub fn firing_fraction(&self) -> f64 {
+impl ReluBlockHook for FiringRowsDown {
+    fn forward(&self, pre: Tensor<3>) -> Option<Tensor<3>> {
+        FiringRowsDown::forward(self, pre)
+    }
+
+    /// NaN before the first call.
+    fn firing_fraction(&self) -> f64 {
         let seen = self.seen.load(Ordering::Relaxed);
         self.fired.load(Ordering::Relaxed) as f64 / seen as f64
     }
 
-    pub fn reset_counts(&self) {
+    fn reset_counts(&self) {
         self.fired.store(0, Ordering::Relaxed);
         self.seen.store(0, Ordering::Relaxed);
     }
+}
+
+/// Makes batch-1 steps of a ReLU-MLP model compute only the firing rows of each down
+/// projection (measured in `experiments/relu_decode`). The rows are a snapshot of the
+/// current weights: for inference after training, not during it. Returns false, and changes
+/// nothing, for SwiGLU models.
+pub fn enable_firing_rows_decode(net: &mut CausalLm) -> bool {
+    net.install_relu_hooks(|mlp| {
+        Arc::new(FiringRowsDown::new(
+            mlp.down_proj.weight.val(),
+            mlp.down_proj.bias.as_ref().map(|b| b.val()),
+            mlp.relu_threshold,
+        ))
+    })
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! baseline (forward X·Wᵀ and backward W −= Dᵀ·X, both one gemm) and the slow same-order
 //! reference whose weights the tree path reproduces bit for bit.
 
-use gemm::{Parallelism, gemm};
+use crate::numeric::gemm::{MatMut, MatRef, Threads, gemm};
 use rayon::prelude::*;
 
 use super::network::{
@@ -102,32 +102,15 @@ impl DenseStepper {
             .extend((0..m as u32).filter(|&r| self.fired[r as usize]));
 
         let w = net.weights_mut();
-        // SAFETY: W is m × d (dst, row stride d), the update n × m read as its m × n
-        // transpose (row stride 1, column stride m) and x is n × d (row stride d): all
-        // reads and writes stay inside the three buffers, which do not overlap.
-        unsafe {
-            gemm(
-                m,
-                d,
-                n,
-                w.as_mut_ptr(),
-                1,
-                d as isize,
-                true,
-                self.update.as_ptr(),
-                m as isize,
-                1,
-                data.x().as_ptr(),
-                1,
-                d as isize,
-                1.0,
-                -1.0,
-                false,
-                false,
-                false,
-                Parallelism::Rayon(0),
-            );
-        }
+        // W (m × d) −= updateᵀ · x: the update is n × m, read as its m × n transpose.
+        gemm(
+            MatMut::row_major(w, m, d),
+            Some(1.0),
+            MatRef::transposed(&self.update, m, n),
+            MatRef::row_major(data.x(), n, d),
+            -1.0,
+            Threads::Rayon,
+        );
         Ok(Outcome {
             loss,
             firing_fraction: pairs as f64 / (n * m) as f64,

@@ -43,7 +43,7 @@ mod tree;
 mod tree_step;
 mod validate;
 
-pub use decode::FiringRowsDown;
+pub use decode::{FiringRowsDown, enable_firing_rows_decode};
 pub use firing::FiringSets;
 pub use gate::{GateConfig, QualityGate};
 pub use network::{ShiftedReluNet, TrainData};

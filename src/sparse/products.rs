@@ -11,7 +11,7 @@
 //! depth of 3 to 512 per call (longer vectors are summed over fixed chunks with `read_dst`),
 //! and the same strides; padding rows and columns are zero.
 
-use gemm::{Parallelism, gemm};
+use crate::numeric::gemm::{MatMut, MatRef, Threads, gemm};
 
 /// Fewest neuron columns per gemm call: with 2 point rows or more, 129 columns keeps
 /// rows·columns above 256, off gemm's horizontal small-matrix kernel.
@@ -111,35 +111,19 @@ impl PointMatrix {
             "rows buffer too short"
         );
         out.resize(self.padded_points * columns, 0.0);
-        let stride = self.padded_dim as isize;
+        let stride = self.padded_dim;
         let mut start = 0;
         for (chunk, depth) in depth_chunks(self.padded_dim).enumerate() {
-            // SAFETY: `out` holds padded_points × columns values (resized above), `x` holds
-            // padded_points rows of padded_dim and `rows` at least `columns` rows of
-            // padded_dim (asserted); start + depth ≤ padded_dim, so every read is in bounds.
-            unsafe {
-                gemm(
-                    self.padded_points,
-                    columns,
-                    depth,
-                    out.as_mut_ptr(),
-                    1,
-                    columns as isize,
-                    chunk > 0,
-                    self.x.as_ptr().add(start),
-                    1,
-                    stride,
-                    rows.as_ptr().add(start),
-                    stride,
-                    1,
-                    1.0,
-                    1.0,
-                    false,
-                    false,
-                    false,
-                    Parallelism::Rayon(0),
-                );
-            }
+            // dst: padded_points × columns; lhs: the points' coordinates start..start + depth;
+            // rhs: the same coordinates of the neuron rows, read as depth × columns.
+            gemm(
+                MatMut::row_major(out, self.padded_points, columns),
+                (chunk > 0).then_some(1.0),
+                MatRef::new(&self.x[start..], self.padded_points, depth, stride, 1),
+                MatRef::new(&rows[start..], depth, columns, 1, stride),
+                1.0,
+                Threads::Rayon,
+            );
             start += depth;
         }
     }

@@ -198,7 +198,7 @@ mod tests {
     use burn::tensor::{Device, Distribution, Tensor};
 
     use super::FusedAdamW;
-    use crate::model::llama::to_f32_vec;
+    use crate::numeric::to_f32_vec;
 
     /// Five steps of the fused pass give Burn's AdamW's weights and moments (to float
     /// rounding), with weight decay, a changing learning rate, and weights shorter and longer

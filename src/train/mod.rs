@@ -6,12 +6,13 @@
 
 pub mod adamw;
 pub mod batch;
-pub mod config;
+pub mod checkpoint;
 pub mod loss;
+pub mod params;
 pub mod plot;
 pub mod schedule;
 pub mod tokenize;
 pub mod trainer;
 
-pub use config::SftConfig;
-pub use trainer::{SftOutcome, run_sft};
+pub use params::{LoraSection, Objective, Schedule, SftParams, TrainSection};
+pub use trainer::{SftOutcome, Trainer, run_sft};

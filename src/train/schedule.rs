@@ -2,7 +2,7 @@
 //! `get_linear_schedule_with_warmup`, constant with warmup), indexed by the 0-based optimizer
 //! step, so a run's learning rates match a Trainer run with the same settings.
 
-use crate::train::config::Schedule;
+use crate::train::params::Schedule;
 
 pub fn learning_rate(
     schedule: Schedule,

@@ -20,8 +20,11 @@ use crate::model::llama::CausalLm;
 use crate::model::{LanguageModel, TextTokenizer};
 use crate::train::adamw::FusedAdamW;
 use crate::train::batch::{collate, epoch_batches};
-use crate::train::config::SftConfig;
+use crate::train::checkpoint::{
+    TrainState, io, latest_checkpoint, restore_checkpoint, save_checkpoint, truncate_metrics,
+};
 use crate::train::loss::{masked_token_loss, scalar};
+use crate::train::params::SftParams;
 use crate::train::schedule::learning_rate;
 use crate::train::tokenize::{TokenizedExample, tokenize_conversation};
 
@@ -33,6 +36,25 @@ pub struct SftOutcome {
     pub eval_loss: Option<f64>,
     pub model_dir: PathBuf,
     pub data: DataSummary,
+    /// (step, training loss) of every logged step, those of earlier invocations included.
+    pub losses: Vec<(usize, f64)>,
+    /// Tokens (padding excluded) this invocation trained on, and its wall time.
+    pub tokens: usize,
+    pub seconds: f64,
+}
+
+impl SftOutcome {
+    /// Mean logged training loss over the first and over the last 10% of the logged steps
+    /// (at least one each; NaN without any).
+    pub fn loss_ends(&self) -> (f64, f64) {
+        let losses: Vec<f64> = self.losses.iter().map(|&(_, l)| l).collect();
+        if losses.is_empty() {
+            return (f64::NAN, f64::NAN);
+        }
+        let k = (losses.len() / 10).max(1);
+        let mean = |s: &[f64]| s.iter().sum::<f64>() / s.len() as f64;
+        (mean(&losses[..k]), mean(&losses[losses.len() - k..]))
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -46,20 +68,10 @@ pub struct DataSummary {
     pub train_target_tokens: usize,
 }
 
-/// Position of a run, saved with each checkpoint.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-struct TrainState {
-    step: usize,
-    epoch: usize,
-    /// Optimizer steps already taken inside `epoch`.
-    step_in_epoch: usize,
-    last_loss: f64,
-}
-
 fn tokenize_all(
     tok: &TextTokenizer,
     records: &[crate::data::Record],
-    cfg: &SftConfig,
+    cfg: &SftParams,
     summary: &mut DataSummary,
 ) -> Result<Vec<TokenizedExample>> {
     let mut out = Vec::with_capacity(records.len());
@@ -82,7 +94,7 @@ fn tokenize_all(
 
 /// Reads, splits and tokenizes the configured data.
 pub fn prepare_data(
-    cfg: &SftConfig,
+    cfg: &SftParams,
     tok: &TextTokenizer,
 ) -> Result<(Vec<TokenizedExample>, Vec<TokenizedExample>, DataSummary)> {
     let opts = ReadOptions {
@@ -218,7 +230,7 @@ pub fn optimizer_step(
 
 /// Freezes every weight and attaches trainable LoRA factors (A ~ N(0, 1/rank), B = 0, so the
 /// model is unchanged at first) to the targeted projections. Seeded through the device RNG.
-pub fn apply_lora(net: CausalLm, cfg: &crate::train::config::LoraSection, seed: u64) -> CausalLm {
+pub fn apply_lora(net: CausalLm, cfg: &crate::train::params::LoraSection, seed: u64) -> CausalLm {
     net.norm.weight.device().seed(seed);
     let pattern = format!(r"(^|\.)({})\.weight$", cfg.targets.join("|"));
     let group =
@@ -228,7 +240,7 @@ pub fn apply_lora(net: CausalLm, cfg: &crate::train::config::LoraSection, seed: 
 
 /// AdamW with the run's settings (decoupled weight decay, as `torch.optim.AdamW`).
 /// On flex each parameter's update is one fused pass ([`FusedAdamW`]).
-pub fn adamw(t: &crate::train::config::TrainSection) -> burn::optim::ModuleOptimizer {
+pub fn adamw(t: &crate::train::params::TrainSection) -> burn::optim::ModuleOptimizer {
     burn::optim::ModuleOptimizer::from(FusedAdamW::new(
         t.beta1 as f32,
         t.beta2 as f32,
@@ -260,109 +272,85 @@ pub fn evaluate(
     )
 }
 
-fn checkpoints_dir(out: &Path) -> PathBuf {
-    out.join("checkpoints")
-}
-
-/// The newest complete checkpoint (a `step-*` folder with its state.json).
-fn latest_checkpoint(out: &Path) -> Option<PathBuf> {
-    let mut found: Vec<PathBuf> = std::fs::read_dir(checkpoints_dir(out))
-        .ok()?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("step-"))
-                && p.join("state.json").exists()
-        })
-        .collect();
-    found.sort();
-    found.pop()
-}
-
-fn io<T>(path: &Path, r: std::io::Result<T>) -> Result<T> {
-    r.map_err(|e| SeftError::io(path, e))
-}
-
-/// Writes model, optimizer and state into `checkpoints/.partial-step-N`, renames it to
-/// `step-N` when complete, then removes older checkpoints: a crash at any point leaves the
-/// previous complete checkpoint in place.
-fn save_checkpoint(
-    out: &Path,
-    net: &CausalLm,
-    optim: &burn::optim::ModuleOptimizer,
-    state: &TrainState,
-) -> Result<()> {
-    let root = checkpoints_dir(out);
-    io(&root, std::fs::create_dir_all(&root))?;
-    let tmp = root.join(format!(".partial-step-{:08}", state.step));
-    if tmp.exists() {
-        io(&tmp, std::fs::remove_dir_all(&tmp))?;
-    }
-    io(&tmp, std::fs::create_dir_all(&tmp))?;
-    let model_path = tmp.join("model.bpk");
-    net.clone()
-        .save_file(&model_path)
-        .map_err(|e| SeftError::file(&model_path, format!("cannot save model: {e:?}")))?;
-    fault_point("checkpoint", state.step);
-    let optim_path = tmp.join("optim.bpk");
-    optim
-        .save(&optim_path)
-        .map_err(|e| SeftError::file(&optim_path, format!("cannot save optimizer: {e:?}")))?;
-    let state_path = tmp.join("state.json");
-    io(
-        &state_path,
-        std::fs::write(
-            &state_path,
-            serde_json::to_string_pretty(state).expect("serializable"),
-        ),
-    )?;
-    let done = root.join(format!("step-{:08}", state.step));
-    if done.exists() {
-        io(&done, std::fs::remove_dir_all(&done))?;
-    }
-    io(&done, std::fs::rename(&tmp, &done))?;
-    for entry in io(&root, std::fs::read_dir(&root))?.flatten() {
-        let p = entry.path();
-        if p != done
-            && p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("step-"))
-        {
-            io(&p, std::fs::remove_dir_all(&p))?;
-        }
-    }
-    Ok(())
-}
-
-/// Keeps only metrics lines up to `step` (a resumed run rewrites what came after).
-fn truncate_metrics(path: &Path, step: usize) -> Result<()> {
-    if !path.exists() {
-        return Ok(());
-    }
-    let text = io(path, std::fs::read_to_string(path))?;
-    let kept: Vec<&str> = text
-        .lines()
-        .filter(|l| {
-            serde_json::from_str::<serde_json::Value>(l)
-                .ok()
-                .and_then(|v| v.get("step").and_then(|s| s.as_u64()))
-                .is_some_and(|s| s as usize <= step)
-        })
-        .collect();
-    let mut out = kept.join("\n");
-    if !out.is_empty() {
-        out.push('\n');
-    }
-    io(path, std::fs::write(path, out))
-}
-
 fn append_metrics(path: &Path, line: &serde_json::Value) -> Result<()> {
     crate::data::jsonl::append_jsonl(path, std::slice::from_ref(line))
 }
 
+/// An SFT run ready to start: `Trainer::new(params).resume(true).run()`.
+pub struct Trainer {
+    params: SftParams,
+    resume: bool,
+}
+
+impl Trainer {
+    pub fn new(params: SftParams) -> Self {
+        Trainer {
+            params,
+            resume: false,
+        }
+    }
+
+    /// Continue from the run directory's last checkpoint, if it has one (otherwise a run
+    /// directory with checkpoints is refused).
+    pub fn resume(mut self, resume: bool) -> Self {
+        self.resume = resume;
+        self
+    }
+
+    pub fn run(self) -> Result<SftOutcome> {
+        run_sft(&self.params, self.resume)
+    }
+}
+
+/// The model, data and optimizer of a run, at the position it starts (or resumes) from.
+struct Session {
+    lm: LanguageModel,
+    optim: burn::optim::ModuleOptimizer,
+    state: TrainState,
+    train: Vec<TokenizedExample>,
+    eval: Vec<TokenizedExample>,
+    summary: DataSummary,
+    pad_id: u32,
+    total_steps: usize,
+    metrics_path: PathBuf,
+    /// (step, loss) of every logged step so far, earlier invocations' included.
+    losses: Vec<(usize, f64)>,
+}
+
 /// Runs (or, with `resume`, continues) the SFT run described by `cfg`.
-pub fn run_sft(cfg: &SftConfig, resume: bool) -> Result<SftOutcome> {
+pub fn run_sft(cfg: &SftParams, resume: bool) -> Result<SftOutcome> {
+    let started = Instant::now();
+    let session = open_session(cfg, resume)?;
+    let (mut session, eval_loss, tokens) = train_steps(cfg, session)?;
+    let out = &cfg.output.dir;
+    let model_dir = out.join("model");
+    // LoRA adapters are merged into the base weights: the saved folder is a plain model.
+    session.lm.net = session.lm.net.valid().materialize();
+    session.lm.save_hf_folder(&model_dir)?;
+    crate::train::plot::loss_curve(&session.metrics_path, &out.join("loss.svg"))?;
+    let outcome = SftOutcome {
+        steps: session.state.step,
+        last_loss: session.state.last_loss,
+        eval_loss,
+        model_dir,
+        data: session.summary,
+        losses: session.losses,
+        tokens,
+        seconds: started.elapsed().as_secs_f64(),
+    };
+    let summary_path = out.join("summary.json");
+    io(
+        &summary_path,
+        std::fs::write(
+            &summary_path,
+            serde_json::to_string_pretty(&outcome).expect("serializable"),
+        ),
+    )?;
+    Ok(outcome)
+}
+
+/// Loads the model and data, and restores the last checkpoint when resuming.
+fn open_session(cfg: &SftParams, resume: bool) -> Result<Session> {
     let out = &cfg.output.dir;
     let latest = latest_checkpoint(out);
     if latest.is_some() && !resume {
@@ -392,7 +380,6 @@ pub fn run_sft(cfg: &SftConfig, resume: bool) -> Result<SftOutcome> {
     );
     let pad_id = lm.eos_token_ids.first().copied().unwrap_or(0);
     let t = &cfg.train;
-    let lengths: Vec<usize> = train.iter().map(|e| e.ids.len()).collect();
     let micro_per_epoch = train.len().div_ceil(t.micro_batch);
     let steps_per_epoch = micro_per_epoch.div_ceil(t.grad_accum);
     // As transformers: max_steps, when set, wins over epochs (cycling through the data).
@@ -404,113 +391,129 @@ pub fn run_sft(cfg: &SftConfig, resume: bool) -> Result<SftOutcome> {
     let metrics_path = out.join("metrics.jsonl");
     let mut state = TrainState::default();
     if let Some(ckpt) = latest.filter(|_| resume) {
-        let state_path = ckpt.join("state.json");
-        let text = io(&state_path, std::fs::read_to_string(&state_path))?;
-        state = serde_json::from_str(&text)
-            .map_err(|e| SeftError::file(&state_path, format!("invalid state: {e}")))?;
-        let model_path = ckpt.join("model.bpk");
-        lm.net = lm
-            .net
-            .try_load_file(&model_path)
-            .map_err(|e| SeftError::file(&model_path, format!("cannot load checkpoint: {e:?}")))?;
-        let optim_path = ckpt.join("optim.bpk");
-        optim = optim.load(&optim_path).map_err(|e| {
-            SeftError::file(&optim_path, format!("cannot load optimizer state: {e:?}"))
-        })?;
+        let (net, restored_optim, restored_state) = restore_checkpoint(&ckpt, lm.net, optim)?;
+        (lm.net, optim, state) = (net, restored_optim, restored_state);
         truncate_metrics(&metrics_path, state.step)?;
         eprintln!("resumed from {} (step {})", ckpt.display(), state.step);
     } else if metrics_path.exists() {
         io(&metrics_path, std::fs::remove_file(&metrics_path))?;
     }
-    let bar = ProgressBar::new(total_steps as u64).with_position(state.step as u64);
+    let losses = logged_losses(&metrics_path)?;
+    Ok(Session {
+        lm,
+        optim,
+        state,
+        train,
+        eval,
+        summary,
+        pad_id,
+        total_steps,
+        metrics_path,
+        losses,
+    })
+}
+
+/// (step, loss) of the training lines in a metrics file (none when it does not exist).
+fn logged_losses(path: &Path) -> Result<Vec<(usize, f64)>> {
+    if !path.exists() {
+        return Ok(Vec::new());
+    }
+    let text = io(path, std::fs::read_to_string(path))?;
+    Ok(text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| Some((v.get("step")?.as_u64()? as usize, v.get("loss")?.as_f64()?)))
+        .collect())
+}
+
+fn progress(total_steps: usize, step: usize) -> ProgressBar {
+    let bar = ProgressBar::new(total_steps as u64).with_position(step as u64);
     bar.set_style(
         ProgressStyle::with_template(
             "sft {bar:30} {pos}/{len} [{elapsed_precise}<{eta_precise}] {msg}",
         )
         .expect("valid template"),
     );
-    let mut eval_loss = None;
+    bar
+}
+
+/// Optimizer steps from the session's position to the end, with metrics, evaluation and
+/// checkpoints. Returns the last held-out loss and the tokens this invocation trained on.
+fn train_steps(cfg: &SftParams, mut s: Session) -> Result<(Session, Option<f64>, usize)> {
+    let t = &cfg.train;
+    let lengths: Vec<usize> = s.train.iter().map(|e| e.ids.len()).collect();
+    let bar = progress(s.total_steps, s.state.step);
+    let (mut eval_loss, mut trained_tokens) = (None, 0usize);
     // The starting point, so every run shows how far training moved the held-out loss.
-    if state.step == 0 && t.eval_every > 0 && !eval.is_empty() {
-        let (l, a) = evaluate(&lm.net, &eval, t.micro_batch, pad_id);
+    if s.state.step == 0 && t.eval_every > 0 && !s.eval.is_empty() {
+        let (l, a) = evaluate(&s.lm.net, &s.eval, t.micro_batch, s.pad_id);
         append_metrics(
-            &metrics_path,
+            &s.metrics_path,
             &json!({"step": 0, "eval_loss": l, "eval_token_accuracy": a}),
         )?;
     }
-    while state.step < total_steps {
+    while s.state.step < s.total_steps {
         let batches = epoch_batches(
             &lengths,
             t.micro_batch,
             t.seed,
-            state.epoch,
+            s.state.epoch,
             t.group_by_length,
         );
         let steps: Vec<&[Vec<usize>]> = batches.chunks(t.grad_accum).collect();
-        if state.step_in_epoch >= steps.len() {
-            state.epoch += 1;
-            state.step_in_epoch = 0;
+        if s.state.step_in_epoch >= steps.len() {
+            s.state.epoch += 1;
+            s.state.step_in_epoch = 0;
             continue;
         }
         let started = Instant::now();
         let (grads, loss, acc, tokens) =
-            accumulate_step(&lm.net, &train, steps[state.step_in_epoch], pad_id);
-        let lr = learning_rate(t.schedule, t.lr, state.step, t.warmup_steps, total_steps);
-        let (net, grad_norm) = optimizer_step(lm.net, &mut optim, grads, t.max_grad_norm, lr);
-        lm.net = net;
-        state.step += 1;
-        state.step_in_epoch += 1;
-        state.last_loss = loss;
-        fault_point("step", state.step);
+            accumulate_step(&s.lm.net, &s.train, steps[s.state.step_in_epoch], s.pad_id);
+        let lr = learning_rate(
+            t.schedule,
+            t.lr,
+            s.state.step,
+            t.warmup_steps,
+            s.total_steps,
+        );
+        let (net, grad_norm) = optimizer_step(s.lm.net, &mut s.optim, grads, t.max_grad_norm, lr);
+        s.lm.net = net;
+        s.state.step += 1;
+        s.state.step_in_epoch += 1;
+        s.state.last_loss = loss;
+        trained_tokens += tokens;
+        let step = s.state.step;
+        fault_point("step", step);
         let secs = started.elapsed().as_secs_f64();
         if !loss.is_finite() {
             return Err(SeftError::Invalid(format!(
-                "loss became {loss} at step {}: lower train.lr",
-                state.step
+                "loss became {loss} at step {step}: lower train.lr"
             )));
         }
-        if t.log_every > 0 && (state.step % t.log_every == 0 || state.step == total_steps) {
+        if t.log_every > 0 && (step.is_multiple_of(t.log_every) || step == s.total_steps) {
             append_metrics(
-                &metrics_path,
-                &json!({"step": state.step, "epoch": state.epoch, "loss": loss, "token_accuracy": acc,
+                &s.metrics_path,
+                &json!({"step": step, "epoch": s.state.epoch, "loss": loss, "token_accuracy": acc,
                 "grad_norm": grad_norm, "lr": lr, "tokens_per_s": tokens as f64 / secs}),
             )?;
+            s.losses.push((step, loss));
         }
         bar.set_message(format!("loss {loss:.4} lr {lr:.2e}"));
-        bar.set_position(state.step as u64);
-        let at_end = state.step == total_steps;
-        if !eval.is_empty() && ((t.eval_every > 0 && state.step % t.eval_every == 0) || at_end) {
-            let (l, a) = evaluate(&lm.net, &eval, t.micro_batch, pad_id);
+        bar.set_position(step as u64);
+        let at_end = step == s.total_steps;
+        if !s.eval.is_empty() && ((t.eval_every > 0 && step.is_multiple_of(t.eval_every)) || at_end)
+        {
+            let (l, a) = evaluate(&s.lm.net, &s.eval, t.micro_batch, s.pad_id);
             eval_loss = Some(l);
             append_metrics(
-                &metrics_path,
-                &json!({"step": state.step, "eval_loss": l, "eval_token_accuracy": a}),
+                &s.metrics_path,
+                &json!({"step": step, "eval_loss": l, "eval_token_accuracy": a}),
             )?;
         }
-        if (t.save_every > 0 && state.step % t.save_every == 0) || at_end {
-            save_checkpoint(out, &lm.net, &optim, &state)?;
+        if (t.save_every > 0 && step.is_multiple_of(t.save_every)) || at_end {
+            save_checkpoint(&cfg.output.dir, &s.lm.net, &s.optim, &s.state)?;
         }
     }
     bar.finish();
-    let model_dir = out.join("model");
-    // LoRA adapters are merged into the base weights: the saved folder is a plain model.
-    lm.net = lm.net.valid().materialize();
-    lm.save_hf_folder(&model_dir)?;
-    crate::train::plot::loss_curve(&metrics_path, &out.join("loss.svg"))?;
-    let outcome = SftOutcome {
-        steps: state.step,
-        last_loss: state.last_loss,
-        eval_loss,
-        model_dir,
-        data: summary,
-    };
-    let summary_path = out.join("summary.json");
-    io(
-        &summary_path,
-        std::fs::write(
-            &summary_path,
-            serde_json::to_string_pretty(&outcome).expect("serializable"),
-        ),
-    )?;
-    Ok(outcome)
+    Ok((s, eval_loss, trained_tokens))
 }

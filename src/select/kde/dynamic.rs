@@ -57,8 +57,8 @@ use super::lsh::bucket_key;
 use super::plan::{FIND_WEIGHT_STEPS, Plan, PlanInputs};
 use super::{Kernel, check_bandwidth};
 use crate::error::{Result, SeftError};
-use crate::select::linalg::{dot_block, exp_in_place, squared_distance};
-use crate::select::matrix::{Matrix, check_point};
+use crate::numeric::kernels::{dot_block, exp_in_place, squared_distance};
+use crate::numeric::matrix::{Matrix, check_point};
 
 /// Parameters of a [`DynamicKde`]; sizes are derived from (ε, δ, τ) by [`Plan`].
 #[derive(Debug, Clone)]

@@ -8,8 +8,8 @@ use rayon::prelude::*;
 
 use super::{Kernel, check_bandwidth};
 use crate::error::Result;
-use crate::select::linalg::{BLOCK_ROWS, dot, dot_block, exp_in_place};
-use crate::select::matrix::{Matrix, check_point};
+use crate::numeric::kernels::{BLOCK_ROWS, dot, dot_block, exp_in_place};
+use crate::numeric::matrix::{Matrix, check_point};
 
 /// Queries per GEMM block.
 const QUERY_BLOCK: usize = 64;
@@ -143,7 +143,7 @@ impl ExactKde {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::select::linalg::squared_distance;
+    use crate::numeric::kernels::squared_distance;
 
     #[test]
     fn equals_a_naive_double_loop() {

@@ -22,7 +22,7 @@ use rayon::prelude::*;
 
 use super::sample_tree::SampleTree;
 use super::seeding::d2_seeding;
-use crate::select::linalg::{BLOCK_ROWS, dot, dot_block, squared_distance};
+use crate::numeric::kernels::{BLOCK_ROWS, dot, dot_block, squared_distance};
 
 /// Default sketch dimension: min(d, ⌈4 ln n⌉, at least 8); see the module docs.
 pub(crate) fn default_sketch_dim(n: usize, d: usize) -> usize {

@@ -7,7 +7,7 @@
 
 use rayon::prelude::*;
 
-use crate::select::linalg::nearest_rows;
+use crate::numeric::kernels::nearest_rows;
 
 /// Result of running Lloyd's iterations.
 pub(crate) struct LloydRun {

@@ -2,7 +2,8 @@
 //! iterations, with a linfa-like API:
 //!
 //! ```no_run
-//! # use seft::select::{Matrix, kmeans::{KMeansParams, Seeding}};
+//! # use seft::numeric::Matrix;
+//! # use seft::select::kmeans::{KMeansParams, Seeding};
 //! # fn main() -> seft::Result<()> {
 //! let data = Matrix::read_npy("points.npy".as_ref())?;
 //! let model = KMeansParams::new(100).seed(7).method(Seeding::Exact).lloyd_iters(10).fit(&data)?;
@@ -33,8 +34,8 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 
 use crate::error::{Result, SeftError};
-use crate::select::linalg::nearest_rows;
-use crate::select::matrix::Matrix;
+use crate::numeric::kernels::nearest_rows;
+use crate::numeric::matrix::Matrix;
 
 /// How the initial centers are chosen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -23,7 +23,7 @@ use rand::Rng;
 use rayon::prelude::*;
 
 use super::sample_tree::SampleTree;
-use crate::select::linalg::squared_distance;
+use crate::numeric::kernels::squared_distance;
 
 /// Points per parallel work item when scanning a cluster.
 const SCAN_CHUNK: usize = 1024;

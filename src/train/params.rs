@@ -1,6 +1,7 @@
-//! The SFT run configuration: a TOML file (see configs/sft_example.toml for every field with
-//! its meaning), unknown keys rejected by name, `--set section.key=value` overrides applied
-//! before validation.
+//! What an SFT run trains and how: [`SftParams`], built in Rust with its builders
+//! (`SftParams::new(model, data, dir).with_train(TrainSection::lora_preset()...)`) or read from
+//! a TOML file (configs/sft_example.toml documents every field), whose unknown keys are
+//! rejected by name and whose `--set section.key=value` overrides apply before validation.
 
 use std::path::{Path, PathBuf};
 
@@ -11,7 +12,7 @@ use crate::error::{Result, SeftError};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct SftConfig {
+pub struct SftParams {
     pub model: ModelSection,
     pub data: DataSection,
     #[serde(default)]
@@ -20,6 +21,27 @@ pub struct SftConfig {
     #[serde(default)]
     pub lora: Option<LoraSection>,
     pub output: OutputSection,
+    /// What each step minimizes.
+    #[serde(default, skip_serializing_if = "Objective::is_sft")]
+    pub objective: Objective,
+}
+
+/// The loss a training run minimizes. Token cross-entropy on the targets (SFT) is the one
+/// objective today; preference losses are further variants, computed by the same loop
+/// ([`crate::train::trainer`]) from the same batches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum Objective {
+    /// Mean −log p(target) over the target tokens of the accumulated step.
+    #[default]
+    Sft,
+}
+
+impl Objective {
+    fn is_sft(&self) -> bool {
+        *self == Objective::Sft
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -35,6 +57,21 @@ pub struct LoraSection {
 }
 
 impl LoraSection {
+    /// Adapters of `rank` on the attention projections (q, k, v, o), scaled by alpha / rank.
+    pub fn new(rank: usize, alpha: f64) -> Self {
+        LoraSection {
+            rank,
+            alpha,
+            targets: default_lora_targets(),
+        }
+    }
+
+    /// Adapt these projections instead (names from [`LORA_TARGETS`]).
+    pub fn with_targets(mut self, targets: &[&str]) -> Self {
+        self.targets = targets.iter().map(|t| t.to_string()).collect();
+        self
+    }
+
     pub fn validate(&self) -> std::result::Result<(), String> {
         if self.rank == 0 || self.alpha.is_nan() || self.alpha <= 0.0 {
             return Err("lora.rank and lora.alpha must be positive".into());
@@ -173,6 +210,61 @@ impl Default for TrainSection {
     }
 }
 
+impl TrainSection {
+    /// Full fine-tuning as transformers' `Trainer` defaults it: lr 2e-5, cosine schedule,
+    /// one epoch, gradient clipping at 1 (the same as `TrainSection::default()`).
+    pub fn full_preset() -> Self {
+        TrainSection::default()
+    }
+
+    /// LoRA's usual learning rate (2e-4, as PEFT's examples), otherwise [`Self::full_preset`].
+    pub fn lora_preset() -> Self {
+        TrainSection {
+            lr: 2e-4,
+            ..TrainSection::default()
+        }
+    }
+
+    pub fn with_seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    pub fn with_epochs(mut self, epochs: usize) -> Self {
+        self.epochs = epochs;
+        self
+    }
+
+    /// Exactly this many optimizer steps (0: `epochs` epochs).
+    pub fn with_max_steps(mut self, steps: usize) -> Self {
+        self.max_steps = steps;
+        self
+    }
+
+    /// Sequences per forward pass, and micro-batches per optimizer step.
+    pub fn with_batch(mut self, micro_batch: usize, grad_accum: usize) -> Self {
+        self.micro_batch = micro_batch;
+        self.grad_accum = grad_accum;
+        self
+    }
+
+    pub fn with_lr(mut self, lr: f64, schedule: Schedule, warmup_steps: usize) -> Self {
+        self.lr = lr;
+        self.schedule = schedule;
+        self.warmup_steps = warmup_steps;
+        self
+    }
+
+    /// Log every `log_every` steps, evaluate every `eval_every` and checkpoint every
+    /// `save_every` (0: only at the end).
+    pub fn with_cadence(mut self, log_every: usize, eval_every: usize, save_every: usize) -> Self {
+        self.log_every = log_every;
+        self.eval_every = eval_every;
+        self.save_every = save_every;
+        self
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OutputSection {
@@ -224,14 +316,81 @@ pub(crate) fn parse_toml<T: serde::de::DeserializeOwned>(
         .map_err(|e: toml::de::Error| one_line(&e.to_string()))
 }
 
-impl SftConfig {
+impl SftParams {
+    /// Trains `model` (a GGUF file, Hugging Face folder or hub id) on `train_data` (a data
+    /// file or `org/name:file`) into the run directory `out`, with every other field at the
+    /// TOML file's default.
+    pub fn new(model: &str, train_data: &str, out: impl AsRef<Path>) -> Self {
+        SftParams {
+            model: ModelSection {
+                path: model.to_string(),
+                backend: Backend::default(),
+            },
+            data: DataSection {
+                train: train_data.to_string(),
+                eval: None,
+                eval_fraction: default_eval_fraction(),
+                max_rows: 0,
+                max_len: default_max_len(),
+                train_on_prompt: false,
+                skip_bad_rows: false,
+                packing: false,
+            },
+            train: TrainSection::default(),
+            lora: None,
+            output: OutputSection {
+                dir: out.as_ref().to_path_buf(),
+            },
+            objective: Objective::Sft,
+        }
+    }
+
+    pub fn with_backend(mut self, backend: Backend) -> Self {
+        self.model.backend = backend;
+        self
+    }
+
+    pub fn with_train(mut self, train: TrainSection) -> Self {
+        self.train = train;
+        self
+    }
+
+    pub fn with_lora(mut self, lora: LoraSection) -> Self {
+        self.lora = Some(lora);
+        self
+    }
+
+    /// Sequences longer than `max_len` tokens are truncated (and counted).
+    pub fn with_max_len(mut self, max_len: usize) -> Self {
+        self.data.max_len = max_len;
+        self
+    }
+
+    /// Hold out this share of the training rows for evaluation (0: none).
+    pub fn with_eval_fraction(mut self, fraction: f64) -> Self {
+        self.data.eval_fraction = fraction;
+        self
+    }
+
+    /// Evaluate on this file instead of a share of the training rows.
+    pub fn with_eval_data(mut self, eval_data: &str) -> Self {
+        self.data.eval = Some(eval_data.to_string());
+        self
+    }
+
+    /// The same checks a TOML file goes through, as one error line.
+    pub fn validated(self) -> Result<Self> {
+        self.validate().map_err(SeftError::Invalid)?;
+        Ok(self)
+    }
+
     pub fn load(path: &Path, overrides: &[String]) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| SeftError::io(path, e))?;
         Self::parse(&text, overrides).map_err(|msg| SeftError::file(path, msg))
     }
 
     pub fn parse(text: &str, overrides: &[String]) -> std::result::Result<Self, String> {
-        let cfg: SftConfig = parse_toml(text, overrides)?;
+        let cfg: SftParams = parse_toml(text, overrides)?;
         cfg.validate()?;
         Ok(cfg.with_home_expanded())
     }
@@ -307,7 +466,7 @@ mod tests {
 
     #[test]
     fn defaults_and_overrides() {
-        let cfg = SftConfig::parse(
+        let cfg = SftParams::parse(
             MIN,
             &[
                 "train.lr=1e-4".into(),
@@ -320,22 +479,22 @@ mod tests {
         assert_eq!(cfg.train.schedule, Schedule::Linear);
         assert_eq!(cfg.data.train, "other.json");
         assert_eq!(cfg.train.micro_batch, 4);
-        assert_eq!(SftConfig::parse(&cfg.to_toml(), &[]).unwrap(), cfg);
+        assert_eq!(SftParams::parse(&cfg.to_toml(), &[]).unwrap(), cfg);
     }
 
     #[test]
     fn unknown_keys_and_wrong_types_are_named() {
         let err =
-            SftConfig::parse(&format!("{MIN}[train]\nlearning_rate = 1.0\n"), &[]).unwrap_err();
+            SftParams::parse(&format!("{MIN}[train]\nlearning_rate = 1.0\n"), &[]).unwrap_err();
         assert!(err.contains("unknown field `learning_rate`"), "{err}");
         assert!(!err.contains('\n'));
         let err =
-            SftConfig::parse(&format!("{MIN}[train]\nmicro_batch = \"four\"\n"), &[]).unwrap_err();
+            SftParams::parse(&format!("{MIN}[train]\nmicro_batch = \"four\"\n"), &[]).unwrap_err();
         assert!(
             err.contains("micro_batch") || err.contains("invalid type"),
             "{err}"
         );
-        let err = SftConfig::parse(MIN, &["train.epochs=0".into()]).unwrap_err();
+        let err = SftParams::parse(MIN, &["train.epochs=0".into()]).unwrap_err();
         assert!(err.contains("epochs"), "{err}");
     }
 }

@@ -1,10 +1,10 @@
 //! Embeddings from any seft decoder without an extra model: the final hidden states (after the
 //! last norm) mean-pooled over the text's tokens and L2-normalized.
 
+use crate::embed::{by_length_batches, mean_pool_normalized};
 use crate::error::{Result, SeftError};
 use crate::model::LanguageModel;
 use crate::model::llama::Batch;
-use crate::select::embed::{by_length_batches, mean_pool_normalized};
 
 /// Mean-pooled, unit-norm final hidden states of `model` for each text, in order. Texts are
 /// tokenized as plain prompts (BOS when the checkpoint asks for it), cut to their first

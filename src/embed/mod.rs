@@ -17,7 +17,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::error::{Result, SeftError};
 use crate::model::LanguageModel;
-use crate::model::llama::to_f32_vec;
+use crate::numeric::to_f32_vec;
 
 pub use bert::{BertConfig, BertEncoder, EncoderBatch, build_encoder};
 pub use decoder::{DecoderEmbedder, mean_pooled_hidden_states};

@@ -1,4 +1,4 @@
-//! The dense data set every `select` algorithm reads: n points of dimension d, row-major f32.
+//! The dense data set the selection algorithms and embeddings share: n points of dimension d, row-major f32.
 //!
 //! Construction validates once (n > 0, d > 0, every value finite) so that the algorithms can
 //! assume clean input and never panic on user data.
@@ -7,7 +7,7 @@ use std::path::Path;
 
 use crate::error::{Result, SeftError};
 
-use super::{linalg, npy};
+use super::{kernels, npy};
 
 /// n points × d features, row-major (`row(i)` is one contiguous slice).
 #[derive(Debug, Clone, PartialEq)]
@@ -108,7 +108,7 @@ impl Matrix {
     pub fn row_norms_squared(&self) -> Vec<f32> {
         self.data
             .chunks_exact(self.d)
-            .map(|row| linalg::dot(row, row))
+            .map(|row| kernels::dot(row, row))
             .collect()
     }
 

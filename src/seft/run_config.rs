@@ -11,7 +11,7 @@ use crate::error::{Result, SeftError};
 use crate::model::generate::SamplingConfig;
 use crate::seft::reviser::{ReviserFormat, RevisionLevels};
 use crate::seft::task::TaskConfig;
-use crate::train::config::{LoraSection, TrainSection, parse_toml};
+use crate::train::params::{LoraSection, TrainSection, parse_toml};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

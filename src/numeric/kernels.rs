@@ -1,9 +1,11 @@
-//! The few dense kernels `select` needs: dot products and squared distances written so the
+//! The dense vector kernels every layer uses: dot products and squared distances written so the
 //! compiler vectorizes them (16 independent accumulators, AVX2+FMA when the CPU has it), and
 //! GEMM blocks (gemm crate) for many-to-many distances, which run at matrix-multiply speed
 //! instead of one pair at a time.
 
 use rayon::prelude::*;
+
+use super::gemm::{MatMut, MatRef, Threads, gemm};
 
 /// Independent accumulators: two AVX registers of f32, enough to hide FMA latency.
 const LANES: usize = 16;
@@ -172,31 +174,15 @@ pub fn dot_block(a: &[f32], b: &[f32], d: usize, out: &mut [f32]) {
     if a_rows == 0 || b_rows == 0 {
         return;
     }
-    // SAFETY: the asserts above bound every access: dst is a_rows×b_rows row-major, lhs is
-    // a (a_rows×d row-major), rhs is bᵀ (d×b_rows, element (p, j) at b[j·d + p]).
-    unsafe {
-        gemm::gemm(
-            a_rows,
-            b_rows,
-            d,
-            out.as_mut_ptr(),
-            1,
-            b_rows as isize,
-            false,
-            a.as_ptr(),
-            1,
-            d as isize,
-            b.as_ptr(),
-            d as isize,
-            1,
-            0.0,
-            1.0,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        );
-    }
+    // lhs is a (a_rows×d row-major), rhs is bᵀ (d×b_rows, element (p, j) at b[j·d + p]).
+    gemm(
+        MatMut::row_major(out, a_rows, b_rows),
+        None,
+        MatRef::row_major(a, a_rows, d),
+        MatRef::transposed(b, d, b_rows),
+        1.0,
+        Threads::Caller,
+    );
 }
 
 /// Rows per GEMM block: 256 rows × up to 256 centers of f32 keep the block in L2.

@@ -8,10 +8,10 @@ use burn::tensor::Device;
 use serde_json::Value;
 use tokenizers::{Tokenizer, TruncationParams};
 
+use crate::embed::bert::{BertConfig, BertEncoder, EncoderBatch, build_encoder};
+use crate::embed::{by_length_batches, mean_pool_normalized};
 use crate::error::{Result, SeftError};
 use crate::model::weights::SafetensorsSource;
-use crate::select::embed::bert::{BertConfig, BertEncoder, EncoderBatch, build_encoder};
-use crate::select::embed::{by_length_batches, mean_pool_normalized};
 
 /// A sentence-transformers BERT model: tokenizer, encoder and its truncation length.
 pub struct Embedder {

@@ -5,8 +5,6 @@
 
 mod common;
 
-use std::process::Command;
-
 use burn::tensor::Device;
 use seft::LanguageModel;
 use seft::model::generate::{SamplingConfig, generate};
@@ -155,11 +153,11 @@ fn firing_rows_decoding_generates_the_dense_tokens() {
         &mut load("llama").net
     ));
     let folder = common::fixture("tiny_archs/llama");
-    let out = Command::new(env!("CARGO_BIN_EXE_seft"))
-        .args(["generate", "--prompt", "hi", "--firing-rows", "--model"])
-        .arg(&folder)
-        .output()
-        .unwrap();
+    let out = common::output(
+        common::seft()
+            .args(["generate", "--prompt", "hi", "--firing-rows", "--model"])
+            .arg(&folder),
+    );
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(
@@ -194,12 +192,12 @@ fn hub_ids_load_from_the_offline_cache() {
         &common::fixture("tiny_archs/qwen2"),
     );
     let run = |id: &str| {
-        Command::new(env!("CARGO_BIN_EXE_seft"))
-            .args(["info", "--json", "--model", id])
-            .env("HF_HOME", home.path())
-            .env("HF_HUB_OFFLINE", "1")
-            .output()
-            .unwrap()
+        common::output(
+            common::seft()
+                .args(["info", "--json", "--model", id])
+                .env("HF_HOME", home.path())
+                .env("HF_HUB_OFFLINE", "1"),
+        )
     };
     let ok = run("tiny-org/tiny-qwen2");
     assert!(

@@ -4,17 +4,12 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
 use common::{Meta, f32_bytes, write_gguf};
 
 /// Runs `seft info --model <path>` and returns (exit code, stderr).
 fn info(model: &Path) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_seft"))
-        .args(["info", "--model"])
-        .arg(model)
-        .output()
-        .expect("run seft");
+    let out = common::output(common::seft().args(["info", "--model"]).arg(model));
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stderr).into_owned(),

@@ -6,7 +6,6 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Instant;
 
 use burn::tensor::Device;
@@ -137,15 +136,15 @@ fn seft_embed_writes_the_npy() {
         .collect();
     std::fs::write(&input, rows.join("\n")).unwrap();
     let output = dir.path().join("x.npy");
-    let out = Command::new(env!("CARGO_BIN_EXE_seft"))
-        .args(["embed", "--batch-size", "3", "--model"])
-        .arg(common::minilm_folder())
-        .arg("--input")
-        .arg(&input)
-        .arg("--output")
-        .arg(&output)
-        .output()
-        .expect("run seft");
+    let out = common::output(
+        common::seft()
+            .args(["embed", "--batch-size", "3", "--model"])
+            .arg(common::minilm_folder())
+            .arg("--input")
+            .arg(&input)
+            .arg("--output")
+            .arg(&output),
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     let matrix = Matrix::read_npy(&output).unwrap();

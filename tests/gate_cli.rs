@@ -4,13 +4,8 @@
 
 mod common;
 
-use std::process::Command;
-
 fn seft(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_seft"))
-        .args(args)
-        .output()
-        .expect("run seft")
+    common::output(common::seft().args(args))
 }
 
 #[test]

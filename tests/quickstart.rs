@@ -3,19 +3,14 @@
 //! identity-reviser control gains clearly less, and the reviser is adaptive (keeps correct
 //! answers, fixes most wrong ones). The run takes a few minutes on 2 cores.
 
-use std::process::Command;
+mod common;
 
 #[test]
 fn quickstart_seft_beats_its_start_and_the_identity_control() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("quickstart");
     let config = concat!(env!("CARGO_MANIFEST_DIR"), "/configs/quickstart.toml");
-    let o = Command::new(env!("CARGO_BIN_EXE_seft"))
-        .args(["run", config, "--out", out.to_str().unwrap()])
-        .env_remove("SEFT_FAULT")
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    common::success(common::seft().args(["run", config, "--out", out.to_str().unwrap()]));
     let r: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
     let get = |k: &str| r[k].as_f64().unwrap_or_else(|| panic!("{k} missing: {r}"));
@@ -48,4 +43,88 @@ fn quickstart_seft_beats_its_start_and_the_identity_control() {
     );
     // Keep decisions stop right after the tag.
     assert!(e["mean_tokens_keep"].as_f64().unwrap() <= 8.0);
+}
+
+/// The quickstart tables README.md and experiments/seft_quickstart/README.md quote, rebuilt
+/// from the committed report (experiments/seft_quickstart/report.json, the run those files
+/// describe), so that a rerun that changes the numbers cannot leave stale ones in the docs.
+#[test]
+fn readmes_quote_the_committed_quickstart_report() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let read = |rel: &str| std::fs::read_to_string(root.join(rel)).unwrap();
+    let r: serde_json::Value =
+        serde_json::from_str(&read("experiments/seft_quickstart/report.json")).unwrap();
+    let pct = |v: &serde_json::Value| format!("{:.1}%", 100.0 * v.as_f64().unwrap());
+    let accuracy = |arm: &str, t: u64| {
+        let it = r["iterations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|it| it["arm"] == arm && it["iteration"] == t)
+            .unwrap();
+        pct(&it["accuracy"])
+    };
+    let e = &r["reviser_eval"];
+    let mut reviser_rows = Vec::new();
+    for state in ["correct", "slip", "wrong"] {
+        let c = &e["confusion"][state];
+        let cells: Vec<u64> = ["keep", "minor", "major", "untagged"]
+            .map(|t| c[t].as_u64().unwrap())
+            .to_vec();
+        let total: u64 = cells.iter().sum();
+        if total > 0 {
+            reviser_rows.push(format!(
+                "| {state} ({total}) | {} | {} | {} | {} |",
+                cells[0], cells[1], cells[2], cells[3]
+            ));
+        }
+    }
+    let reviser_sentence = format!(
+        "{} of correct answers come back unchanged, {} of wrong answers come back correct; a keep costs {:.1} generated tokens",
+        pct(&e["correct_kept_unchanged"]),
+        pct(&e["wrong_fixed"]),
+        e["mean_tokens_keep"].as_f64().unwrap()
+    );
+    let (start, seft, identity) = (
+        pct(&r["before_accuracy"]),
+        pct(&r["after_accuracy"]),
+        pct(&r["identity_reviser_accuracy"]),
+    );
+    let (win, identity_win) = (
+        pct(&r["win_rate_vs_start"]),
+        pct(&r["identity_win_rate_vs_start"]),
+    );
+    let mut readme = vec![
+        format!("| starting policy | {start} | – |"),
+        format!("| **SEFT (adaptive reviser)** | **{seft}** | {win} |"),
+        format!(
+            "| control: identity reviser (self-training on its own answers) | {identity} | {identity_win} |"
+        ),
+        reviser_sentence.clone(),
+    ];
+    readme.extend(reviser_rows.iter().cloned());
+    let mut experiment = vec![
+        format!("| starting policy | {start} | – |"),
+        format!("| SEFT, iteration 1 | {} | |", accuracy("seft", 1)),
+        format!("| **SEFT, iteration 2 (final)** | **{seft}** | {win} |"),
+        format!(
+            "| control (identity reviser), iteration 1 | {} | |",
+            accuracy("identity", 1)
+        ),
+        format!("| control (identity reviser), iteration 2 | {identity} | {identity_win} |"),
+        reviser_sentence,
+    ];
+    experiment.extend(reviser_rows);
+    for (file, lines) in [
+        ("README.md", readme),
+        ("experiments/seft_quickstart/README.md", experiment),
+    ] {
+        let text = read(file);
+        for line in lines {
+            assert!(
+                text.contains(&line),
+                "{file} does not quote the committed report: missing `{line}`"
+            );
+        }
+    }
 }

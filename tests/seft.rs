@@ -2,8 +2,10 @@
 //! restart, identical final artifacts, finished stages not redone) and bad input. The
 //! quickstart's own claims are checked by tests/quickstart.rs.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 /// A pipeline small enough to run several times per test: a 1-layer scratch model, 200
 /// preference pairs, 2 iterations of 32 prompts, a control arm and evaluation.
@@ -51,12 +53,12 @@ batch_size = 12
 "#;
 
 fn seft(args: &[&str], fault: Option<&str>) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_seft"));
-    cmd.args(args).env_remove("SEFT_FAULT");
+    let mut cmd = common::seft();
+    cmd.args(args);
     if let Some(f) = fault {
         cmd.env("SEFT_FAULT", f);
     }
-    cmd.output().expect("run seft")
+    common::output(&mut cmd)
 }
 
 fn run(config: &Path, out: &Path, fault: Option<&str>) -> Output {

@@ -5,7 +5,6 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
 /// A minimal little-endian C-order .npy writer, independent of seft's own.
 fn write_npy(path: &Path, descr: &str, shape: &[usize], bytes: &[u8]) {
@@ -54,13 +53,13 @@ fn three_groups(path: &Path) {
 }
 
 fn seft(command: &str, input: &Path, extra: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_seft"))
-        .arg(command)
-        .arg("--input")
-        .arg(input)
-        .args(extra)
-        .output()
-        .unwrap()
+    common::output(
+        common::seft()
+            .arg(command)
+            .arg("--input")
+            .arg(input)
+            .args(extra),
+    )
 }
 
 fn json_of(out: &std::process::Output) -> serde_json::Value {

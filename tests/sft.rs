@@ -4,7 +4,6 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::{Device, Tensor, TensorData};
@@ -211,12 +210,12 @@ fn prompt_tokens_carry_no_loss_and_no_gradient() {
 }
 
 fn sft_cli(config: &Path, extra: &[&str], fault: Option<&str>) -> std::process::Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_seft"));
+    let mut cmd = common::seft();
     cmd.args(["sft", "--config"]).arg(config).args(extra);
     if let Some(f) = fault {
         cmd.env("SEFT_FAULT", f);
     }
-    cmd.output().unwrap()
+    common::output(&mut cmd)
 }
 
 #[test]

@@ -3,6 +3,32 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The `seft` binary built for these tests, without a crash-test point inherited from the
+/// environment (`SEFT_FAULT`): every test that runs the CLI starts here.
+pub fn seft() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_seft"));
+    cmd.env_remove("SEFT_FAULT");
+    cmd
+}
+
+/// Runs `cmd`, asserts that it exited 0 (showing its stderr otherwise) and returns stdout.
+pub fn success(cmd: &mut Command) -> String {
+    let out = cmd.output().expect("run seft");
+    assert!(
+        out.status.success(),
+        "seft failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8 stdout")
+}
+
+/// Runs `cmd` to completion, whatever its exit status.
+pub fn output(cmd: &mut Command) -> Output {
+    cmd.output().expect("run seft")
+}
 
 /// A model fetched by scripts/fetch-test-models.sh into $SEFT_MODELS_DIR (default
 /// ~/.cache/seft/models).

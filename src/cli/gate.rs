@@ -14,10 +14,10 @@ use crate::data::{ReadOptions, read_preferences, resolve_dataset};
 use crate::embed::TextEmbedder;
 use crate::numeric::Matrix;
 use crate::seft::gate::{
-    GATE_MAX_TOKENS, GateSection, GateTraining, fit_and_calibrate, gate_examples, gate_text,
-    split_by_pair,
+    GATE_MAX_TOKENS, GateSection, fit_and_calibrate, gate_examples, gate_text, split_by_pair,
 };
 use crate::seft::reviser::PreferencePair;
+use crate::sparse::TrainPath;
 
 #[derive(clap::Args, Debug)]
 pub struct GateArgs {
@@ -34,7 +34,7 @@ pub struct GateArgs {
     /// The path whose gate is calibrated: dense, firing-tree or auto (the other one is
     /// trained too, for comparison).
     #[arg(long, default_value = "firing-tree")]
-    pub train: GateTraining,
+    pub train: TrainPath,
     /// Neurons m.
     #[arg(long, default_value_t = 4096)]
     pub width: usize,
@@ -152,7 +152,7 @@ pub fn run(args: GateArgs) -> Result<()> {
             })?;
         runs.push(outcome);
     }
-    let mean = |path: GateTraining, f: &dyn Fn(&crate::seft::gate::GateFit) -> f64| {
+    let mean = |path: TrainPath, f: &dyn Fn(&crate::seft::gate::GateFit) -> f64| {
         let values: Vec<f64> = runs
             .iter()
             .flat_map(|r| r.fits.iter().filter(|f| f.path == path.name()).map(f))

@@ -16,7 +16,7 @@ use burn::tensor::activation::relu;
 use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 
 use crate::fused::{gqa_attention, matmul_2d, rope_heads, swiglu};
-use crate::model::config::{MlpKind, ModelConfig, rope_inv_freq};
+use crate::model::config::ModelConfig;
 use crate::model::linear::linear_forward;
 
 /// Root-mean-square normalization with a learned scale, computed as transformers does.
@@ -380,52 +380,5 @@ impl CausalLm {
     /// Logits [batch, seq, vocab] for a full forward pass without cache.
     pub fn forward(&self, batch: &Batch) -> Tensor<3> {
         self.logits(self.hidden_states(batch, None))
-    }
-}
-
-/// Builds an empty (zero) model of the right shapes; loaders fill its parameters.
-pub fn init_zeros(cfg: &ModelConfig, device: &Device) -> CausalLm {
-    let linear = |d_in: usize, d_out: usize, bias: bool| Linear {
-        weight: Param::from_tensor(Tensor::zeros([d_in, d_out], device)),
-        bias: bias.then(|| Param::from_tensor(Tensor::zeros([d_out], device))),
-    };
-    let norm = || RmsNorm {
-        weight: Param::from_tensor(Tensor::ones([cfg.hidden_size], device)),
-        eps: cfg.rms_norm_eps,
-    };
-    let (h, d) = (cfg.hidden_size, cfg.head_dim);
-    let q = cfg.num_attention_heads * d;
-    let kv = cfg.num_key_value_heads * d;
-    let layers = (0..cfg.num_hidden_layers)
-        .map(|_| DecoderLayer {
-            input_layernorm: norm(),
-            self_attn: Attention {
-                q_proj: linear(h, q, cfg.qkv_bias),
-                k_proj: linear(h, kv, cfg.qkv_bias),
-                v_proj: linear(h, kv, cfg.qkv_bias),
-                o_proj: linear(q, h, cfg.o_bias),
-                n_heads: cfg.num_attention_heads,
-                n_kv_heads: cfg.num_key_value_heads,
-                head_dim: d,
-            },
-            post_attention_layernorm: norm(),
-            mlp: Mlp {
-                gate_proj: (cfg.mlp == MlpKind::SwiGlu)
-                    .then(|| linear(h, cfg.intermediate_size, false)),
-                up_proj: linear(h, cfg.intermediate_size, false),
-                down_proj: linear(cfg.intermediate_size, h, false),
-                relu_threshold: cfg.relu_threshold,
-                relu_hook: None,
-            },
-        })
-        .collect();
-    CausalLm {
-        embed_tokens: Embedding {
-            weight: Param::from_tensor(Tensor::zeros([cfg.vocab_size, h], device)),
-        },
-        layers,
-        norm: norm(),
-        lm_head: (!cfg.tie_word_embeddings).then(|| linear(h, cfg.vocab_size, false)),
-        inv_freq: rope_inv_freq(cfg),
     }
 }

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use crate::error::{Result, SeftError};
 
-use super::{kernels, npy};
+use super::npy;
 
 /// n points × d features, row-major (`row(i)` is one contiguous slice).
 #[derive(Debug, Clone, PartialEq)]
@@ -102,14 +102,6 @@ impl Matrix {
             n: indices.len(),
             d: self.d,
         }
-    }
-
-    /// ‖row i‖² for every row (used by the GEMM form of squared distances).
-    pub fn row_norms_squared(&self) -> Vec<f32> {
-        self.data
-            .chunks_exact(self.d)
-            .map(|row| kernels::dot(row, row))
-            .collect()
     }
 
     /// Errors unless `other` has this matrix's dimension (`what` names the other operand).

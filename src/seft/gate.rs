@@ -38,65 +38,14 @@ pub const MIN_SUPPORT: usize = 10;
 /// Tokens of a (prompt, response) text the embedder reads (decoders; BERT keeps its own 512).
 pub const GATE_MAX_TOKENS: usize = 512;
 
-/// How the gate's network is trained: `dense` (gemm over all neurons) or `firing-tree`
-/// (only the firing neurons, through the trees), or `auto` (dense, trees where they measure
-/// faster). The paths compute the same iterates up to float rounding.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "kebab-case")]
-pub enum GateTraining {
-    Dense,
-    #[default]
-    FiringTree,
-    Auto,
-}
-
-impl GateTraining {
-    pub fn path(self) -> TrainPath {
-        match self {
-            GateTraining::Dense => TrainPath::Dense,
-            GateTraining::FiringTree => TrainPath::FiringTree,
-            GateTraining::Auto => TrainPath::Auto,
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            GateTraining::Dense => "dense",
-            GateTraining::FiringTree => "firing-tree",
-            GateTraining::Auto => "auto",
-        }
-    }
-
-    /// The path to compare with: dense for the tree paths, the trees for dense.
-    pub fn other(self) -> GateTraining {
-        match self {
-            GateTraining::Dense => GateTraining::FiringTree,
-            _ => GateTraining::Dense,
-        }
-    }
-}
-
-impl std::str::FromStr for GateTraining {
-    type Err = String;
-    fn from_str(s: &str) -> std::result::Result<Self, String> {
-        match s {
-            "dense" => Ok(GateTraining::Dense),
-            "firing-tree" => Ok(GateTraining::FiringTree),
-            "auto" => Ok(GateTraining::Auto),
-            _ => Err(format!(
-                "unknown gate training path {s:?} (expected dense, firing-tree or auto)"
-            )),
-        }
-    }
-}
-
 /// `[gate]` of a SEFT config (see configs/seft_example.toml).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GateSection {
-    /// `dense | firing-tree | auto`.
-    #[serde(default)]
-    pub train: GateTraining,
+    /// How the gate's network is trained: `dense` (gemm over all neurons), `firing-tree`
+    /// (only the firing neurons, through the trees; the default) or `auto`.
+    #[serde(default = "default_train_path")]
+    pub train: TrainPath,
     /// What embeds the (prompt, response) texts: "policy" (the starting policy's mean-pooled
     /// hidden states), "reviser" (the trained reviser's), or a model spec (e.g. an
     /// all-MiniLM-L6-v2 folder).
@@ -125,6 +74,9 @@ pub struct GateSection {
     pub compare_paths: bool,
 }
 
+fn default_train_path() -> TrainPath {
+    TrainPath::FiringTree
+}
 fn default_embedder() -> String {
     "policy".into()
 }
@@ -172,13 +124,13 @@ impl GateSection {
         Ok(())
     }
 
-    fn gate_config(&self, training: GateTraining, seed: u64) -> GateConfig {
+    fn gate_config(&self, training: TrainPath, seed: u64) -> GateConfig {
         GateConfig {
             width: self.width,
             threshold: self.threshold,
             steps: self.steps,
             lr: None,
-            path: training.path(),
+            path: training,
             seed,
         }
     }
@@ -260,7 +212,7 @@ pub fn fit_gate(
     train: &[usize],
     held_out: &[usize],
     section: &GateSection,
-    training: GateTraining,
+    training: TrainPath,
     seed: u64,
 ) -> Result<(QualityGate, GateFit)> {
     let x = embeddings.select_rows(train);

@@ -10,8 +10,10 @@ use super::tree_step::TreeStepper;
 use super::validate::check_scalar;
 use crate::error::{Result, SeftError};
 
-/// How training evaluates the layer.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// How training evaluates the layer. The paths compute the same iterates up to float rounding.
+/// Written `dense`, `firing-tree` or `auto` in configs and on the command line.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum TrainPath {
     /// All m neurons on all n points, forward and backward as one gemm each.
     Dense,
@@ -21,6 +23,38 @@ pub enum TrainPath {
     /// a gain; returns to dense for good if tree steps measure slower than dense steps.
     #[default]
     Auto,
+}
+
+impl TrainPath {
+    pub fn name(self) -> &'static str {
+        match self {
+            TrainPath::Dense => "dense",
+            TrainPath::FiringTree => "firing-tree",
+            TrainPath::Auto => "auto",
+        }
+    }
+
+    /// The path to compare with: dense for the tree paths, the trees for dense.
+    pub fn other(self) -> TrainPath {
+        match self {
+            TrainPath::Dense => TrainPath::FiringTree,
+            _ => TrainPath::Dense,
+        }
+    }
+}
+
+impl std::str::FromStr for TrainPath {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "dense" => Ok(TrainPath::Dense),
+            "firing-tree" => Ok(TrainPath::FiringTree),
+            "auto" => Ok(TrainPath::Auto),
+            _ => Err(format!(
+                "unknown training path {s:?} (expected dense, firing-tree or auto)"
+            )),
+        }
+    }
 }
 
 /// Gradient-descent settings (the threshold b belongs to the network).

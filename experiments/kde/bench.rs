@@ -19,7 +19,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, Normal};
 use seft::numeric::Matrix;
-use seft::select::kde::{DynamicKde, DynamicKdeParams, ExactKde, Kernel};
+use seft::select::kde::{DynamicKde, DynamicKdeParams, ExactKde, ExactKdeParams, Kernel};
 use seft::select::synthetic::gaussian_blobs;
 
 fn main() {
@@ -166,7 +166,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
 
     // Exact brute force.
     let started = Instant::now();
-    let exact = ExactKde::new(&data, kernel, bandwidth)?;
+    let exact = ExactKdeParams::new(kernel, bandwidth).fit(&data)?;
     let exact_build = started.elapsed().as_secs_f64();
     let repeats: usize = get(&args, "query-repeats", 5usize)?;
     // Fewer exact passes (--exact-repeats 1) leave a profile of the structure's queries.

@@ -11,7 +11,7 @@
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use serde_json::{Value, json};
 
-use seft::sparse::{ShiftedReluNet, TrainConfig, TrainData, TrainPath, TrainReport, train};
+use seft::sparse::{ShiftedReluNet, TrainData, TrainParams, TrainPath, TrainReport, train};
 
 /// A threshold: the N(0, 1) quantile leaving a target sparsity, or the theory's √(0.4 ln m).
 #[derive(Clone, Copy)]
@@ -246,7 +246,7 @@ fn run(
     path: TrainPath,
 ) -> (ShiftedReluNet, TrainReport) {
     let mut net = net.clone();
-    let report = train(&mut net, data, &TrainConfig { lr, steps, path })
+    let report = train(&mut net, data, &TrainParams { lr, steps, path })
         .unwrap_or_else(|e| panic!("{path:?} training failed: {e}"));
     (net, report)
 }

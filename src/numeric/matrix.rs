@@ -116,26 +116,10 @@ impl Matrix {
     }
 }
 
-/// Errors unless `point` is finite and has dimension `d` (`what` names it in the message).
-pub(crate) fn check_point(point: &[f32], d: usize, what: &str) -> Result<()> {
-    if point.len() != d {
-        return Err(SeftError::Invalid(format!(
-            "dimension mismatch: {what} has dimension {}, expected {d}",
-            point.len()
-        )));
-    }
-    if let Some(position) = point.iter().position(|v| !v.is_finite()) {
-        return Err(SeftError::Invalid(format!(
-            "{what} has a non-finite value {} at index {position}",
-            point[position]
-        )));
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::numeric::validate::check_point;
 
     #[test]
     fn rejects_bad_shapes_and_values() {

@@ -4,12 +4,14 @@
 //!   has it, chosen at run time), blocked nearest-row search.
 //! - [`gemm`]: the one wrapper around the `gemm` crate, over strided views.
 //! - [`matrix`]: the validated n×d f32 data set, with `.npy` input and output ([`npy`]).
+//! - [`validate`]: the argument checks the numeric algorithms share (one error line each).
 //! - [`to_f32_vec`]: a Burn tensor read back as f32 values.
 
 pub mod gemm;
 pub mod kernels;
 pub mod matrix;
 mod npy;
+pub mod validate;
 
 pub use matrix::Matrix;
 

@@ -30,7 +30,7 @@ use crate::numeric::Matrix;
 use crate::seft::layout::stages;
 use crate::seft::reviser::PreferencePair;
 use crate::seft::stage::Run;
-use crate::sparse::{GateConfig, QualityGate, ShiftedReluNet, TrainPath};
+use crate::sparse::{GateParams, QualityGate, ShiftedReluNet, TrainPath};
 
 /// Held-out answers a threshold must cover, so that one lucky score does not set it.
 pub const MIN_SUPPORT: usize = 10;
@@ -124,8 +124,8 @@ impl GateSection {
         Ok(())
     }
 
-    fn gate_config(&self, training: TrainPath, seed: u64) -> GateConfig {
-        GateConfig {
+    fn gate_config(&self, training: TrainPath, seed: u64) -> GateParams {
+        GateParams {
             width: self.width,
             threshold: self.threshold,
             steps: self.steps,
@@ -218,12 +218,9 @@ pub fn fit_gate(
     let x = embeddings.select_rows(train);
     let y: Vec<bool> = train.iter().map(|&i| labels[i]).collect();
     let started = Instant::now();
-    let (gate, report) = QualityGate::fit(
-        x.data(),
-        &y,
-        embeddings.d(),
-        &section.gate_config(training, seed),
-    )?;
+    let (gate, report) = section
+        .gate_config(training, seed)
+        .fit(x.data(), &y, embeddings.d())?;
     let train_seconds = started.elapsed().as_secs_f64();
     let held = embeddings.select_rows(held_out);
     let held_y: Vec<bool> = held_out.iter().map(|&i| labels[i]).collect();
@@ -565,12 +562,12 @@ mod tests {
         let (d, n) = (8, 40);
         let x: Vec<f32> = (0..n * d).map(|i| ((i * 37 % 11) as f32) - 5.0).collect();
         let labels: Vec<bool> = (0..n).map(|i| x[i * d] > 0.0).collect();
-        let config = GateConfig {
+        let config = GateParams {
             width: 256,
             steps: 5,
-            ..GateConfig::default()
+            ..GateParams::default()
         };
-        let (gate, _) = QualityGate::fit(&x, &labels, d, &config).unwrap();
+        let (gate, _) = config.fit(&x, &labels, d).unwrap();
         save_gate(&gate, dir.path()).unwrap();
         let loaded = load_gate(dir.path()).unwrap();
         assert_eq!(loaded.scores(&x).unwrap(), gate.scores(&x).unwrap());

@@ -21,7 +21,7 @@ use std::time::Instant;
 
 use super::dense::DenseStepper;
 use super::network::{ShiftedReluNet, TrainData};
-use super::train::{StepPath, TrainConfig, TrainReport};
+use super::train::{StepPath, TrainParams, TrainReport};
 use super::tree_step::TreeStepper;
 use crate::error::Result;
 
@@ -44,7 +44,7 @@ pub(crate) fn predicted_tree_ratio(firing_fraction: f64, union_fraction: f64) ->
 pub(crate) fn train_auto(
     net: &mut ShiftedReluNet,
     data: &TrainData<'_>,
-    config: &TrainConfig,
+    config: &TrainParams,
     report: &mut TrainReport,
 ) -> Result<()> {
     let mut dense = DenseStepper::new(data);

@@ -7,13 +7,13 @@
 //! network's kernel has trace about n·p, which bounds its largest eigenvalue.
 
 use super::network::{ShiftedReluNet, TrainData};
-use super::train::{TrainConfig, TrainPath, TrainReport, train};
-use super::validate::{check_finite, check_shape};
+use super::train::{TrainParams, TrainPath, TrainReport, train};
 use crate::error::{Result, SeftError};
+use crate::numeric::validate::{check_finite, check_shape};
 
-/// How the gate's network is built and trained.
+/// How the gate's network is built and trained: `GateParams { width, .. }.fit(x, labels, d)`.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct GateConfig {
+pub struct GateParams {
     /// Neurons m.
     pub width: usize,
     /// Shift b; `None` takes the theory's √(0.4 ln m).
@@ -26,9 +26,21 @@ pub struct GateConfig {
     pub seed: u64,
 }
 
-impl Default for GateConfig {
+impl GateParams {
+    /// Trains a gate on `embeddings` (`n × dim`, row-major) with `labels` (true = pass).
+    pub fn fit(
+        &self,
+        embeddings: &[f32],
+        labels: &[bool],
+        dim: usize,
+    ) -> Result<(QualityGate, TrainReport)> {
+        QualityGate::fit(embeddings, labels, dim, self)
+    }
+}
+
+impl Default for GateParams {
     fn default() -> Self {
-        GateConfig {
+        GateParams {
             width: 4096,
             threshold: None,
             steps: 200,
@@ -47,12 +59,11 @@ pub struct QualityGate {
 }
 
 impl QualityGate {
-    /// Trains on `embeddings` (`n × dim`, row-major) with `labels` (true = pass).
-    pub fn fit(
+    fn fit(
         embeddings: &[f32],
         labels: &[bool],
         dim: usize,
-        config: &GateConfig,
+        config: &GateParams,
     ) -> Result<(Self, TrainReport)> {
         check_shape(
             "embeddings",
@@ -84,7 +95,7 @@ impl QualityGate {
             None => (1.0 / (n as f64 * net.expected_firing_fraction().max(1e-6))) as f32,
         };
         let data = TrainData::new(&x, &y, dim)?;
-        let train_config = TrainConfig {
+        let train_config = TrainParams {
             lr,
             steps: config.steps,
             path: config.path,
@@ -192,26 +203,26 @@ mod tests {
         let d = 16;
         let (x, labels) = clusters(80, d, 1);
         let (test_x, test_labels) = clusters(200, d, 2);
-        let config = GateConfig {
+        let config = GateParams {
             width: 2048,
             steps: 60,
-            ..GateConfig::default()
+            ..GateParams::default()
         };
-        let (gate, report) = QualityGate::fit(&x, &labels, d, &config).unwrap();
+        let (gate, report) = config.fit(&x, &labels, d).unwrap();
         let losses: Vec<f64> = report.steps.iter().map(|s| s.loss).collect();
         assert!(losses.last() < losses.first(), "{losses:?}");
         assert!(gate.accuracy(&x, &labels).unwrap() >= 0.95);
         assert!(gate.accuracy(&test_x, &test_labels).unwrap() >= 0.9);
-        let trees = GateConfig {
+        let trees = GateParams {
             path: TrainPath::FiringTree,
             ..config
         };
-        let (tree_gate, _) = QualityGate::fit(&x, &labels, d, &trees).unwrap();
-        let dense = GateConfig {
+        let (tree_gate, _) = trees.fit(&x, &labels, d).unwrap();
+        let dense = GateParams {
             path: TrainPath::Dense,
             ..config
         };
-        let (dense_gate, _) = QualityGate::fit(&x, &labels, d, &dense).unwrap();
+        let (dense_gate, _) = dense.fit(&x, &labels, d).unwrap();
         assert_eq!(
             tree_gate.predict(&test_x).unwrap(),
             dense_gate.predict(&test_x).unwrap()
@@ -220,16 +231,17 @@ mod tests {
 
     #[test]
     fn bad_input_is_an_error() {
-        let config = GateConfig {
+        let config = GateParams {
             width: 64,
             steps: 2,
-            ..GateConfig::default()
+            ..GateParams::default()
         };
-        assert!(QualityGate::fit(&[0.0; 6], &[true, false], 2, &config).is_err());
-        assert!(QualityGate::fit(&[], &[], 2, &config).is_err());
-        assert!(QualityGate::fit(&[f32::NAN, 0.0], &[true], 2, &config).is_err());
-        let (gate, _) =
-            QualityGate::fit(&[1.0, 0.0, 0.0, 1.0], &[true, false], 2, &config).unwrap();
+        assert!(config.fit(&[0.0; 6], &[true, false], 2).is_err());
+        assert!(config.fit(&[], &[], 2).is_err());
+        assert!(config.fit(&[f32::NAN, 0.0], &[true], 2).is_err());
+        let (gate, _) = config
+            .fit(&[1.0, 0.0, 0.0, 1.0], &[true, false], 2)
+            .unwrap();
         assert!(gate.scores(&[1.0; 3]).is_err());
         assert!(gate.scores(&[]).is_err());
         assert!(gate.accuracy(&[1.0; 4], &[true]).is_err());

@@ -41,11 +41,10 @@ mod random;
 mod train;
 mod tree;
 mod tree_step;
-mod validate;
 
 pub use decode::{FiringRowsDown, enable_firing_rows_decode};
 pub use firing::FiringSets;
-pub use gate::{GateConfig, QualityGate};
+pub use gate::{GateParams, QualityGate};
 pub use network::{ShiftedReluNet, TrainData};
-pub use train::{StepPath, StepStats, TrainConfig, TrainPath, TrainReport, train, train_reference};
+pub use train::{StepPath, StepStats, TrainParams, TrainPath, TrainReport, train, train_reference};
 pub use tree::{FANOUT, FiringTrees};

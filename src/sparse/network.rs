@@ -6,8 +6,8 @@ use rayon::prelude::*;
 
 use super::products::PointMatrix;
 use super::random::{gaussian_vec, sign_vec};
-use super::validate::{check_finite, check_scalar, check_shape};
 use crate::error::{Result, SeftError};
+use crate::numeric::validate::{check_finite, check_scalar, check_shape};
 
 /// f(x) = (1/√m) Σ_r a_r σ(⟨w_r, x⟩), σ(z) = max(z − b, 0): the first layer W (m × d) is
 /// trained, the second layer a (m signs) and the threshold b stay fixed.

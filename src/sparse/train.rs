@@ -7,8 +7,8 @@ use super::dense::{DenseStepper, Outcome, ReferenceStepper};
 use super::network::{ShiftedReluNet, TrainData};
 use super::tree::FiringTrees;
 use super::tree_step::TreeStepper;
-use super::validate::check_scalar;
 use crate::error::{Result, SeftError};
+use crate::numeric::validate::check_scalar;
 
 /// How training evaluates the layer. The paths compute the same iterates up to float rounding.
 /// Written `dense`, `firing-tree` or `auto` in configs and on the command line.
@@ -59,12 +59,19 @@ impl std::str::FromStr for TrainPath {
 
 /// Gradient-descent settings (the threshold b belongs to the network).
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct TrainConfig {
+pub struct TrainParams {
     /// Step size η: W ← W − η ∇_W L.
     pub lr: f32,
     /// Number of full-batch steps.
     pub steps: usize,
     pub path: TrainPath,
+}
+
+impl TrainParams {
+    /// Trains `net` on `data` ([`train`]).
+    pub fn fit(&self, net: &mut ShiftedReluNet, data: &TrainData<'_>) -> Result<TrainReport> {
+        train(net, data, self)
+    }
 }
 
 /// The path one step took.
@@ -130,7 +137,7 @@ impl TrainReport {
 pub fn train(
     net: &mut ShiftedReluNet,
     data: &TrainData<'_>,
-    config: &TrainConfig,
+    config: &TrainParams,
 ) -> Result<TrainReport> {
     net.check_data(data)?;
     check_scalar("learning rate", config.lr, true)?;
@@ -225,7 +232,7 @@ mod tests {
         steps: usize,
     ) -> (ShiftedReluNet, TrainReport) {
         let mut net = net.clone();
-        let report = train(&mut net, data, &TrainConfig { lr, steps, path }).unwrap();
+        let report = train(&mut net, data, &TrainParams { lr, steps, path }).unwrap();
         (net, report)
     }
 
@@ -374,14 +381,14 @@ mod tests {
         for path in [TrainPath::Dense, TrainPath::FiringTree, TrainPath::Auto] {
             for lr in [0.0, -1.0, f32::NAN, f32::INFINITY] {
                 let mut copy = net.clone();
-                assert!(train(&mut copy, &data, &TrainConfig { lr, steps: 2, path }).is_err());
+                assert!(train(&mut copy, &data, &TrainParams { lr, steps: 2, path }).is_err());
             }
             // One neuron, x = 1, w = 1, e = 1 − y: a step of f32::MAX overflows w to −∞ (the
             // neuron falls silent) for y = −3 and to +∞ (the output overflows) for y = 5.
             for y in [[-3.0], [5.0]] {
                 let single = TrainData::new(&[1.0], &y, 1).unwrap();
                 let mut one = ShiftedReluNet::new(vec![1.0], vec![1.0], 1, 0.0).unwrap();
-                let diverging = TrainConfig {
+                let diverging = TrainParams {
                     lr: f32::MAX,
                     steps: 3,
                     path,
@@ -396,7 +403,7 @@ mod tests {
         }
         let other = ShiftedReluNet::random(200, 5, 0.0, 8).unwrap();
         let mut copy = other.clone();
-        let config = TrainConfig {
+        let config = TrainParams {
             lr: 0.1,
             steps: 1,
             path: TrainPath::Auto,

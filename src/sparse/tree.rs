@@ -15,8 +15,8 @@
 use rayon::prelude::*;
 
 use super::products::PointMatrix;
-use super::validate::{check_finite, check_shape};
 use crate::error::{Result, SeftError};
+use crate::numeric::validate::{check_finite, check_shape};
 
 /// Children per tree node (and values per leaf group).
 pub const FANOUT: usize = 16;

@@ -6,10 +6,12 @@
 
 use rayon::prelude::*;
 
-use super::{Kernel, check_bandwidth};
+use super::Kernel;
 use crate::error::Result;
 use crate::numeric::kernels::{BLOCK_ROWS, dot, dot_block, exp_in_place};
-use crate::numeric::matrix::{Matrix, check_point};
+use crate::numeric::matrix::Matrix;
+use crate::numeric::validate::check_bandwidth;
+use crate::numeric::validate::check_point;
 
 /// Queries per GEMM block.
 const QUERY_BLOCK: usize = 64;
@@ -48,8 +50,27 @@ pub struct ExactKde {
     bandwidth: f32,
 }
 
+/// Parameters of an [`ExactKde`]: `ExactKdeParams::new(kernel, bandwidth).fit(&data)`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ExactKdeParams {
+    kernel: Kernel,
+    bandwidth: f32,
+}
+
+impl ExactKdeParams {
+    pub fn new(kernel: Kernel, bandwidth: f32) -> Self {
+        ExactKdeParams { kernel, bandwidth }
+    }
+
+    /// Holds `data` (centered) for brute-force queries; errors on a bandwidth that is not a
+    /// positive finite number.
+    pub fn fit(&self, data: &Matrix) -> Result<ExactKde> {
+        ExactKde::new(data, self.kernel, self.bandwidth)
+    }
+}
+
 impl ExactKde {
-    pub fn new(data: &Matrix, kernel: Kernel, bandwidth: f32) -> Result<Self> {
+    fn new(data: &Matrix, kernel: Kernel, bandwidth: f32) -> Result<Self> {
         check_bandwidth(bandwidth)?;
         let (n, d) = (data.n(), data.d());
         let mut mean = vec![0f64; d];
@@ -158,7 +179,7 @@ mod tests {
             .collect();
         let queries = Matrix::new(queries, 70, d).unwrap();
         for kernel in [Kernel::Gaussian, Kernel::Laplacian] {
-            let kde = ExactKde::new(&data, kernel, 3.0).unwrap();
+            let kde = ExactKdeParams::new(kernel, 3.0).fit(&data).unwrap();
             let fast = kde.query_batch(&queries).unwrap();
             for (j, q) in queries.data().chunks_exact(d).enumerate() {
                 let naive: f64 = data
@@ -176,9 +197,19 @@ mod tests {
     #[test]
     fn bad_input_is_an_error() {
         let data = Matrix::new(vec![0.0, 1.0, 2.0, 3.0], 2, 2).unwrap();
-        assert!(ExactKde::new(&data, Kernel::Gaussian, 0.0).is_err());
-        assert!(ExactKde::new(&data, Kernel::Gaussian, -2.0).is_err());
-        let kde = ExactKde::new(&data, Kernel::Gaussian, 1.0).unwrap();
+        assert!(
+            ExactKdeParams::new(Kernel::Gaussian, 0.0)
+                .fit(&data)
+                .is_err()
+        );
+        assert!(
+            ExactKdeParams::new(Kernel::Gaussian, -2.0)
+                .fit(&data)
+                .is_err()
+        );
+        let kde = ExactKdeParams::new(Kernel::Gaussian, 1.0)
+            .fit(&data)
+            .unwrap();
         assert!(kde.query(&[1.0]).is_err());
         assert!(kde.query(&[1.0, f32::NAN]).is_err());
         let wrong = Matrix::new(vec![1.0; 3], 1, 3).unwrap();

@@ -21,7 +21,7 @@ mod lsh;
 mod plan;
 
 pub use dynamic::{DynamicKde, DynamicKdeParams, KdeEstimate};
-pub use exact::ExactKde;
+pub use exact::{ExactKde, ExactKdeParams};
 pub use plan::Plan;
 
 use crate::error::{Result, SeftError};
@@ -75,19 +75,10 @@ impl std::str::FromStr for Kernel {
     }
 }
 
-/// Errors unless the bandwidth is finite and positive.
-pub(crate) fn check_bandwidth(bandwidth: f32) -> Result<()> {
-    if !(bandwidth.is_finite() && bandwidth > 0.0) {
-        return Err(SeftError::Invalid(format!(
-            "bandwidth must be a positive finite number, got {bandwidth}"
-        )));
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::numeric::validate::check_bandwidth;
 
     #[test]
     fn kernel_values_and_radii_agree() {

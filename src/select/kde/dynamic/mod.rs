@@ -53,12 +53,14 @@ use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, StandardNormal};
 use rayon::prelude::*;
 
+use super::Kernel;
 use super::lsh::bucket_key;
 use super::plan::{FIND_WEIGHT_STEPS, Plan, PlanInputs};
-use super::{Kernel, check_bandwidth};
 use crate::error::{Result, SeftError};
 use crate::numeric::kernels::{dot_block, exp_in_place, squared_distance};
-use crate::numeric::matrix::{Matrix, check_point};
+use crate::numeric::matrix::Matrix;
+use crate::numeric::validate::check_bandwidth;
+use crate::numeric::validate::check_point;
 
 mod query;
 mod table;

@@ -2,7 +2,7 @@
 //! query is made of.
 
 use super::*;
-use crate::select::kde::ExactKde;
+use crate::select::kde::ExactKdeParams;
 use crate::select::synthetic::gaussian_blobs;
 
 fn relative_errors(
@@ -11,7 +11,9 @@ fn relative_errors(
     queries: &Matrix,
     h: f32,
 ) -> Vec<(f64, f64)> {
-    let exact = ExactKde::new(data_now, Kernel::Gaussian, h).unwrap();
+    let exact = ExactKdeParams::new(Kernel::Gaussian, h)
+        .fit(data_now)
+        .unwrap();
     let truth = exact.query_batch(queries).unwrap();
     queries
         .data()
@@ -92,7 +94,8 @@ fn low_recall_estimates_stay_unbiased() {
     let (h, tau) = (2.5f32, 0.05);
     let data = gaussian_blobs(2000, 4, 4, 9).unwrap();
     let queries = data.select_rows(&(0..20).map(|i| i * 97).collect::<Vec<_>>());
-    let truth = ExactKde::new(&data, Kernel::Gaussian, h)
+    let truth = ExactKdeParams::new(Kernel::Gaussian, h)
+        .fit(&data)
         .unwrap()
         .query_batch(&queries)
         .unwrap();

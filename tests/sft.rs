@@ -408,7 +408,7 @@ fn one_optimizer_step_matches_pytorch() {
         (grad_norm - expected_norm).abs() <= 1e-3 * expected_norm,
         "grad norm {grad_norm} vs {expected_norm}"
     );
-    let tensors = seft::model::weights::named_tensors(&lm.net);
+    let tensors = seft::model::layout::named_tensors(&lm.net);
     for (name, t) in fx["tensors"].as_object().unwrap() {
         let (shape, data) = &tensors[name];
         let ranges: Vec<(usize, usize)> = serde_json::from_value(t["slice"].clone()).unwrap();
@@ -513,8 +513,8 @@ fn lora_overfits_a_tiny_dataset_like_full_fine_tuning() {
     )
     .unwrap();
     let base = LanguageModel::load(&full.model.path, &Device::flex()).unwrap();
-    let t = seft::model::weights::named_tensors(&merged.net);
-    let b = seft::model::weights::named_tensors(&base.net);
+    let t = seft::model::layout::named_tensors(&merged.net);
+    let b = seft::model::layout::named_tensors(&base.net);
     assert_ne!(
         t["model.layers.0.self_attn.q_proj.weight"].1,
         b["model.layers.0.self_attn.q_proj.weight"].1

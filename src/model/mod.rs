@@ -7,6 +7,7 @@ pub mod config;
 pub mod generate;
 pub mod gguf;
 pub mod hub;
+pub mod layout;
 pub mod linear;
 pub mod llama;
 pub mod tokenizer;

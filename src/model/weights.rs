@@ -2,23 +2,21 @@
 //! (single file or sharded), and fresh initialization. Every tensor is addressed by its Hugging
 //! Face name (`model.layers.0.self_attn.q_proj.weight`) and shape ([out, in] for projections).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use burn::module::Param;
-use burn::nn::{Embedding, Linear};
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::Device;
 use memmap2::Mmap;
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use rand_distr::Normal;
 use safetensors::{Dtype, SafeTensors};
 
 use crate::error::{Result, SeftError};
-use crate::model::config::{Architecture, MlpKind, ModelConfig, rope_inv_freq};
+use crate::model::config::{Architecture, ModelConfig};
 use crate::model::gguf::GgufFile;
-use crate::model::llama::{Attention, CausalLm, DecoderLayer, Mlp, RmsNorm};
-use crate::numeric::to_f32_vec;
+use crate::model::layout::{load_parameters, named_tensors, skeleton};
+use crate::model::llama::CausalLm;
 
 /// A provider of named f32 tensors in Hugging Face layout.
 pub trait ParamSource {
@@ -253,10 +251,6 @@ impl ParamSource for InitSource {
     }
 }
 
-fn tensor<const D: usize>(data: Vec<f32>, shape: [usize; D], device: &Device) -> Tensor<D> {
-    Tensor::from_data(TensorData::new(data, shape), device)
-}
-
 /// Hugging Face stores projections as [out, in]; Burn's `Linear` multiplies by [in, out].
 /// Row-major `rows × cols` to `cols × rows` (PyTorch Linear weights are stored [out, in]).
 pub(crate) fn transpose(data: &[f32], rows: usize, cols: usize) -> Vec<f32> {
@@ -269,154 +263,14 @@ pub(crate) fn transpose(data: &[f32], rows: usize, cols: usize) -> Vec<f32> {
     out
 }
 
-struct Builder<'a> {
-    source: &'a mut dyn ParamSource,
-    device: &'a Device,
-}
-
-impl Builder<'_> {
-    fn linear(&mut self, prefix: &str, d_in: usize, d_out: usize, bias: bool) -> Result<Linear> {
-        let w = self
-            .source
-            .get(&format!("{prefix}.weight"), &[d_out, d_in])?;
-        let weight = Param::from_tensor(tensor(
-            transpose(&w, d_out, d_in),
-            [d_in, d_out],
-            self.device,
-        ));
-        let bias = if bias {
-            let b = self.source.get(&format!("{prefix}.bias"), &[d_out])?;
-            Some(Param::from_tensor(tensor(b, [d_out], self.device)))
-        } else {
-            None
-        };
-        Ok(Linear { weight, bias })
-    }
-
-    fn norm(&mut self, name: &str, n: usize, eps: f64) -> Result<RmsNorm> {
-        let w = self.source.get(name, &[n])?;
-        Ok(RmsNorm {
-            weight: Param::from_tensor(tensor(w, [n], self.device)),
-            eps,
-        })
-    }
-}
-
-/// Builds the decoder described by `cfg` with parameters from `source`.
+/// Builds the decoder described by `cfg` with parameters from `source` (see
+/// [`crate::model::layout`] for the names it asks for).
 pub fn build_model(
     cfg: &ModelConfig,
     source: &mut dyn ParamSource,
     device: &Device,
 ) -> Result<CausalLm> {
-    let mut b = Builder { source, device };
-    let (h, d, eps) = (cfg.hidden_size, cfg.head_dim, cfg.rms_norm_eps);
-    let q = cfg.num_attention_heads * d;
-    let kv = cfg.num_key_value_heads * d;
-    let emb = b
-        .source
-        .get("model.embed_tokens.weight", &[cfg.vocab_size, h])?;
-    let embed_tokens = Embedding {
-        weight: Param::from_tensor(tensor(emb, [cfg.vocab_size, h], device)),
-    };
-    let mut layers = Vec::with_capacity(cfg.num_hidden_layers);
-    for i in 0..cfg.num_hidden_layers {
-        let p = format!("model.layers.{i}");
-        let input_layernorm = b.norm(&format!("{p}.input_layernorm.weight"), h, eps)?;
-        let self_attn = Attention {
-            q_proj: b.linear(&format!("{p}.self_attn.q_proj"), h, q, cfg.qkv_bias)?,
-            k_proj: b.linear(&format!("{p}.self_attn.k_proj"), h, kv, cfg.qkv_bias)?,
-            v_proj: b.linear(&format!("{p}.self_attn.v_proj"), h, kv, cfg.qkv_bias)?,
-            o_proj: b.linear(&format!("{p}.self_attn.o_proj"), q, h, cfg.o_bias)?,
-            n_heads: cfg.num_attention_heads,
-            n_kv_heads: cfg.num_key_value_heads,
-            head_dim: d,
-        };
-        let post_attention_layernorm =
-            b.norm(&format!("{p}.post_attention_layernorm.weight"), h, eps)?;
-        let i_size = cfg.intermediate_size;
-        let gate_proj = match cfg.mlp {
-            MlpKind::SwiGlu => Some(b.linear(&format!("{p}.mlp.gate_proj"), h, i_size, false)?),
-            MlpKind::Relu => None,
-        };
-        let mlp = Mlp {
-            gate_proj,
-            up_proj: b.linear(&format!("{p}.mlp.up_proj"), h, i_size, false)?,
-            down_proj: b.linear(&format!("{p}.mlp.down_proj"), i_size, h, false)?,
-            relu_threshold: cfg.relu_threshold,
-            relu_hook: None,
-        };
-        layers.push(DecoderLayer {
-            input_layernorm,
-            self_attn,
-            post_attention_layernorm,
-            mlp,
-        });
-    }
-    let norm = b.norm("model.norm.weight", h, eps)?;
-    let lm_head = if cfg.tie_word_embeddings {
-        None
-    } else {
-        Some(b.linear("lm_head", h, cfg.vocab_size, false)?)
-    };
-    Ok(CausalLm {
-        embed_tokens,
-        layers,
-        norm,
-        lm_head,
-        inv_freq: rope_inv_freq(cfg),
-    })
-}
-
-/// Every parameter under its Hugging Face name, in Hugging Face layout, as (shape, f32 data).
-pub fn named_tensors(model: &CausalLm) -> BTreeMap<String, (Vec<usize>, Vec<f32>)> {
-    let mut out = BTreeMap::new();
-    let read = |t: Tensor<2>| -> (Vec<usize>, Vec<f32>) {
-        let [r, c] = t.dims();
-        let data = to_f32_vec(t);
-        (vec![c, r], transpose(&data, r, c))
-    };
-    let read1 = |t: Tensor<1>| -> (Vec<usize>, Vec<f32>) {
-        let n = t.dims()[0];
-        (vec![n], to_f32_vec(t))
-    };
-    let linear = |out: &mut BTreeMap<_, _>, name: String, l: &Linear| {
-        out.insert(format!("{name}.weight"), read(l.weight.val()));
-        if let Some(b) = &l.bias {
-            out.insert(format!("{name}.bias"), read1(b.val()));
-        }
-    };
-    let emb = model.embed_tokens.weight.val();
-    let [v, h] = emb.dims();
-    out.insert(
-        "model.embed_tokens.weight".into(),
-        (vec![v, h], to_f32_vec(emb)),
-    );
-    for (i, layer) in model.layers.iter().enumerate() {
-        let p = format!("model.layers.{i}");
-        out.insert(
-            format!("{p}.input_layernorm.weight"),
-            read1(layer.input_layernorm.weight.val()),
-        );
-        out.insert(
-            format!("{p}.post_attention_layernorm.weight"),
-            read1(layer.post_attention_layernorm.weight.val()),
-        );
-        let a = &layer.self_attn;
-        linear(&mut out, format!("{p}.self_attn.q_proj"), &a.q_proj);
-        linear(&mut out, format!("{p}.self_attn.k_proj"), &a.k_proj);
-        linear(&mut out, format!("{p}.self_attn.v_proj"), &a.v_proj);
-        linear(&mut out, format!("{p}.self_attn.o_proj"), &a.o_proj);
-        if let Some(g) = &layer.mlp.gate_proj {
-            linear(&mut out, format!("{p}.mlp.gate_proj"), g);
-        }
-        linear(&mut out, format!("{p}.mlp.up_proj"), &layer.mlp.up_proj);
-        linear(&mut out, format!("{p}.mlp.down_proj"), &layer.mlp.down_proj);
-    }
-    out.insert("model.norm.weight".into(), read1(model.norm.weight.val()));
-    if let Some(head) = &model.lm_head {
-        linear(&mut out, "lm_head".into(), head);
-    }
-    out
+    load_parameters(skeleton(cfg, device), source, device)
 }
 
 /// Writes `model.safetensors` (f32, Hugging Face names) to `path`.

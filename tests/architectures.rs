@@ -7,8 +7,8 @@ mod common;
 
 use burn::tensor::Device;
 use seft::LanguageModel;
+use seft::model::batch::Batch;
 use seft::model::generate::{SamplingConfig, generate};
-use seft::model::llama::Batch;
 use seft::model::{Architecture, MlpKind};
 use seft::numeric::to_f32_vec;
 use serde_json::Value;

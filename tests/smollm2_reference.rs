@@ -10,8 +10,8 @@ use std::sync::OnceLock;
 use burn::tensor::Device;
 use seft::LanguageModel;
 use seft::model::Message;
+use seft::model::batch::Batch;
 use seft::model::generate::{SamplingConfig, generate};
-use seft::model::llama::Batch;
 use serde_json::Value;
 
 fn reference() -> &'static Value {

@@ -9,8 +9,9 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::cli::ModelArgs;
+use crate::model::batch::Batch;
 use crate::model::generate::{SamplingConfig, generate};
-use crate::model::llama::{Batch, KvCache};
+use crate::model::llama::KvCache;
 
 #[derive(clap::Args, Debug)]
 pub struct BenchArgs {
@@ -53,12 +54,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     // Prefill: one forward over the whole prompt with an empty cache, logits of the last position.
     let prefill_once = || {
         let mut cache = KvCache::new(&model.config, 1, n, &device);
-        let batch = Batch {
-            ids: vec![prompts.prefill.clone()],
-            valid: vec![vec![true; n]],
-            positions: vec![(0..n).collect()],
-            segments: None,
-        };
+        let batch = Batch::single(&prompts.prefill);
         let started = Instant::now();
         let last = model.net.prefill(&batch, &mut cache, args.prefill_chunk);
         let _ = model.net.logits(last).into_data();

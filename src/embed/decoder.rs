@@ -4,7 +4,7 @@
 use crate::embed::{by_length_batches, mean_pool_normalized};
 use crate::error::{Result, SeftError};
 use crate::model::LanguageModel;
-use crate::model::llama::Batch;
+use crate::model::batch::Batch;
 
 /// Mean-pooled, unit-norm final hidden states of `model` for each text, in order. Texts are
 /// tokenized as plain prompts (BOS when the checkpoint asks for it), cut to their first
@@ -39,22 +39,8 @@ pub fn mean_pooled_hidden_states(
     let mut out = vec![Vec::new(); texts.len()];
     for batch in by_length_batches(&lengths, batch_size)? {
         let longest = batch.iter().map(|&i| lengths[i]).max().unwrap_or(0);
-        let input = Batch {
-            ids: batch
-                .iter()
-                .map(|&i| {
-                    let mut row = tokens[i].clone();
-                    row.resize(longest, pad);
-                    row
-                })
-                .collect(),
-            valid: batch
-                .iter()
-                .map(|&i| (0..longest).map(|j| j < lengths[i]).collect())
-                .collect(),
-            positions: batch.iter().map(|_| (0..longest).collect()).collect(),
-            segments: None,
-        };
+        let rows: Vec<&[u32]> = batch.iter().map(|&i| tokens[i].as_slice()).collect();
+        let input = Batch::right_padded(&rows, longest, pad);
         let hidden = model.net.hidden_states(&input, None);
         for (row, &i) in mean_pool_normalized(hidden, &input.valid)
             .into_iter()

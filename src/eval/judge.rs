@@ -9,7 +9,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, SeftError};
-use crate::model::llama::{Batch, KvCache};
+use crate::model::batch::Batch;
+use crate::model::llama::KvCache;
 use crate::model::{LanguageModel, Message};
 use crate::numeric::to_f32_vec;
 
@@ -44,12 +45,7 @@ fn next_token_logits(model: &LanguageModel, prompt: &[u32]) -> Vec<f32> {
     let device = model.device();
     let n = prompt.len();
     let mut cache = KvCache::new(&model.config, 1, n, &device);
-    let batch = Batch {
-        ids: vec![prompt.to_vec()],
-        valid: vec![vec![true; n]],
-        positions: vec![(0..n).collect()],
-        segments: None,
-    };
+    let batch = Batch::single(prompt);
     let hidden = model
         .net
         .prefill(&batch, &mut cache, crate::model::generate::PREFILL_CHUNK);

@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, SeftError};
 use crate::model::LanguageModel;
-use crate::model::llama::{Batch, KvCache};
+use crate::model::batch::Batch;
+use crate::model::llama::KvCache;
 use crate::numeric::to_f32_vec;
 
 /// Prompt tokens per prefill forward pass (see [`crate::model::llama::CausalLm::prefill`]).
@@ -148,38 +149,10 @@ pub fn next_token_logits(model: &LanguageModel, prompts: &[Vec<u32>]) -> Result<
     let pad = model.eos_token_ids.first().copied().unwrap_or(0);
     let max_len = prompts.iter().map(Vec::len).max().unwrap_or(0);
     let mut cache = KvCache::new(&model.config, prompts.len(), max_len, &device);
-    let batch = left_padded(prompts, pad);
+    let batch = Batch::left_padded(prompts, pad);
     let hidden = model.net.prefill(&batch, &mut cache, PREFILL_CHUNK);
     let logits = to_f32_vec(model.net.logits(hidden));
     Ok(logits.chunks(vocab).map(<[f32]>::to_vec).collect())
-}
-
-/// Prompts left-padded to the longest, padding masked out, rotary positions counted per row.
-fn left_padded(prompts: &[Vec<u32>], pad: u32) -> Batch {
-    let max_len = prompts.iter().map(Vec::len).max().unwrap_or(0);
-    Batch {
-        ids: prompts
-            .iter()
-            .map(|p| {
-                std::iter::repeat_n(pad, max_len - p.len())
-                    .chain(p.iter().copied())
-                    .collect()
-            })
-            .collect(),
-        valid: prompts
-            .iter()
-            .map(|p| (0..max_len).map(|j| j >= max_len - p.len()).collect())
-            .collect(),
-        positions: prompts
-            .iter()
-            .map(|p| {
-                (0..max_len)
-                    .map(|j| (j + p.len()).saturating_sub(max_len))
-                    .collect()
-            })
-            .collect(),
-        segments: None,
-    }
 }
 
 /// Applies transformers' processors to one row of logits and picks the next token.
@@ -329,7 +302,7 @@ pub fn generate(
     }
     let mut cache = KvCache::new(&model.config, rows.len(), capacity, &device);
     // Prefill: left-pad to the longest prompt.
-    let batch = left_padded(prompts, pad);
+    let batch = Batch::left_padded(prompts, pad);
     let mut valid = batch.valid.clone();
     let mut hidden = model.net.prefill(&batch, &mut cache, PREFILL_CHUNK);
     let mut step = 0;
@@ -426,12 +399,8 @@ pub fn generate(
         for v in valid.iter_mut() {
             v.push(true);
         }
-        let batch = Batch {
-            ids: next_ids.iter().map(|&t| vec![t]).collect(),
-            valid: valid.clone(),
-            positions: rows.iter().map(|r| vec![r.prompt_len + step - 1]).collect(),
-            segments: None,
-        };
+        let positions: Vec<usize> = rows.iter().map(|r| r.prompt_len + step - 1).collect();
+        let batch = Batch::decode_step(&next_ids, valid.clone(), &positions);
         hidden = model.net.hidden_states(&batch, Some(&mut cache));
     }
     Ok(outputs

@@ -16,6 +16,7 @@ use burn::tensor::activation::relu;
 use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 
 use crate::fused::{gqa_attention, matmul_2d, rope_heads, swiglu};
+use crate::model::batch::Batch;
 use crate::model::config::ModelConfig;
 use crate::model::linear::linear_forward;
 
@@ -227,18 +228,6 @@ pub struct CausalLm {
     pub inv_freq: Vec<f32>,
 }
 
-/// Token ids of a batch with per-row validity, as the model consumes them.
-pub struct Batch {
-    /// [batch][seq] token ids (padding positions hold any id).
-    pub ids: Vec<Vec<u32>>,
-    /// [batch][past + seq]: whether each position (cached and new) is a real token.
-    pub valid: Vec<Vec<bool>>,
-    /// [batch][seq] rotary positions of the new tokens.
-    pub positions: Vec<Vec<usize>>,
-    /// [batch][past + seq] segment ids of packed rows: attention never crosses segments.
-    pub segments: Option<Vec<Vec<u32>>>,
-}
-
 impl CausalLm {
     /// Rotary tables and the causal + padding mask for a batch whose new tokens start at `past`.
     pub fn attention_inputs(&self, batch: &Batch, past: usize, device: &Device) -> AttentionInputs {
@@ -306,23 +295,7 @@ impl CausalLm {
         let mut last = None;
         for start in (0..s).step_by(chunk) {
             let end = (start + chunk).min(s);
-            let part = Batch {
-                ids: batch.ids.iter().map(|r| r[start..end].to_vec()).collect(),
-                valid: batch
-                    .valid
-                    .iter()
-                    .map(|r| r[..past + end].to_vec())
-                    .collect(),
-                positions: batch
-                    .positions
-                    .iter()
-                    .map(|r| r[start..end].to_vec())
-                    .collect(),
-                segments: batch
-                    .segments
-                    .as_ref()
-                    .map(|s| s.iter().map(|r| r[..past + end].to_vec()).collect()),
-            };
+            let part = batch.chunk(start, end, past);
             let hidden = self.hidden_states(&part, Some(cache));
             let [b, n, h] = hidden.dims();
             last = Some(hidden.slice([0..b, n - 1..n, 0..h]));

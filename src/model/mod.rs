@@ -2,6 +2,7 @@
 //! (safetensors, single or sharded), GGUF files (dequantized to f32) and hub ids (through
 //! hf-hub's cache, downloading only when online). Saving writes a folder transformers loads.
 
+pub mod batch;
 pub mod chat;
 pub mod config;
 pub mod generate;

@@ -9,7 +9,7 @@
 use rand::seq::SliceRandom;
 use rand::{SeedableRng, rngs::StdRng};
 
-use crate::model::llama::Batch;
+use crate::model::batch::Batch;
 use crate::train::tokenize::TokenizedExample;
 
 const POOL: usize = 16;
@@ -56,33 +56,21 @@ pub fn collate(examples: &[&TokenizedExample], pad_id: u32) -> TrainBatch {
         .saturating_sub(1)
         .max(1);
     let packed = examples.iter().any(|e| !e.boundaries.is_empty());
-    let mut ids = Vec::new();
-    let mut valid = Vec::new();
-    let mut positions = Vec::new();
-    let mut segments = Vec::new();
-    let mut targets = Vec::new();
+    // The input is every token but the last; the target of position j is token j + 1.
+    let inputs: Vec<&[u32]> = examples
+        .iter()
+        .map(|e| &e.ids[..e.ids.len().saturating_sub(1)])
+        .collect();
+    let input = if packed {
+        let boundaries: Vec<&[usize]> = examples.iter().map(|e| e.boundaries.as_slice()).collect();
+        Batch::packed(&inputs, &boundaries, width, pad_id)
+    } else {
+        Batch::right_padded(&inputs, width, pad_id)
+    };
+    let mut targets = Vec::with_capacity(examples.len() * width);
     let mut n_targets = 0;
-    let mut n_tokens = 0;
-    for e in examples {
-        let n = e.ids.len().saturating_sub(1);
-        n_tokens += e.ids.len();
-        let mut row: Vec<u32> = e.ids[..n].to_vec();
-        row.resize(width, pad_id);
-        ids.push(row);
-        valid.push((0..width).map(|j| j < n).collect());
-        // Positions restart and the segment id changes at each packed sequence's start.
-        let (mut seg, mut start) = (0u32, 0usize);
-        let (mut pos_row, mut seg_row) = (Vec::with_capacity(width), Vec::with_capacity(width));
-        for j in 0..width {
-            if e.boundaries.contains(&j) {
-                seg += 1;
-                start = j;
-            }
-            pos_row.push(j - start);
-            seg_row.push(seg);
-        }
-        positions.push(pos_row);
-        segments.push(seg_row);
+    for (e, row) in examples.iter().zip(&inputs) {
+        let n = row.len();
         for j in 0..width {
             let t = if j < n && e.is_target[j + 1] {
                 n_targets += 1;
@@ -94,14 +82,9 @@ pub fn collate(examples: &[&TokenizedExample], pad_id: u32) -> TrainBatch {
         }
     }
     TrainBatch {
-        input: Batch {
-            ids,
-            valid,
-            positions,
-            segments: packed.then_some(segments),
-        },
+        input,
         targets,
         n_targets,
-        n_tokens,
+        n_tokens: examples.iter().map(|e| e.ids.len()).sum(),
     }
 }

@@ -248,6 +248,7 @@ fn stable_prefix_len(text: &str, stops: &[String]) -> usize {
     end
 }
 
+/// One sequence being generated.
 struct Row {
     index: usize,
     prompt_len: usize,
@@ -255,7 +256,80 @@ struct Row {
     generated: Vec<u32>,
     logprobs: Vec<TokenLogprobs>,
     rng: StdRng,
+    /// Bytes of the decoded text already passed to `on_text`.
     streamed: usize,
+}
+
+impl Row {
+    /// Samples the next token from this row's `logits`, passes the text that became final to
+    /// `on_text`, and returns the token with the finished generation when the row stops.
+    fn step(
+        &mut self,
+        mut logits: Vec<f32>,
+        model: &LanguageModel,
+        cfg: &SamplingConfig,
+        on_text: &mut impl FnMut(usize, &str),
+    ) -> Result<(u32, Option<Generation>)> {
+        if self.generated.len() < cfg.min_new_tokens {
+            for &eos in &model.eos_token_ids {
+                if let Some(x) = logits.get_mut(eos as usize) {
+                    *x = f32::NEG_INFINITY;
+                }
+            }
+        }
+        let raw = cfg.top_logprobs.map(|_| log_softmax(&logits));
+        let next = sample_next(&mut logits, &self.history, cfg, &mut self.rng);
+        if let (Some(k), Some(raw)) = (cfg.top_logprobs, raw) {
+            self.logprobs.push(TokenLogprobs {
+                token: next,
+                logprob: raw[next as usize],
+                top: top_k(&raw, k),
+            });
+        }
+        let is_eos = model.eos_token_ids.contains(&next);
+        if !is_eos {
+            self.generated.push(next);
+            self.history.push(next);
+        }
+        let text = model.tokenizer.decode(&self.generated, true)?;
+        let stop_at = cfg
+            .stop_strings
+            .iter()
+            .filter_map(|s| text.find(s.as_str()))
+            .min();
+        let complete = cfg
+            .stop_when_exactly
+            .iter()
+            .any(|s| text.trim_start() == s.as_str());
+        let reason = if is_eos {
+            Some(FinishReason::Eos)
+        } else if stop_at.is_some() || complete {
+            Some(FinishReason::Stop)
+        } else if self.generated.len() >= cfg.max_new_tokens {
+            Some(FinishReason::Length)
+        } else {
+            None
+        };
+        let shown = match (reason, stop_at) {
+            (_, Some(cut)) => cut,
+            (Some(_), None) => text.len(),
+            (None, None) => stable_prefix_len(&text, &cfg.stop_strings),
+        };
+        if shown > self.streamed
+            && text.is_char_boundary(shown)
+            && text.is_char_boundary(self.streamed)
+        {
+            on_text(self.index, &text[self.streamed..shown]);
+            self.streamed = shown;
+        }
+        let done = reason.map(|reason| Generation {
+            token_ids: self.generated.clone(),
+            text: text[..shown].to_string(),
+            finish_reason: reason,
+            logprobs: std::mem::take(&mut self.logprobs),
+        });
+        Ok((next, done))
+    }
 }
 
 /// Generates continuations of tokenized prompts. `on_text(row, delta)` receives text as it
@@ -311,67 +385,11 @@ pub fn generate(
         let mut finished = Vec::new();
         let mut next_ids = Vec::with_capacity(rows.len());
         for (r, row) in rows.iter_mut().enumerate() {
-            let mut row_logits = logits[r * vocab..(r + 1) * vocab].to_vec();
-            if row.generated.len() < cfg.min_new_tokens {
-                for &eos in &model.eos_token_ids {
-                    if let Some(x) = row_logits.get_mut(eos as usize) {
-                        *x = f32::NEG_INFINITY;
-                    }
-                }
-            }
-            let raw = cfg.top_logprobs.map(|_| log_softmax(&row_logits));
-            let next = sample_next(&mut row_logits, &row.history, cfg, &mut row.rng);
+            let row_logits = logits[r * vocab..(r + 1) * vocab].to_vec();
+            let (next, done) = row.step(row_logits, model, cfg, &mut on_text)?;
             next_ids.push(next);
-            if let (Some(k), Some(raw)) = (cfg.top_logprobs, raw) {
-                row.logprobs.push(TokenLogprobs {
-                    token: next,
-                    logprob: raw[next as usize],
-                    top: top_k(&raw, k),
-                });
-            }
-            let is_eos = model.eos_token_ids.contains(&next);
-            if !is_eos {
-                row.generated.push(next);
-                row.history.push(next);
-            }
-            let text = model.tokenizer.decode(&row.generated, true)?;
-            let stop_at = cfg
-                .stop_strings
-                .iter()
-                .filter_map(|s| text.find(s.as_str()))
-                .min();
-            let complete = cfg
-                .stop_when_exactly
-                .iter()
-                .any(|s| text.trim_start() == s.as_str());
-            let reason = if is_eos {
-                Some(FinishReason::Eos)
-            } else if stop_at.is_some() || complete {
-                Some(FinishReason::Stop)
-            } else if row.generated.len() >= cfg.max_new_tokens {
-                Some(FinishReason::Length)
-            } else {
-                None
-            };
-            let shown = match (reason, stop_at) {
-                (_, Some(cut)) => cut,
-                (Some(_), None) => text.len(),
-                (None, None) => stable_prefix_len(&text, &cfg.stop_strings),
-            };
-            if shown > row.streamed
-                && text.is_char_boundary(shown)
-                && text.is_char_boundary(row.streamed)
-            {
-                on_text(row.index, &text[row.streamed..shown]);
-                row.streamed = shown;
-            }
-            if let Some(reason) = reason {
-                outputs[row.index] = Some(Generation {
-                    token_ids: row.generated.clone(),
-                    text: text[..shown].to_string(),
-                    finish_reason: reason,
-                    logprobs: std::mem::take(&mut row.logprobs),
-                });
+            if let Some(generation) = done {
+                outputs[row.index] = Some(generation);
                 finished.push(r);
             }
         }

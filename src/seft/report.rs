@@ -111,109 +111,10 @@ impl Report {
 
     pub fn markdown(&self) -> String {
         let mut s = String::new();
-        let pct = |x: Option<f64>| x.map_or("–".to_string(), |v| format!("{:.1}%", 100.0 * v));
-        let _ = writeln!(
-            s,
-            "# SEFT run report\n\nRun directory: `{}`  ",
-            self.run_dir.display()
-        );
-        let _ = writeln!(s, "Judge: {}\n", self.judge);
-        let _ = writeln!(s, "## Result\n");
-        let _ = writeln!(s, "| policy | held-out accuracy | win rate vs start |");
-        let _ = writeln!(s, "|---|---|---|");
-        let _ = writeln!(s, "| starting policy | {} | – |", pct(self.before_accuracy));
-        let _ = writeln!(
-            s,
-            "| SEFT (adaptive reviser) | {} | {} |",
-            pct(self.after_accuracy),
-            pct(self.win_rate_vs_start)
-        );
-        let _ = writeln!(
-            s,
-            "| control: identity reviser (self-training) | {} | {} |",
-            pct(self.identity_reviser_accuracy),
-            pct(self.identity_win_rate_vs_start)
-        );
-        let _ = writeln!(s, "\n## Iterations\n");
-        let _ = writeln!(
-            s,
-            "| arm | iter | prompts | keep | minor | major | untagged | SFT rows | filtered | SFT loss first→last | answer chars → enhanced | accuracy |"
-        );
-        let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|---|---|");
-        for it in &self.iterations {
-            let r = &it.revisions;
-            let n = r.rows.max(1) as f64;
-            let share = |c: usize| format!("{:.0}%", 100.0 * c as f64 / n);
-            let f = &it.filters;
-            let _ = writeln!(
-                s,
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.3}→{:.3} | {:.1} → {:.1} | {} |",
-                it.arm,
-                it.iteration,
-                it.prompts,
-                share(r.keep),
-                share(r.minor),
-                share(r.major),
-                r.untagged,
-                f.rows,
-                f.dropped_empty
-                    + f.dropped_degenerate
-                    + f.dropped_duplicate
-                    + f.dropped_length_ratio
-                    + f.dropped_gate,
-                it.sft.first_loss,
-                it.sft.final_loss,
-                r.mean_response_chars,
-                r.mean_enhanced_chars,
-                pct(it.accuracy)
-            );
-        }
-        if let Some(e) = &self.reviser_eval {
-            let _ = writeln!(
-                s,
-                "\n## Reviser on the starting policy's held-out answers ({} answers)\n",
-                e.responses
-            );
-            let _ = writeln!(s, "| true state | keep | minor | major | untagged |");
-            let _ = writeln!(s, "|---|---|---|---|---|");
-            for (state, row) in &e.confusion {
-                let c = |k: &str| row.get(k).copied().unwrap_or(0);
-                let _ = writeln!(
-                    s,
-                    "| {state} | {} | {} | {} | {} |",
-                    c("keep"),
-                    c("minor"),
-                    c("major"),
-                    c("untagged")
-                );
-            }
-            let _ = writeln!(
-                s,
-                "\nCorrect answers kept unchanged: {:.1}% (broken: {:.1}%). Answers that were not correct and are fixed: {:.1}% (wrong: {:.1}%, slips: {:.1}%). Tokens generated per keep: {:.1}, per revision: {:.1}.",
-                100.0 * e.correct_kept_unchanged,
-                100.0 * e.correct_broken,
-                100.0 * e.not_correct_fixed,
-                100.0 * e.wrong_fixed,
-                100.0 * e.slip_fixed,
-                e.mean_tokens_keep,
-                e.mean_tokens_revise
-            );
-        }
-        if !self.answer_sets.is_empty() {
-            let _ = writeln!(s, "\n## Held-out answers (ungraded)\n");
-            let _ = writeln!(
-                s,
-                "| policy | prompts | mean chars | mean tokens | cut off |"
-            );
-            let _ = writeln!(s, "|---|---|---|---|---|");
-            for a in &self.answer_sets {
-                let _ = writeln!(
-                    s,
-                    "| {} | {} | {:.0} | {:.0} | {} |",
-                    a.model, a.prompts, a.mean_response_chars, a.mean_response_tokens, a.cut_off
-                );
-            }
-        }
+        self.write_result(&mut s);
+        self.write_iterations(&mut s);
+        self.write_reviser_eval(&mut s);
+        self.write_answer_sets(&mut s);
         let d = &self.data;
         let _ = writeln!(
             s,
@@ -241,6 +142,126 @@ impl Report {
         }
         let _ = writeln!(s, "\nThis invocation: {:.1} s.", self.seconds);
         s
+    }
+
+    fn write_result(&self, s: &mut String) {
+        let pct = |x: Option<f64>| x.map_or("–".to_string(), |v| format!("{:.1}%", 100.0 * v));
+        let _ = writeln!(
+            *s,
+            "# SEFT run report\n\nRun directory: `{}`  ",
+            self.run_dir.display()
+        );
+        let _ = writeln!(*s, "Judge: {}\n", self.judge);
+        let _ = writeln!(*s, "## Result\n");
+        let _ = writeln!(*s, "| policy | held-out accuracy | win rate vs start |");
+        let _ = writeln!(*s, "|---|---|---|");
+        let _ = writeln!(
+            *s,
+            "| starting policy | {} | – |",
+            pct(self.before_accuracy)
+        );
+        let _ = writeln!(
+            *s,
+            "| SEFT (adaptive reviser) | {} | {} |",
+            pct(self.after_accuracy),
+            pct(self.win_rate_vs_start)
+        );
+        let _ = writeln!(
+            *s,
+            "| control: identity reviser (self-training) | {} | {} |",
+            pct(self.identity_reviser_accuracy),
+            pct(self.identity_win_rate_vs_start)
+        );
+    }
+
+    fn write_iterations(&self, s: &mut String) {
+        let pct = |x: Option<f64>| x.map_or("–".to_string(), |v| format!("{:.1}%", 100.0 * v));
+        let _ = writeln!(*s, "\n## Iterations\n");
+        let _ = writeln!(
+            *s,
+            "| arm | iter | prompts | keep | minor | major | untagged | SFT rows | filtered | SFT loss first→last | answer chars → enhanced | accuracy |"
+        );
+        let _ = writeln!(*s, "|---|---|---|---|---|---|---|---|---|---|---|---|");
+        for it in &self.iterations {
+            let r = &it.revisions;
+            let n = r.rows.max(1) as f64;
+            let share = |c: usize| format!("{:.0}%", 100.0 * c as f64 / n);
+            let f = &it.filters;
+            let _ = writeln!(
+                *s,
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.3}→{:.3} | {:.1} → {:.1} | {} |",
+                it.arm,
+                it.iteration,
+                it.prompts,
+                share(r.keep),
+                share(r.minor),
+                share(r.major),
+                r.untagged,
+                f.rows,
+                f.dropped_empty
+                    + f.dropped_degenerate
+                    + f.dropped_duplicate
+                    + f.dropped_length_ratio
+                    + f.dropped_gate,
+                it.sft.first_loss,
+                it.sft.final_loss,
+                r.mean_response_chars,
+                r.mean_enhanced_chars,
+                pct(it.accuracy)
+            );
+        }
+    }
+
+    fn write_reviser_eval(&self, s: &mut String) {
+        if let Some(e) = &self.reviser_eval {
+            let _ = writeln!(
+                *s,
+                "\n## Reviser on the starting policy's held-out answers ({} answers)\n",
+                e.responses
+            );
+            let _ = writeln!(*s, "| true state | keep | minor | major | untagged |");
+            let _ = writeln!(*s, "|---|---|---|---|---|");
+            for (state, row) in &e.confusion {
+                let c = |k: &str| row.get(k).copied().unwrap_or(0);
+                let _ = writeln!(
+                    *s,
+                    "| {state} | {} | {} | {} | {} |",
+                    c("keep"),
+                    c("minor"),
+                    c("major"),
+                    c("untagged")
+                );
+            }
+            let _ = writeln!(
+                *s,
+                "\nCorrect answers kept unchanged: {:.1}% (broken: {:.1}%). Answers that were not correct and are fixed: {:.1}% (wrong: {:.1}%, slips: {:.1}%). Tokens generated per keep: {:.1}, per revision: {:.1}.",
+                100.0 * e.correct_kept_unchanged,
+                100.0 * e.correct_broken,
+                100.0 * e.not_correct_fixed,
+                100.0 * e.wrong_fixed,
+                100.0 * e.slip_fixed,
+                e.mean_tokens_keep,
+                e.mean_tokens_revise
+            );
+        }
+    }
+
+    fn write_answer_sets(&self, s: &mut String) {
+        if !self.answer_sets.is_empty() {
+            let _ = writeln!(*s, "\n## Held-out answers (ungraded)\n");
+            let _ = writeln!(
+                *s,
+                "| policy | prompts | mean chars | mean tokens | cut off |"
+            );
+            let _ = writeln!(*s, "|---|---|---|---|---|");
+            for a in &self.answer_sets {
+                let _ = writeln!(
+                    *s,
+                    "| {} | {} | {:.0} | {:.0} | {} |",
+                    a.model, a.prompts, a.mean_response_chars, a.mean_response_tokens, a.cut_off
+                );
+            }
+        }
     }
 }
 

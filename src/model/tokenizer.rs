@@ -208,77 +208,14 @@ impl TextTokenizer {
         };
         let byte_level = model == "gpt2";
         let (tokenizer_json, add_bos_token) = match model.as_str() {
-            "gpt2" => {
-                let spelling = bytes_to_unicode();
-                let alphabet: HashSet<char> = spelling.iter().copied().collect();
-                let mut vocab = serde_json::Map::new();
-                for (i, t) in tokens.iter().enumerate() {
-                    let spelled = if t.chars().all(|c| alphabet.contains(&c)) {
-                        t.to_string()
-                    } else {
-                        t.bytes().map(|b| spelling[b as usize]).collect()
-                    };
-                    vocab.insert(spelled, json!(i));
-                }
-                let merges = merges.ok_or_else(|| {
-                    SeftError::file(&gguf.path, "missing metadata key 'tokenizer.ggml.merges'")
-                })?;
-                let pre = gguf
-                    .get("tokenizer.ggml.pre")
-                    .and_then(GgufValue::as_str)
-                    .unwrap_or("");
-                let pre_tokenizer = match pre_tokenizer_split(pre) {
-                    Some(regex) => json!({"type": "Sequence", "pretokenizers": [
-                        {"type": "Split", "pattern": {"Regex": regex}, "behavior": "Isolated", "invert": false},
-                        {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": false}]}),
-                    None => {
-                        json!({"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true})
-                    }
-                };
-                let json = json!({
-                    "version": "1.0", "truncation": null, "padding": null, "added_tokens": [],
-                    "normalizer": null,
-                    "pre_tokenizer": pre_tokenizer,
-                    "post_processor": null,
-                    "decoder": {"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": true, "use_regex": true},
-                    "model": {"type": "BPE", "dropout": null, "unk_token": null, "continuing_subword_prefix": "",
-                        "end_of_word_suffix": "", "fuse_unk": false, "byte_fallback": false, "ignore_merges": false,
-                        "vocab": vocab, "merges": merges.iter().map(|(l, r)| json!([l, r])).collect::<Vec<_>>()},
-                });
-                (json, add_bos_flag.unwrap_or(false))
-            }
-            "llama" => {
-                let vocab: serde_json::Map<String, Value> = tokens
-                    .iter()
-                    .enumerate()
-                    .map(|(i, t)| (t.to_string(), json!(i)))
-                    .collect();
-                let merges = match merges {
-                    Some(m) => m,
-                    None => {
-                        let scores: Vec<f32> = gguf
-                            .require("tokenizer.ggml.scores")?
-                            .as_array()
-                            .map(|a| a.iter().map(|v| v.as_f64().unwrap_or(0.0) as f32).collect())
-                            .unwrap_or_default();
-                        merges_from_scores(&tokens, &scores)
-                    }
-                };
-                let json = json!({
-                    "version": "1.0", "truncation": null, "padding": null, "added_tokens": [],
-                    "normalizer": null,
-                    "pre_tokenizer": {"type": "Metaspace", "replacement": "\u{2581}", "prepend_scheme": "first", "split": false},
-                    "post_processor": null,
-                    "decoder": {"type": "Sequence", "decoders": [
-                        {"type": "Replace", "pattern": {"String": "\u{2581}"}, "content": " "},
-                        {"type": "ByteFallback"}, {"type": "Fuse"},
-                        {"type": "Strip", "content": " ", "start": 1, "stop": 0}]},
-                    "model": {"type": "BPE", "dropout": null, "unk_token": unk_token, "continuing_subword_prefix": null,
-                        "end_of_word_suffix": null, "fuse_unk": true, "byte_fallback": true, "ignore_merges": false,
-                        "vocab": vocab, "merges": merges.iter().map(|(l, r)| json!([l, r])).collect::<Vec<_>>()},
-                });
-                (json, add_bos_flag.unwrap_or(true))
-            }
+            "gpt2" => (
+                gpt2_tokenizer_json(gguf, &tokens, merges)?,
+                add_bos_flag.unwrap_or(false),
+            ),
+            "llama" => (
+                llama_tokenizer_json(gguf, &tokens, merges, &unk_token)?,
+                add_bos_flag.unwrap_or(true),
+            ),
             other => {
                 return Err(SeftError::file(
                     &gguf.path,
@@ -288,28 +225,8 @@ impl TextTokenizer {
         };
         let mut inner: Tokenizer = serde_json::from_value(tokenizer_json)
             .map_err(|e| SeftError::file(&gguf.path, format!("cannot build tokenizer: {e}")))?;
-        // Control tokens (type 3) become special added tokens, user-defined ones (type 4) plain
-        // added tokens; a byte-level "control" token spelled outside the byte alphabet is a
-        // llama.cpp mislabel and is skipped, as transformers does.
-        let alphabet: HashSet<char> = bytes_to_unicode().into_iter().collect();
-        let mut special = Vec::new();
-        let mut user = Vec::new();
-        for (t, &ty) in tokens.iter().zip(&types) {
-            if ty == 3 && (!byte_level || t.chars().all(|c| alphabet.contains(&c))) {
-                special.push(tokenizers::AddedToken::from(t.to_string(), true).normalized(false));
-            } else if ty == 4 {
-                user.push(tokenizers::AddedToken::from(t.to_string(), false).normalized(false));
-            }
-        }
-        // The named special tokens are always added whole, like transformers' special-token map.
-        for t in [&bos_token, &eos_token, &unk_token, &pad_token]
-            .into_iter()
-            .flatten()
-        {
-            if !special.iter().any(|a| &a.content == t) {
-                special.push(tokenizers::AddedToken::from(t.clone(), true).normalized(false));
-            }
-        }
+        let named = [&bos_token, &eos_token, &unk_token, &pad_token];
+        let (special, user) = added_tokens(&tokens, &types, byte_level, &named);
         inner.add_special_tokens(&special);
         inner.add_tokens(&user);
         let mut tok = TextTokenizer {
@@ -413,6 +330,119 @@ impl TextTokenizer {
         let text = serde_json::to_string_pretty(&config).expect("serializable");
         std::fs::write(&path, text).map_err(|e| SeftError::io(&path, e))
     }
+}
+
+/// tokenizer.json of a GGUF `gpt2` (byte-level BPE) tokenizer.
+fn gpt2_tokenizer_json(
+    gguf: &GgufFile,
+    tokens: &[&str],
+    merges: Option<Vec<(String, String)>>,
+) -> Result<Value> {
+    let spelling = bytes_to_unicode();
+    let alphabet: HashSet<char> = spelling.iter().copied().collect();
+    let mut vocab = serde_json::Map::new();
+    for (i, t) in tokens.iter().enumerate() {
+        let spelled = if t.chars().all(|c| alphabet.contains(&c)) {
+            t.to_string()
+        } else {
+            t.bytes().map(|b| spelling[b as usize]).collect()
+        };
+        vocab.insert(spelled, json!(i));
+    }
+    let merges = merges.ok_or_else(|| {
+        SeftError::file(&gguf.path, "missing metadata key 'tokenizer.ggml.merges'")
+    })?;
+    let pre = gguf
+        .get("tokenizer.ggml.pre")
+        .and_then(GgufValue::as_str)
+        .unwrap_or("");
+    let pre_tokenizer = match pre_tokenizer_split(pre) {
+        Some(regex) => json!({"type": "Sequence", "pretokenizers": [
+            {"type": "Split", "pattern": {"Regex": regex}, "behavior": "Isolated", "invert": false},
+            {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": false}]}),
+        None => {
+            json!({"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true})
+        }
+    };
+    let json = json!({
+        "version": "1.0", "truncation": null, "padding": null, "added_tokens": [],
+        "normalizer": null,
+        "pre_tokenizer": pre_tokenizer,
+        "post_processor": null,
+        "decoder": {"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": true, "use_regex": true},
+        "model": {"type": "BPE", "dropout": null, "unk_token": null, "continuing_subword_prefix": "",
+            "end_of_word_suffix": "", "fuse_unk": false, "byte_fallback": false, "ignore_merges": false,
+            "vocab": vocab, "merges": merges.iter().map(|(l, r)| json!([l, r])).collect::<Vec<_>>()},
+    });
+    Ok(json)
+}
+
+/// tokenizer.json of a GGUF `llama` (SentencePiece-style BPE with byte fallback) tokenizer.
+fn llama_tokenizer_json(
+    gguf: &GgufFile,
+    tokens: &[&str],
+    merges: Option<Vec<(String, String)>>,
+    unk_token: &Option<String>,
+) -> Result<Value> {
+    let vocab: serde_json::Map<String, Value> = tokens
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.to_string(), json!(i)))
+        .collect();
+    let merges = match merges {
+        Some(m) => m,
+        None => {
+            let scores: Vec<f32> = gguf
+                .require("tokenizer.ggml.scores")?
+                .as_array()
+                .map(|a| a.iter().map(|v| v.as_f64().unwrap_or(0.0) as f32).collect())
+                .unwrap_or_default();
+            merges_from_scores(tokens, &scores)
+        }
+    };
+    let json = json!({
+        "version": "1.0", "truncation": null, "padding": null, "added_tokens": [],
+        "normalizer": null,
+        "pre_tokenizer": {"type": "Metaspace", "replacement": "\u{2581}", "prepend_scheme": "first", "split": false},
+        "post_processor": null,
+        "decoder": {"type": "Sequence", "decoders": [
+            {"type": "Replace", "pattern": {"String": "\u{2581}"}, "content": " "},
+            {"type": "ByteFallback"}, {"type": "Fuse"},
+            {"type": "Strip", "content": " ", "start": 1, "stop": 0}]},
+        "model": {"type": "BPE", "dropout": null, "unk_token": unk_token, "continuing_subword_prefix": null,
+            "end_of_word_suffix": null, "fuse_unk": true, "byte_fallback": true, "ignore_merges": false,
+            "vocab": vocab, "merges": merges.iter().map(|(l, r)| json!([l, r])).collect::<Vec<_>>()},
+    });
+    Ok(json)
+}
+
+/// The added tokens of a GGUF vocabulary: (special, plain).
+fn added_tokens(
+    tokens: &[&str],
+    types: &[u64],
+    byte_level: bool,
+    named: &[&Option<String>],
+) -> (Vec<tokenizers::AddedToken>, Vec<tokenizers::AddedToken>) {
+    // Control tokens (type 3) become special added tokens, user-defined ones (type 4) plain
+    // added tokens; a byte-level "control" token spelled outside the byte alphabet is a
+    // llama.cpp mislabel and is skipped, as transformers does.
+    let alphabet: HashSet<char> = bytes_to_unicode().into_iter().collect();
+    let mut special = Vec::new();
+    let mut user = Vec::new();
+    for (t, &ty) in tokens.iter().zip(types) {
+        if ty == 3 && (!byte_level || t.chars().all(|c| alphabet.contains(&c))) {
+            special.push(tokenizers::AddedToken::from(t.to_string(), true).normalized(false));
+        } else if ty == 4 {
+            user.push(tokenizers::AddedToken::from(t.to_string(), false).normalized(false));
+        }
+    }
+    // The named special tokens are always added whole, like transformers' special-token map.
+    for t in named.iter().copied().flatten() {
+        if !special.iter().any(|a| &a.content == t) {
+            special.push(tokenizers::AddedToken::from(t.clone(), true).normalized(false));
+        }
+    }
+    (special, user)
 }
 
 /// Convenience for callers that hold plain (role, content) pairs.

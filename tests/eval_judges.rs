@@ -187,6 +187,7 @@ fn http_judge_survives_faults_matches_the_local_judge_and_caches() {
 }
 
 #[test]
+#[ignore = "needs the shared benchmark data: SEFT_SHARED_DATA=DIR cargo test --test alpaca_eval --test eval_judges -- --ignored"]
 fn alpaca_eval_with_a_local_judge_writes_alpaca_eval_files_and_resumes() {
     let dir = tempfile::tempdir().unwrap();
     let run = || {
@@ -208,7 +209,7 @@ fn alpaca_eval_with_a_local_judge_writes_alpaca_eval_files_and_resumes() {
             .arg(common::smollm2_gguf())
             .arg("--out")
             .arg(dir.path())
-            .env("SEFT_SHARED_DATA", shared())
+            .env("SEFT_BENCH_DATA", shared())
             .output()
             .unwrap()
     };
@@ -243,6 +244,7 @@ fn alpaca_eval_with_a_local_judge_writes_alpaca_eval_files_and_resumes() {
 }
 
 #[test]
+#[ignore = "needs the shared benchmark data: SEFT_SHARED_DATA=DIR cargo test --test alpaca_eval --test eval_judges -- --ignored"]
 fn mt_bench_grades_three_models_and_draws_charts() {
     let dir = tempfile::tempdir().unwrap();
     let answers = shared().join("mt_bench/model_answer");
@@ -268,7 +270,7 @@ fn mt_bench_grades_three_models_and_draws_charts() {
         .arg(common::smollm2_gguf())
         .arg("--out")
         .arg(dir.path())
-        .env("SEFT_SHARED_DATA", shared())
+        .env("SEFT_BENCH_DATA", shared())
         .output()
         .unwrap();
     assert!(

@@ -3,6 +3,7 @@
 mod common;
 
 use seft::eval::judge::{judge_pairs, pair_by_id};
+use seft::eval::judges::local::LocalJudge;
 
 #[test]
 fn swapping_the_answers_mirrors_the_preference() {
@@ -11,6 +12,11 @@ fn swapping_the_answers_mirrors_the_preference() {
     let model =
         seft::LanguageModel::load(dir.path().to_str().unwrap(), &burn::tensor::Device::flex())
             .unwrap();
+    let judge = LocalJudge {
+        model,
+        label: "tiny".into(),
+        batch_size: 1,
+    };
     let row = |a: &str, b: &str| {
         (
             "x".to_string(),
@@ -19,8 +25,8 @@ fn swapping_the_answers_mirrors_the_preference() {
             b.to_string(),
         )
     };
-    let (ab, _) = judge_pairs(&model, "tiny", &[row("hello there", "no")], |_| {}).unwrap();
-    let (ba, summary) = judge_pairs(&model, "tiny", &[row("no", "hello there")], |_| {}).unwrap();
+    let (ab, _) = judge_pairs(&judge, &[row("hello there", "no")], &|_| {}).unwrap();
+    let (ba, summary) = judge_pairs(&judge, &[row("no", "hello there")], &|_| {}).unwrap();
     assert!((0.0..=1.0).contains(&ab[0].p_a));
     assert!(
         (ab[0].p_a + ba[0].p_a - 1.0).abs() < 1e-6,
@@ -30,7 +36,7 @@ fn swapping_the_answers_mirrors_the_preference() {
     );
     assert_eq!(summary.pairs, 1);
     // The same answer twice is a tie whatever the judge's position bias.
-    let (same, summary) = judge_pairs(&model, "tiny", &[row("hi", "hi")], |_| {}).unwrap();
+    let (same, summary) = judge_pairs(&judge, &[row("hi", "hi")], &|_| {}).unwrap();
     assert!((same[0].p_a - 0.5).abs() < 1e-9);
     assert_eq!(summary.win_rate_a, 0.5);
 }

@@ -9,7 +9,7 @@ use crate::data::{ReadOptions, read_prompts};
 use crate::embed::TextEmbedder;
 use crate::error::SeftError;
 use crate::numeric::Matrix;
-use crate::seft::generation::progress_bar;
+use crate::data::generation::progress_bar;
 
 #[derive(clap::Args, Debug)]
 pub struct EmbedArgs {

@@ -1,10 +1,13 @@
+//! `seft judge`: pairwise preferences between two answer files by a local judge model.
+
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 
 use crate::data::jsonl::{read_jsonl, write_jsonl};
 use crate::eval::judge::{judge_pairs, pair_by_id};
-use crate::seft::generation::progress_bar;
+use crate::eval::judges::local::LocalJudge;
+use crate::data::generation::progress_bar;
 
 #[derive(clap::Args, Debug)]
 pub struct JudgeArgs {
@@ -27,11 +30,14 @@ pub fn run(args: JudgeArgs) -> Result<()> {
     let b: Vec<serde_json::Value> = read_jsonl(&args.b)?;
     let pairs = pair_by_id(&a, &b)
         .map_err(|e| anyhow::anyhow!("{} vs {}: {e}", args.a.display(), args.b.display()))?;
-    let judge = args.model.load()?;
+    // One prompt per forward pass: no padding, so each probability is the model's own.
+    let judge = LocalJudge {
+        model: args.model.load()?,
+        label: args.model.model.clone(),
+        batch_size: 1,
+    };
     let bar = progress_bar(pairs.len(), "judge");
-    let (judgments, summary) = judge_pairs(&judge, &args.model.model, &pairs, |i| {
-        bar.set_position(i as u64)
-    })?;
+    let (judgments, summary) = judge_pairs(&judge, &pairs, &|i| bar.set_position(i as u64))?;
     bar.finish_and_clear();
     if let Some(out) = &args.out {
         write_jsonl(out, &judgments).with_context(|| format!("writing {}", out.display()))?;

@@ -4,6 +4,7 @@
 //! naming `file:line` and the reason, or, with `skip_bad_rows`, is skipped and counted.
 
 mod formats;
+pub mod generation;
 pub mod jsonl;
 mod read;
 

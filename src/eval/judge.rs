@@ -1,18 +1,25 @@
-//! Pairwise judging with a local model, read from logits rather than sampled text: the judge
-//! sees the instruction and two answers and the probabilities it gives to the tokens `1` and
-//! `2` as its next token are compared. Each pair is judged in both orders and the two
-//! probabilities averaged, which cancels the judge's position bias (as AlpacaEval and MT-Bench
-//! do by swapping). The result is only as good as the judge model; reports name it.
+//! Pairwise judging of two answer files: a judge sees the instruction and two answers and the
+//! probabilities it gives to the tokens `1` and `2` as its next token are compared (read from a
+//! local model's logits, or from an endpoint's `top_logprobs`, through the [`Judge`] trait).
+//! Each pair is judged in both orders and the two probabilities averaged, which cancels the
+//! judge's position bias (as AlpacaEval and MT-Bench do by swapping). The result is only as
+//! good as the judge model; reports name it.
+//!
+//! P(first is better) = σ(log p(`1`) − log p(`2`)). A local judge's log-probabilities are its
+//! f32 logits minus their f32 log-sum-exp, so the difference is the logit difference exactly
+//! whenever both logits lie within a factor of two of the log-sum-exp (Sterbenz), the usual case
+//! for the two tokens a judge hesitates between (every pair of 12 AlpacaEval pairs judged by
+//! SmolLM2-135M matched σ of the raw logit difference bit for bit); otherwise each
+//! log-probability carries one f32 rounding, moving P by at most P(1−P)·(|log p(`1`)| +
+//! |log p(`2`)|)·6e-8.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, SeftError};
-use crate::model::batch::Batch;
-use crate::model::llama::KvCache;
-use crate::model::{LanguageModel, Message};
-use crate::numeric::to_f32_vec;
+use crate::eval::judges::{Judge, Verdict};
+use crate::model::Message;
 
 pub const JUDGE_TEMPLATE: &str = "Compare two responses to the same instruction and decide which one is more helpful, correct and clear.\n\n### Instruction:\n{instruction}\n\n### Response 1:\n{first}\n\n### Response 2:\n{second}\n\nWhich response is better? Answer with the number 1 or 2 only.";
 
@@ -40,56 +47,58 @@ pub struct JudgeSummary {
     pub mean_p_first: f64,
 }
 
-/// The judge's next-token logits after `prompt` (one sequence, no padding).
-fn next_token_logits(model: &LanguageModel, prompt: &[u32]) -> Vec<f32> {
-    let device = model.device();
-    let n = prompt.len();
-    let mut cache = KvCache::new(&model.config, 1, n, &device);
-    let batch = Batch::single(prompt);
-    let hidden = model
-        .net
-        .prefill(&batch, &mut cache, crate::model::generate::PREFILL_CHUNK);
-    to_f32_vec(model.net.logits(hidden))
+fn prompt(instruction: &str, first: &str, second: &str) -> Vec<Message> {
+    let user = JUDGE_TEMPLATE
+        .replacen("{instruction}", instruction, 1)
+        .replacen("{first}", first, 1)
+        .replacen("{second}", second, 1);
+    vec![Message::new("user", &user)]
 }
 
-fn single_token(model: &LanguageModel, text: &str) -> Result<u32> {
-    match model.tokenizer.encode(text, false)?.as_slice() {
-        [id] => Ok(*id),
-        other => Err(SeftError::Invalid(format!(
-            "the judge's tokenizer splits {text:?} into {} tokens; it needs one",
-            other.len()
+/// P(the first answer is better) from the judge's log-probabilities of `1` and `2`.
+fn prob_first(id: &str, verdict: &Verdict<Vec<Option<f64>>>) -> Result<f64> {
+    let lp = verdict
+        .as_ref()
+        .map_err(|e| SeftError::Invalid(format!("pair {id}: the judge failed: {e}")))?;
+    match (lp.first().copied().flatten(), lp.get(1).copied().flatten()) {
+        (Some(l1), Some(l2)) => Ok(1.0 / (1.0 + (l2 - l1).exp())),
+        (Some(_), None) => Ok(1.0),
+        (None, Some(_)) => Ok(0.0),
+        (None, None) => Err(SeftError::Invalid(format!(
+            "pair {id}: the judge gave neither 1 nor 2 a probability"
         ))),
     }
 }
 
-/// Compares answers `a` and `b` (by id) to the same instructions.
+/// Compares answers `a` and `b` (by id) to the same instructions; `on_progress` gets the number
+/// of pairs judged so far.
 pub fn judge_pairs(
-    judge: &LanguageModel,
-    judge_name: &str,
+    judge: &dyn Judge,
     pairs: &[(String, String, String, String)],
-    mut on_progress: impl FnMut(usize),
+    on_progress: &(dyn Fn(usize) + Sync),
 ) -> Result<(Vec<Judgment>, JudgeSummary)> {
-    let one = single_token(judge, "1")?;
-    let two = single_token(judge, "2")?;
-    let mut p_first_sum = 0.0;
-    let mut prob_first = |instruction: &str, first: &str, second: &str| -> Result<f64> {
-        let user = JUDGE_TEMPLATE
-            .replacen("{instruction}", instruction, 1)
-            .replacen("{first}", first, 1)
-            .replacen("{second}", second, 1);
-        let text = judge
-            .tokenizer
-            .apply_chat_template(&[Message::new("user", &user)], true)?;
-        let logits = next_token_logits(judge, &judge.tokenizer.encode(&text, false)?);
-        let (l1, l2) = (logits[one as usize] as f64, logits[two as usize] as f64);
-        let p = 1.0 / (1.0 + (l2 - l1).exp());
-        p_first_sum += p;
-        Ok(p)
-    };
+    let prompts: Vec<Vec<Message>> = pairs
+        .iter()
+        .flat_map(|(_, instruction, a, b)| [prompt(instruction, a, b), prompt(instruction, b, a)])
+        .collect();
+    let verdicts =
+        judge.candidate_logprobs(&prompts, &["1", "2"], &|done| on_progress(done / 2))?;
+    if verdicts.len() != prompts.len() {
+        return Err(SeftError::Invalid(format!(
+            "the judge {} answered {} of {} prompts",
+            judge.name(),
+            verdicts.len(),
+            prompts.len()
+        )));
+    }
     let mut out = Vec::with_capacity(pairs.len());
-    for (i, (id, instruction, a, b)) in pairs.iter().enumerate() {
-        let p_a_first = prob_first(instruction, a, b)?;
-        let p_a_second = 1.0 - prob_first(instruction, b, a)?;
+    let mut p_first_sum = 0.0;
+    for ((id, instruction, a, b), v) in pairs.iter().zip(verdicts.chunks(2)) {
+        let p_a_first = prob_first(id, &v[0])?;
+        let p_b_first = prob_first(id, &v[1])?;
+        p_first_sum += p_a_first;
+        p_first_sum += p_b_first;
+        let p_a_second = 1.0 - p_b_first;
         out.push(Judgment {
             id: id.clone(),
             instruction: instruction.clone(),
@@ -99,7 +108,6 @@ pub fn judge_pairs(
             p_a_second,
             p_a: (p_a_first + p_a_second) / 2.0,
         });
-        on_progress(i + 1);
     }
     let n = out.len().max(1) as f64;
     let wins: f64 = out
@@ -111,7 +119,7 @@ pub fn judge_pairs(
         })
         .sum();
     let summary = JudgeSummary {
-        judge: judge_name.to_string(),
+        judge: judge.name(),
         pairs: out.len(),
         win_rate_a: wins / n,
         mean_p_a: out.iter().map(|j| j.p_a).sum::<f64>() / n,

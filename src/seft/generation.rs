@@ -1,86 +1,14 @@
-//! Resumable batched generation into a JSONL file.
-//!
-//! Inputs are cut into fixed chunks of `batch_size`; each chunk is generated as one batch and
-//! its rows are appended in one write. Row i is sampled with seed `sampling.seed + i`, so a
-//! restarted stage (which truncates the file to its last complete chunk and goes on from
-//! there) writes exactly what an uninterrupted one would.
+//! Policy answers to prompts, generated resumably through [`crate::data::generation`].
 
 use std::path::Path;
 
-use indicatif::{ProgressBar, ProgressStyle};
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::data::jsonl::{append_jsonl, complete_rows, write_jsonl};
+use crate::data::generation::generate_rows;
 use crate::error::Result;
-use crate::fault::fault_point;
-use crate::model::generate::{FinishReason, Generation, SamplingConfig, generate};
+use crate::model::generate::{FinishReason, SamplingConfig};
 use crate::model::{LanguageModel, Message};
 use crate::seft::data::PromptRow;
-
-pub fn progress_bar(len: usize, label: &str) -> ProgressBar {
-    let bar = ProgressBar::new(len as u64);
-    bar.set_style(
-        ProgressStyle::with_template(&format!(
-            "{label} {{bar:30}} {{pos}}/{{len}} [{{elapsed_precise}}<{{eta_precise}}]"
-        ))
-        .expect("valid template"),
-    );
-    bar
-}
-
-/// Generates a reply to each conversation of `inputs` and writes `make_row(i, generation)` to
-/// `path`, continuing after the rows a previous run left. `fault` names the crash-test point.
-#[allow(clippy::too_many_arguments)]
-pub fn generate_rows<R: Serialize + DeserializeOwned>(
-    model: &LanguageModel,
-    inputs: &[Vec<Message>],
-    sampling: &SamplingConfig,
-    batch_size: usize,
-    path: &Path,
-    label: &str,
-    fault: &str,
-    mut make_row: impl FnMut(usize, &Generation) -> R,
-) -> Result<Vec<R>> {
-    let mut rows: Vec<R> = complete_rows(path)?;
-    if rows.len() > inputs.len() {
-        rows.truncate(0);
-    }
-    // Restart at a chunk boundary so every chunk is generated as the same batch.
-    if rows.len() < inputs.len() {
-        rows.truncate(rows.len() / batch_size * batch_size);
-    }
-    write_jsonl(path, &rows)?;
-    let bar = progress_bar(inputs.len(), label);
-    bar.set_position(rows.len() as u64);
-    while rows.len() < inputs.len() {
-        let start = rows.len();
-        let end = (start + batch_size).min(inputs.len());
-        let ids = inputs[start..end]
-            .iter()
-            .map(|m| {
-                let text = model.tokenizer.apply_chat_template(m, true)?;
-                model.tokenizer.encode(&text, false)
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let cfg = SamplingConfig {
-            seed: sampling.seed.wrapping_add(start as u64),
-            ..sampling.clone()
-        };
-        let generations = generate(model, &ids, &cfg, |_, _| {})?;
-        let chunk: Vec<R> = generations
-            .iter()
-            .enumerate()
-            .map(|(j, g)| make_row(start + j, g))
-            .collect();
-        append_jsonl(path, &chunk)?;
-        rows.extend(chunk);
-        bar.set_position(rows.len() as u64);
-        fault_point(fault, end.div_ceil(batch_size));
-    }
-    bar.finish_and_clear();
-    Ok(rows)
-}
 
 /// One policy answer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -58,11 +58,17 @@ pub fn minilm_folder() -> PathBuf {
 }
 
 /// The project's read-only shared data (`SEFT_SHARED_DATA`, default `../shared/data` next to
-/// the repository).
+/// the repository), read only by the tests marked `#[ignore]` for needing it.
 pub fn shared() -> PathBuf {
-    std::env::var_os("SEFT_SHARED_DATA")
+    let dir = std::env::var_os("SEFT_SHARED_DATA")
         .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data"))
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data"));
+    assert!(
+        dir.is_dir(),
+        "the shared data folder {} is missing: set SEFT_SHARED_DATA",
+        dir.display()
+    );
+    dir
 }
 
 pub fn fixture(rel: &str) -> PathBuf {

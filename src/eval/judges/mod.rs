@@ -5,6 +5,9 @@
 pub mod cache;
 pub mod http;
 pub mod local;
+pub mod spec;
+
+pub use spec::{HttpJudgeSpec, JudgeSpec};
 
 use crate::error::Result;
 use crate::model::Message;

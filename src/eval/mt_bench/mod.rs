@@ -1,10 +1,14 @@
 //! MT-Bench (Zheng et al. 2023, "Judging LLM-as-a-Judge with MT-Bench and Chatbot Arena",
 //! arXiv 2306.05685; lm-sys/FastChat `llm_judge`): 80 two-turn questions in 8 categories,
 //! answered by a model, each turn graded 1–10 by a judge with FastChat's single-answer prompts.
+//! [`run`] does all of it and writes the judgments, scores and charts.
 
 pub mod data;
 pub mod grading;
+pub mod pipeline;
 pub mod report;
+
+pub use pipeline::{AnsweringModel, MtBenchOptions, MtBenchOutcome, VerdictMode, run};
 
 use std::collections::BTreeMap;
 

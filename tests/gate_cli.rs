@@ -1,6 +1,6 @@
-//! `seft gate` on the shared preference data with all-MiniLM-L6-v2 embeddings: the gate
-//! trained through the firing-neuron trees classifies the held-out answers as the densely
-//! trained one does (issue 7), and bad input is a named error.
+//! `seft gate` on preference pairs with all-MiniLM-L6-v2 embeddings: the gate trained through
+//! the firing-neuron trees classifies the held-out answers as the densely trained one does,
+//! and bad input is a named error.
 
 mod common;
 
@@ -8,11 +8,75 @@ fn seft(args: &[&str]) -> std::process::Output {
     common::output(common::seft().args(args))
 }
 
+/// 80 preference pairs made here: a helpful on-topic answer is chosen over an evasive or
+/// off-topic one.
+fn write_pairs(path: &std::path::Path) {
+    let topics = [
+        (
+            "boil an egg",
+            "Put the egg in boiling water for about nine minutes, then cool it in cold water.",
+        ),
+        (
+            "learn to swim",
+            "Start in shallow water with an instructor and practise floating and kicking.",
+        ),
+        (
+            "save money",
+            "Write down what you spend each month and move a fixed share to savings first.",
+        ),
+        (
+            "sleep better",
+            "Keep a regular bedtime, a dark quiet room, and no screens in the last hour.",
+        ),
+        (
+            "write a cover letter",
+            "Name the role, show two results that match it, and end with a clear request.",
+        ),
+        (
+            "care for a cactus",
+            "Give it bright light and water only when the soil is completely dry.",
+        ),
+        (
+            "start running",
+            "Alternate one minute of running with two of walking, three times a week.",
+        ),
+        (
+            "fix a flat tyre",
+            "Remove the wheel, find the hole, patch or replace the tube, and reinflate.",
+        ),
+    ];
+    let evasive = [
+        "I don't know.",
+        "Why would you want that?",
+        "Bananas are yellow.",
+        "Ask someone else.",
+        "It depends.",
+        "The weather is nice today.",
+        "No.",
+        "That is a question.",
+        "Maybe later.",
+        "Cats sleep a lot.",
+    ];
+    let rows: Vec<String> = (0..80)
+        .map(|i| {
+            let (topic, answer) = topics[i % topics.len()];
+            serde_json::json!({
+                "prompt": format!("How do I {topic}? (question {i})"),
+                "chosen": answer,
+                "rejected": evasive[i % evasive.len()],
+            })
+            .to_string()
+        })
+        .collect();
+    std::fs::write(path, rows.join("\n")).unwrap();
+}
+
 #[test]
 fn tree_and_dense_gates_agree_on_held_out_pairs() {
-    let prefs = common::shared().join("preference_samples/llamafactory_dpo_en_demo.json");
-    let minilm = common::minilm_folder();
     let tmp = tempfile::tempdir().unwrap();
+    let prefs = tmp.path().join("pairs.jsonl");
+    write_pairs(&prefs);
+    let minilm = common::minilm_folder();
     let small_gate = |out: &std::path::Path| {
         seft(&[
             "gate",

@@ -5,11 +5,11 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use serde_json::json;
 
+use crate::data::generation::progress_bar;
 use crate::data::{ReadOptions, read_prompts};
 use crate::embed::TextEmbedder;
 use crate::error::SeftError;
 use crate::numeric::Matrix;
-use crate::data::generation::progress_bar;
 
 #[derive(clap::Args, Debug)]
 pub struct EmbedArgs {

@@ -4,10 +4,10 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 
+use crate::data::generation::progress_bar;
 use crate::data::jsonl::{read_jsonl, write_jsonl};
 use crate::eval::judge::{judge_pairs, pair_by_id};
 use crate::eval::judges::local::LocalJudge;
-use crate::data::generation::progress_bar;
 
 #[derive(clap::Args, Debug)]
 pub struct JudgeArgs {

@@ -187,50 +187,9 @@ impl ModelConfig {
         if v.get("mlp_bias").and_then(Value::as_bool) == Some(true) {
             return Err("mlp_bias = true is not supported".into());
         }
-        let mlp = match v.get("seft_mlp").and_then(Value::as_str) {
-            None | Some("swiglu") => {
-                let act = v
-                    .get("hidden_act")
-                    .and_then(Value::as_str)
-                    .unwrap_or("silu");
-                if act != "silu" && act != "swish" {
-                    return Err(format!(
-                        "hidden_act '{act}' is not supported (expected silu)"
-                    ));
-                }
-                MlpKind::SwiGlu
-            }
-            Some("relu") => MlpKind::Relu,
-            Some(other) => {
-                return Err(format!(
-                    "unknown seft_mlp '{other}' (expected swiglu or relu)"
-                ));
-            }
-        };
-        // transformers >= 5 nests rope settings in `rope_parameters`; older configs use
-        // top-level `rope_theta` and `rope_scaling`.
-        let rope_params = v.get("rope_parameters").filter(|p| p.is_object());
-        let rope_scaling = parse_rope_scaling(
-            v.get("rope_scaling")
-                .filter(|s| !s.is_null())
-                .or(rope_params),
-        )?;
-        let rope_theta = v
-            .get("rope_theta")
-            .or_else(|| rope_params.and_then(|p| p.get("rope_theta")))
-            .and_then(Value::as_f64)
-            .unwrap_or(10000.0);
-        let ids = |key: &str| -> Vec<u32> {
-            match v.get(key) {
-                Some(Value::Number(n)) => n.as_u64().map(|x| vec![x as u32]).unwrap_or_default(),
-                Some(Value::Array(a)) => a
-                    .iter()
-                    .filter_map(Value::as_u64)
-                    .map(|x| x as u32)
-                    .collect(),
-                _ => Vec::new(),
-            }
-        };
+        let mlp = mlp_kind(v)?;
+        let (rope_theta, rope_scaling) = rope_settings(v)?;
+        let ids = |key: &str| token_ids(v, key);
         let sliding_window = match architecture {
             Architecture::Qwen2
                 if v.get("use_sliding_window").and_then(Value::as_bool) != Some(true) =>
@@ -500,4 +459,57 @@ pub fn rope_inv_freq(cfg: &ModelConfig) -> Vec<f32> {
         }
     }
     inv
+}
+
+/// The MLP block a config.json asks for: SwiGLU (transformers' default) or seft's ReLU variant.
+fn mlp_kind(v: &Value) -> Result<MlpKind, String> {
+    match v.get("seft_mlp").and_then(Value::as_str) {
+        None | Some("swiglu") => {
+            let act = v
+                .get("hidden_act")
+                .and_then(Value::as_str)
+                .unwrap_or("silu");
+            if act != "silu" && act != "swish" {
+                return Err(format!(
+                    "hidden_act '{act}' is not supported (expected silu)"
+                ));
+            }
+            Ok(MlpKind::SwiGlu)
+        }
+        Some("relu") => Ok(MlpKind::Relu),
+        Some(other) => Err(format!(
+            "unknown seft_mlp '{other}' (expected swiglu or relu)"
+        )),
+    }
+}
+
+/// `rope_theta` and `rope_scaling` of a config.json.
+fn rope_settings(v: &Value) -> Result<(f64, RopeScaling), String> {
+    // transformers >= 5 nests rope settings in `rope_parameters`; older configs use
+    // top-level `rope_theta` and `rope_scaling`.
+    let rope_params = v.get("rope_parameters").filter(|p| p.is_object());
+    let rope_scaling = parse_rope_scaling(
+        v.get("rope_scaling")
+            .filter(|s| !s.is_null())
+            .or(rope_params),
+    )?;
+    let rope_theta = v
+        .get("rope_theta")
+        .or_else(|| rope_params.and_then(|p| p.get("rope_theta")))
+        .and_then(Value::as_f64)
+        .unwrap_or(10000.0);
+    Ok((rope_theta, rope_scaling))
+}
+
+/// A token id or a list of them (`eos_token_id` may be either).
+fn token_ids(v: &Value, key: &str) -> Vec<u32> {
+    match v.get(key) {
+        Some(Value::Number(n)) => n.as_u64().map(|x| vec![x as u32]).unwrap_or_default(),
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(Value::as_u64)
+            .map(|x| x as u32)
+            .collect(),
+        _ => Vec::new(),
+    }
 }

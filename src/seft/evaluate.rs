@@ -7,13 +7,13 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::data::generation::generate_rows;
 use crate::data::jsonl::read_jsonl;
 use crate::error::Result;
 use crate::model::generate::{FinishReason, SamplingConfig};
 use crate::model::{LanguageModel, Message};
 use crate::seft::data::PromptRow;
 use crate::seft::evolve::Evolution;
-use crate::data::generation::generate_rows;
 use crate::seft::generation::{ResponseRow, answer_prompts, user};
 use crate::seft::layout::{files, policy_name, stages};
 use crate::seft::reviser::{ReviserFormat, Tag};

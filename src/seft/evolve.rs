@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::data::generation::generate_rows;
 use crate::data::jsonl::{read_jsonl, write_jsonl};
 use crate::error::{Result, SeftError};
 use crate::model::LanguageModel;
@@ -11,7 +12,6 @@ use crate::model::generate::{FinishReason, Generation, SamplingConfig};
 use crate::seft::data::PromptRow;
 use crate::seft::filters::{FilterOutcome, build_sft_set};
 use crate::seft::gate::LoadedGate;
-use crate::data::generation::generate_rows;
 use crate::seft::generation::{ResponseRow, answer_prompts, user};
 use crate::seft::layout::{Arm, Step, files, stages};
 use crate::seft::reviser::Tag;

@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use seft::seft::{Report, RunConfig, run};
+use seft::evolution::{Report, RunConfig, run};
 
 /// Runs the small configuration into `out` and returns its report.
 pub fn run_small(out: &Path) -> seft::Result<Report> {

@@ -6,8 +6,8 @@
 
 use std::path::Path;
 
-use seft::seft::run_config::ScratchModel;
-use seft::seft::scratch::write_scratch_model;
+use seft::evolution::run_config::ScratchModel;
+use seft::evolution::scratch::write_scratch_model;
 use seft::train::{Schedule, SftOutcome, SftParams, TrainSection, Trainer};
 
 /// Trains in `dir` (model, data and run directory all go there) and returns the outcome.

@@ -2,7 +2,7 @@
 //!
 //! The crate loads Llama-family decoders from real checkpoints ([`model`]), generates with a
 //! KV cache ([`model::generate`]), fine-tunes them ([`train`]) and runs self-evolution
-//! fine-tuning ([`seft`]): an adaptive reviser improves the policy's own answers, and the policy
+//! fine-tuning ([`evolution`]): an adaptive reviser improves the policy's own answers, and the policy
 //! is trained on the improved versions.
 
 pub mod backend;
@@ -11,12 +11,12 @@ pub mod data;
 pub mod embed;
 pub mod error;
 pub mod eval;
+pub mod evolution;
 pub mod fault;
 pub mod fused;
 pub mod memory;
 pub mod model;
 pub mod numeric;
-pub mod seft;
 pub mod select;
 pub mod serve;
 pub mod sparse;

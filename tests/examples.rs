@@ -51,3 +51,20 @@ fn kmeans_npy_recovers_three_separated_blobs() {
     // Unit-variance noise in 16 dimensions: about 16 per point around the right centers.
     assert!(cost / 3000.0 < 20.0, "cost per point {}", cost / 3000.0);
 }
+
+#[allow(dead_code)]
+#[path = "../examples/alpaca_metrics.rs"]
+mod alpaca_metrics;
+
+#[test]
+fn alpaca_metrics_of_hand_made_annotations_are_the_hand_computed_ones() {
+    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/alpaca_annotations/annotations.json");
+    let (w, length) = alpaca_metrics::run(&file).unwrap();
+    // See tests/fixtures/alpaca_annotations/README.md for the arithmetic.
+    assert_eq!(w.n_total, 7);
+    assert!((w.win_rate - 50.0).abs() < 1e-9, "{w:?}");
+    assert_eq!((w.n_wins, w.n_wins_base, w.n_draws), (3, 3, 1));
+    assert!((w.discrete_win_rate - 50.0).abs() < 1e-9, "{w:?}");
+    assert!(length > 0);
+}

@@ -14,7 +14,7 @@ const FLOORS: &[&[&str]] = &[
     &["data", "select", "sparse", "embed"],
     &["train"],
     &["eval", "serve"],
-    &["seft"],
+    &["evolution"],
     &["cli"],
 ];
 

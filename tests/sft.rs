@@ -9,6 +9,7 @@ use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::{Device, Tensor, TensorData};
 use seft::LanguageModel;
 use seft::numeric::to_f32_vec;
+use seft::train::Objective;
 use seft::train::SftParams;
 use seft::train::loss::masked_token_loss;
 use seft::train::tokenize::tokenize_conversation;
@@ -67,7 +68,7 @@ fn micro_batches_accumulate_to_the_full_batch_gradient() {
     let lengths: std::collections::HashSet<usize> = train.iter().map(|e| e.ids.len()).collect();
     assert!(lengths.len() > 4, "lengths differ: {lengths:?}");
     let gradients = |micro: Vec<Vec<usize>>| {
-        let (grads, loss, _, _) = accumulate_step(&lm.net, &train, &micro, 1);
+        let (grads, loss, _, _) = accumulate_step(&lm.net, &train, &micro, 1, Objective::Sft);
         let mut c = Collect {
             grads: &grads,
             out: Vec::new(),
@@ -393,6 +394,7 @@ fn one_optimizer_step_matches_pytorch() {
         &examples,
         &[vec![0, 1]],
         fx["pad_id"].as_u64().unwrap() as u32,
+        Objective::Sft,
     );
     let expected_loss = fx["loss"].as_f64().unwrap();
     eprintln!("loss: seft {loss} PyTorch {expected_loss}");
@@ -547,7 +549,7 @@ fn merged_lora_weights_give_the_adapter_models_logits() {
     let examples = vec![ex];
     let mut optim = adamw(&Default::default());
     for _ in 0..5 {
-        let (grads, _, _, _) = accumulate_step(&net, &examples, &[vec![0]], 1);
+        let (grads, _, _, _) = accumulate_step(&net, &examples, &[vec![0]], 1, Objective::Sft);
         net = optimizer_step(net, &mut optim, grads, 1.0, 0.01).0;
     }
     let batch = seft::train::batch::collate(&[&examples[0]], 1);

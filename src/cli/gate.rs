@@ -12,11 +12,12 @@ use sha2::{Digest, Sha256};
 
 use crate::data::{ReadOptions, read_preferences, resolve_dataset};
 use crate::embed::TextEmbedder;
-use crate::numeric::Matrix;
-use crate::seft::gate::{
-    GATE_MAX_TOKENS, GateSection, fit_and_calibrate, gate_examples, gate_text, split_by_pair,
+use crate::evolution::gate::{
+    GATE_MAX_TOKENS, GateFit, GateOutcome, GateSection, fit_and_calibrate, gate_examples,
+    gate_text, split_by_pair,
 };
-use crate::seft::reviser::PreferencePair;
+use crate::evolution::reviser::PreferencePair;
+use crate::numeric::Matrix;
 use crate::sparse::TrainPath;
 
 #[derive(clap::Args, Debug)]
@@ -152,28 +153,7 @@ pub fn run(args: GateArgs) -> Result<()> {
             })?;
         runs.push(outcome);
     }
-    let mean = |path: TrainPath, f: &dyn Fn(&crate::seft::gate::GateFit) -> f64| {
-        let values: Vec<f64> = runs
-            .iter()
-            .flat_map(|r| r.fits.iter().filter(|f| f.path == path.name()).map(f))
-            .collect();
-        values.iter().sum::<f64>() / values.len().max(1) as f64
-    };
-    let paths = [args.train, args.train.other()];
-    let summary: Vec<serde_json::Value> = paths
-        .iter()
-        .map(|&p| {
-            json!({
-                "path": p.name(),
-                "held_out_accuracy": mean(p, &|f| f.held_out_accuracy),
-                "train_accuracy": mean(p, &|f| f.train_accuracy),
-                "train_seconds": mean(p, &|f| f.train_seconds),
-                "tree_steps": mean(p, &|f| f.tree_steps as f64),
-                "firing_fraction": mean(p, &|f| f.firing_fraction),
-                "union_fraction": mean(p, &|f| f.union_fraction),
-            })
-        })
-        .collect();
+    let summary = path_means(&runs, [args.train, args.train.other()]);
     let agreement = runs.iter().filter_map(|r| r.agreement).sum::<f64>() / runs.len() as f64;
     let result = json!({
         "pairs": pairs.len(),
@@ -199,11 +179,48 @@ pub fn run(args: GateArgs) -> Result<()> {
         println!("{result}");
         return Ok(());
     }
+    print_table(&args, &result, &summary, agreement);
+    Ok(())
+}
+
+/// Per training path, the mean over the splits of each fit's measurements.
+fn path_means(runs: &[GateOutcome], paths: [TrainPath; 2]) -> Vec<serde_json::Value> {
+    let mean = |path: TrainPath, f: &dyn Fn(&GateFit) -> f64| {
+        let values: Vec<f64> = runs
+            .iter()
+            .flat_map(|r| r.fits.iter().filter(|f| f.path == path.name()).map(f))
+            .collect();
+        values.iter().sum::<f64>() / values.len().max(1) as f64
+    };
+    paths
+        .iter()
+        .map(|&p| {
+            json!({
+                "path": p.name(),
+                "held_out_accuracy": mean(p, &|f| f.held_out_accuracy),
+                "train_accuracy": mean(p, &|f| f.train_accuracy),
+                "train_seconds": mean(p, &|f| f.train_seconds),
+                "tree_steps": mean(p, &|f| f.tree_steps as f64),
+                "firing_fraction": mean(p, &|f| f.firing_fraction),
+                "union_fraction": mean(p, &|f| f.union_fraction),
+            })
+        })
+        .collect()
+}
+
+/// The human-readable summary (the same numbers as `--json`).
+fn print_table(
+    args: &GateArgs,
+    result: &serde_json::Value,
+    summary: &[serde_json::Value],
+    agreement: f64,
+) {
     println!(
-        "{} pairs ({skipped_rows} malformed rows skipped), {} (dimension {}), m = {}, {} steps, {} split(s) holding out {:.0}%",
-        pairs.len(),
+        "{} pairs ({} malformed rows skipped), {} (dimension {}), m = {}, {} steps, {} split(s) holding out {:.0}%",
+        result["pairs"],
+        result["skipped_rows"],
         args.embedder,
-        matrix.d(),
+        result["dim"],
         args.width,
         args.steps,
         args.splits,
@@ -213,7 +230,7 @@ pub fn run(args: GateArgs) -> Result<()> {
         "| path | held-out accuracy | train accuracy | train s | tree steps | k/m | union/m |"
     );
     println!("|---|---|---|---|---|---|---|");
-    for s in &summary {
+    for s in summary {
         println!(
             "| {} | {:.2}% | {:.2}% | {:.3} | {:.0} | {:.4} | {:.3} |",
             s["path"].as_str().unwrap_or(""),
@@ -229,5 +246,4 @@ pub fn run(args: GateArgs) -> Result<()> {
         "Both paths classify {:.2}% of held-out answers alike.",
         100.0 * agreement
     );
-    Ok(())
 }

@@ -2,7 +2,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 
-use crate::seft::RunConfig;
+use crate::evolution::RunConfig;
 
 #[derive(clap::Args, Debug)]
 pub struct RunArgs {
@@ -27,7 +27,7 @@ pub fn run(args: RunArgs) -> Result<()> {
             .unwrap_or("run");
         PathBuf::from("runs").join(stem)
     });
-    let report = crate::seft::run(&cfg, &out)?;
+    let report = crate::evolution::run(&cfg, &out)?;
     eprintln!("\n{}", report.markdown());
     println!("{}", out.join("report.json").display());
     Ok(())

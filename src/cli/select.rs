@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use serde_json::json;
 
-use crate::seft::selection::{Selector, select};
+use crate::evolution::selection::{Selector, select};
 
 #[derive(clap::Args, Debug)]
 pub struct SelectArgs {

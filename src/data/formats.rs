@@ -186,6 +186,87 @@ fn check_conversation(messages: Vec<Message>) -> Result<Vec<Message>, String> {
     Ok(messages)
 }
 
+/// A preference row: `prompt` (or LLaMA-Factory's `conversations`/`messages`) with `chosen`
+/// and `rejected` sides, or Anthropic HH's two full transcripts.
+fn parse_preference(obj: &serde_json::Map<String, Value>) -> Result<Record, String> {
+    let chosen = obj
+        .get("chosen")
+        .ok_or("preference row has 'rejected' but no 'chosen'")?;
+    let rejected = obj
+        .get("rejected")
+        .ok_or("preference row has 'chosen' but no 'rejected'")?;
+    let prompt_value = obj
+        .get("prompt")
+        .or_else(|| obj.get("conversations"))
+        .or_else(|| obj.get("messages"));
+    let mut pref = match (prompt_value, chosen, rejected) {
+        (None, Value::String(c), Value::String(r)) => hh_preference(c, r)?,
+        (None, _, _) => {
+            return Err("preference row has no 'prompt' (or 'conversations')".into());
+        }
+        (Some(p), c, r) => {
+            let prompt = match p {
+                Value::String(s) => vec![Message::new("user", s)],
+                other => parse_messages(other, "prompt")?,
+            };
+            Preference {
+                prompt,
+                chosen: parse_side(c, "chosen")?,
+                rejected: parse_side(r, "rejected")?,
+                score_chosen: None,
+                score_rejected: None,
+            }
+        }
+    };
+    for (side, msgs) in [("chosen", &pref.chosen), ("rejected", &pref.rejected)] {
+        if msgs.iter().all(|m| m.content.trim().is_empty()) {
+            return Err(format!("'{side}' response is empty"));
+        }
+    }
+    pref.score_chosen = obj.get("score_chosen").and_then(Value::as_f64);
+    pref.score_rejected = obj.get("score_rejected").and_then(Value::as_f64);
+    Ok(Record::Preference(pref))
+}
+
+/// An Alpaca row: `instruction` (+ `input`) → `output`, with optional `system` and
+/// LLaMA-Factory's `history` of earlier [query, response] pairs.
+fn parse_alpaca(obj: &serde_json::Map<String, Value>) -> Result<Record, String> {
+    let instruction = str_field(obj, "instruction")?.ok_or("Alpaca row has no 'instruction'")?;
+    let output = str_field(obj, "output")?.ok_or("Alpaca row has no 'output'")?;
+    let input = str_field(obj, "input")?.unwrap_or("");
+    let mut messages = Vec::new();
+    if let Some(system) = str_field(obj, "system")?.filter(|s| !s.is_empty()) {
+        messages.push(Message::new("system", system));
+    }
+    // LLaMA-Factory's `history`: earlier [query, response] pairs.
+    if let Some(history) = obj.get("history").filter(|h| !h.is_null()) {
+        let turns = history
+            .as_array()
+            .ok_or("field 'history' must be a list of [query, response] pairs")?;
+        for (i, turn) in turns.iter().enumerate() {
+            match turn.as_array().map(|t| t.as_slice()) {
+                Some([Value::String(q), Value::String(a)]) => {
+                    messages.push(Message::new("user", q));
+                    messages.push(Message::new("assistant", a));
+                }
+                _ => {
+                    return Err(format!(
+                        "history[{i}] must be a [query, response] pair of strings"
+                    ));
+                }
+            }
+        }
+    }
+    let user = if input.is_empty() {
+        instruction.to_string()
+    } else {
+        format!("{instruction}\n{input}")
+    };
+    messages.push(Message::new("user", &user));
+    messages.push(Message::new("assistant", output));
+    check_conversation(messages).map(Record::Conversation)
+}
+
 /// Parses one row in any supported format.
 pub fn parse_row(v: &Value) -> Result<Record, String> {
     let obj = v
@@ -193,43 +274,7 @@ pub fn parse_row(v: &Value) -> Result<Record, String> {
         .ok_or_else(|| format!("a row must be a JSON object, got {}", kind(v)))?;
     // Preference pairs first: they may also carry a `conversations` prompt (LLaMA-Factory).
     if obj.contains_key("chosen") || obj.contains_key("rejected") {
-        let chosen = obj
-            .get("chosen")
-            .ok_or("preference row has 'rejected' but no 'chosen'")?;
-        let rejected = obj
-            .get("rejected")
-            .ok_or("preference row has 'chosen' but no 'rejected'")?;
-        let prompt_value = obj
-            .get("prompt")
-            .or_else(|| obj.get("conversations"))
-            .or_else(|| obj.get("messages"));
-        let mut pref = match (prompt_value, chosen, rejected) {
-            (None, Value::String(c), Value::String(r)) => hh_preference(c, r)?,
-            (None, _, _) => {
-                return Err("preference row has no 'prompt' (or 'conversations')".into());
-            }
-            (Some(p), c, r) => {
-                let prompt = match p {
-                    Value::String(s) => vec![Message::new("user", s)],
-                    other => parse_messages(other, "prompt")?,
-                };
-                Preference {
-                    prompt,
-                    chosen: parse_side(c, "chosen")?,
-                    rejected: parse_side(r, "rejected")?,
-                    score_chosen: None,
-                    score_rejected: None,
-                }
-            }
-        };
-        for (side, msgs) in [("chosen", &pref.chosen), ("rejected", &pref.rejected)] {
-            if msgs.iter().all(|m| m.content.trim().is_empty()) {
-                return Err(format!("'{side}' response is empty"));
-            }
-        }
-        pref.score_chosen = obj.get("score_chosen").and_then(Value::as_f64);
-        pref.score_rejected = obj.get("score_rejected").and_then(Value::as_f64);
-        return Ok(Record::Preference(pref));
+        return parse_preference(obj);
     }
     if let Some(list) = obj.get("messages").or_else(|| obj.get("conversations")) {
         let field = if obj.contains_key("messages") {
@@ -246,41 +291,7 @@ pub fn parse_row(v: &Value) -> Result<Record, String> {
         return check_conversation(messages).map(Record::Conversation);
     }
     if obj.contains_key("instruction") || obj.contains_key("output") {
-        let instruction =
-            str_field(obj, "instruction")?.ok_or("Alpaca row has no 'instruction'")?;
-        let output = str_field(obj, "output")?.ok_or("Alpaca row has no 'output'")?;
-        let input = str_field(obj, "input")?.unwrap_or("");
-        let mut messages = Vec::new();
-        if let Some(system) = str_field(obj, "system")?.filter(|s| !s.is_empty()) {
-            messages.push(Message::new("system", system));
-        }
-        // LLaMA-Factory's `history`: earlier [query, response] pairs.
-        if let Some(history) = obj.get("history").filter(|h| !h.is_null()) {
-            let turns = history
-                .as_array()
-                .ok_or("field 'history' must be a list of [query, response] pairs")?;
-            for (i, turn) in turns.iter().enumerate() {
-                match turn.as_array().map(|t| t.as_slice()) {
-                    Some([Value::String(q), Value::String(a)]) => {
-                        messages.push(Message::new("user", q));
-                        messages.push(Message::new("assistant", a));
-                    }
-                    _ => {
-                        return Err(format!(
-                            "history[{i}] must be a [query, response] pair of strings"
-                        ));
-                    }
-                }
-            }
-        }
-        let user = if input.is_empty() {
-            instruction.to_string()
-        } else {
-            format!("{instruction}\n{input}")
-        };
-        messages.push(Message::new("user", &user));
-        messages.push(Message::new("assistant", output));
-        return check_conversation(messages).map(Record::Conversation);
+        return parse_alpaca(obj);
     }
     if obj.contains_key("prompt") || obj.contains_key("completion") {
         let completion = obj

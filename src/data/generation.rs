@@ -30,19 +30,28 @@ pub fn progress_bar(len: usize, label: &str) -> ProgressBar {
     bar
 }
 
+/// Where [`generate_rows`] writes, and what it is called.
+#[derive(Debug, Clone, Copy)]
+pub struct RowsOutput<'a> {
+    /// The JSONL file (resumed when it holds complete rows).
+    pub path: &'a Path,
+    /// The progress bar's label.
+    pub label: &'a str,
+    /// The crash-test point counted once per batch (`SEFT_FAULT=<fault>:<n>`).
+    pub fault: &'a str,
+}
+
 /// Generates a reply to each conversation of `inputs` and writes `make_row(i, generation)` to
-/// `path`, continuing after the rows a previous run left. `fault` names the crash-test point.
-#[allow(clippy::too_many_arguments)]
+/// `out.path`, continuing after the rows a previous run left.
 pub fn generate_rows<R: Serialize + DeserializeOwned>(
     model: &LanguageModel,
     inputs: &[Vec<Message>],
     sampling: &SamplingConfig,
     batch_size: usize,
-    path: &Path,
-    label: &str,
-    fault: &str,
+    out: RowsOutput,
     mut make_row: impl FnMut(usize, &Generation) -> R,
 ) -> Result<Vec<R>> {
+    let RowsOutput { path, label, fault } = out;
     let mut rows: Vec<R> = complete_rows(path)?;
     if rows.len() > inputs.len() {
         rows.truncate(0);

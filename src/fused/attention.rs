@@ -256,6 +256,10 @@ fn softmax_row(row: &mut [f32], blocked: &[f32]) {
 
 /// (d q, d k, d v) from the output gradient; one task per batch row and key/value head, so
 /// the query heads sharing a key/value head add into its gradients in a fixed order.
+///
+/// One function: each task's five products share the strided pointers into the three
+/// gradient buffers and one scratch block, and their safety argument is the task's
+/// ownership of its (batch, key/value head) slices, stated once below.
 fn backward(
     q: &FlexTensor,
     k: &FlexTensor,

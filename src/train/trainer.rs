@@ -24,7 +24,7 @@ use crate::train::checkpoint::{
     TrainState, io, latest_checkpoint, restore_checkpoint, save_checkpoint, truncate_metrics,
 };
 use crate::train::loss::{masked_token_loss, scalar};
-use crate::train::params::SftParams;
+use crate::train::params::{Objective, SftParams};
 use crate::train::schedule::learning_rate;
 use crate::train::tokenize::{TokenizedExample, tokenize_conversation};
 
@@ -168,13 +168,14 @@ impl ModuleVisitor for ScaleGrads<'_> {
     }
 }
 
-/// Forward + backward over one optimizer step's micro-batches; returns the accumulated
-/// gradients, the mean loss per target token, token accuracy and token count.
+/// Forward + backward over one optimizer step's micro-batches under `objective`; returns the
+/// accumulated gradients, the mean loss per target token, token accuracy and token count.
 pub fn accumulate_step(
     net: &CausalLm,
     examples: &[TokenizedExample],
     micro_batches: &[Vec<usize>],
     pad_id: u32,
+    objective: Objective,
 ) -> (GradientsParams, f64, f64, usize) {
     let total_targets: usize = micro_batches
         .iter()
@@ -187,7 +188,9 @@ pub fn accumulate_step(
         let batch = collate(&rows, pad_id);
         tokens += batch.n_tokens;
         let logits = net.forward(&batch.input);
-        let (sum, ok) = masked_token_loss(logits, &batch.targets);
+        let (sum, ok) = match objective {
+            Objective::Sft => masked_token_loss(logits, &batch.targets),
+        };
         correct += ok;
         let loss = sum / total_targets.max(1) as f64;
         loss_sum += scalar(loss.clone().detach());
@@ -467,8 +470,13 @@ fn train_steps(cfg: &SftParams, mut s: Session) -> Result<(Session, Option<f64>,
             continue;
         }
         let started = Instant::now();
-        let (grads, loss, acc, tokens) =
-            accumulate_step(&s.lm.net, &s.train, steps[s.state.step_in_epoch], s.pad_id);
+        let (grads, loss, acc, tokens) = accumulate_step(
+            &s.lm.net,
+            &s.train,
+            steps[s.state.step_in_epoch],
+            s.pad_id,
+            cfg.objective,
+        );
         let lr = learning_rate(
             t.schedule,
             t.lr,

@@ -14,7 +14,7 @@ use super::annotations::{
 use super::difficulty::{InstructionDifficulty, estimate};
 use super::protocol::{AlpacaEvalMetrics, JudgeTemplate, annotate, metrics, seeded_subset};
 use crate::backend::Backend;
-use crate::data::generation::{generate_rows, progress_bar};
+use crate::data::generation::{RowsOutput, generate_rows, progress_bar};
 use crate::data::jsonl::{append_jsonl, complete_rows, io, write_atomic, write_jsonl};
 use crate::data::resolve_dataset;
 use crate::error::{Result, SeftError};
@@ -203,9 +203,11 @@ fn generate_outputs(
         &inputs,
         &sampling,
         opts.batch_size.max(1),
-        &opts.out.join("generations.partial.jsonl"),
-        "generate",
-        "generate",
+        RowsOutput {
+            path: &opts.out.join("generations.partial.jsonl"),
+            label: "generate",
+            fault: "generate",
+        },
         |i, g| ModelOutput {
             instruction: subset[i].instruction.clone(),
             output: g.text.trim().to_string(),

@@ -17,7 +17,7 @@
 //! ```
 //!
 //! A stage's name is its directory relative to the run directory; it finishes by writing
-//! `done.json` there (see [`crate::seft::run::Run::stage`]).
+//! `done.json` there (see [`crate::evolution::run::Run::stage`]).
 
 use std::path::{Path, PathBuf};
 

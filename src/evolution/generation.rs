@@ -4,11 +4,11 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::data::generation::generate_rows;
+use crate::data::generation::{RowsOutput, generate_rows};
 use crate::error::Result;
+use crate::evolution::data::PromptRow;
 use crate::model::generate::{FinishReason, SamplingConfig};
 use crate::model::{LanguageModel, Message};
-use crate::seft::data::PromptRow;
 
 /// One policy answer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -41,9 +41,7 @@ pub fn answer_prompts(
         &inputs,
         sampling,
         batch_size,
-        path,
-        label,
-        fault,
+        RowsOutput { path, label, fault },
         |i, g| ResponseRow {
             id: prompts[i].id.clone(),
             prompt: prompts[i].prompt.clone(),

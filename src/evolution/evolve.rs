@@ -4,19 +4,19 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::data::generation::generate_rows;
+use crate::data::generation::{RowsOutput, generate_rows};
 use crate::data::jsonl::{read_jsonl, write_jsonl};
 use crate::error::{Result, SeftError};
+use crate::evolution::data::PromptRow;
+use crate::evolution::filters::{FilterOutcome, build_sft_set};
+use crate::evolution::gate::LoadedGate;
+use crate::evolution::generation::{ResponseRow, answer_prompts, user};
+use crate::evolution::layout::{Arm, Step, files, stages};
+use crate::evolution::reviser::Tag;
+use crate::evolution::sft::{SftJob, SftStage, fine_tune};
+use crate::evolution::stage::Run;
 use crate::model::LanguageModel;
 use crate::model::generate::{FinishReason, Generation, SamplingConfig};
-use crate::seft::data::PromptRow;
-use crate::seft::filters::{FilterOutcome, build_sft_set};
-use crate::seft::gate::LoadedGate;
-use crate::seft::generation::{ResponseRow, answer_prompts, user};
-use crate::seft::layout::{Arm, Step, files, stages};
-use crate::seft::reviser::Tag;
-use crate::seft::sft::{SftJob, SftStage, fine_tune};
-use crate::seft::stage::Run;
 
 /// One answer after the reviser (or the identity).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -369,9 +369,11 @@ fn revise_with_reviser(
         &inputs,
         &format.decoding(&run.cfg.reviser.sampling),
         run.cfg.reviser.batch_size,
-        &reviser_path,
-        "revise",
-        "revise",
+        RowsOutput {
+            path: &reviser_path,
+            label: "revise",
+            fault: "revise",
+        },
         |j, g| {
             let i = to_revise[j];
             RevisionRow::revised(&responses[i], g, run, scores.as_ref().map(|s| s[i]))

@@ -26,10 +26,10 @@ use serde::{Deserialize, Serialize};
 use crate::data::jsonl::{io, write_atomic};
 use crate::embed::TextEmbedder;
 use crate::error::{Result, SeftError};
+use crate::evolution::layout::stages;
+use crate::evolution::reviser::PreferencePair;
+use crate::evolution::stage::Run;
 use crate::numeric::Matrix;
-use crate::seft::layout::stages;
-use crate::seft::reviser::PreferencePair;
-use crate::seft::stage::Run;
 use crate::sparse::{GateParams, QualityGate, ShiftedReluNet, TrainPath};
 
 mod calibrate;

@@ -8,10 +8,10 @@ use std::path::Path;
 use serde_json::json;
 
 use crate::error::{Result, SeftError};
+use crate::evolution::run_config::ScratchModel;
 use crate::model::ModelConfig;
 use crate::model::tokenizer::bytes_to_unicode;
 use crate::model::weights::{InitSource, build_model, save_safetensors};
-use crate::seft::run_config::ScratchModel;
 
 const SPECIAL_TOKENS: [&str; 3] = ["<|im_end|>", "<|user|>", "<|assistant|>"];
 

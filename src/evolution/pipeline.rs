@@ -1,23 +1,23 @@
 //! `seft run`: data → (starting policy) → reviser → (quality gate) → prompt selection →
 //! T evolution iterations per arm → evaluation → report. Every step is a resumable stage
-//! ([`Run::stage`]) with its artifacts in the run directory ([`crate::seft::layout`]); the
+//! ([`Run::stage`]) with its artifacts in the run directory ([`crate::evolution::layout`]); the
 //! stages hand their results to the next in memory and read artifacts back only when a
 //! rerun skips a finished stage.
 
 use std::path::Path;
 
 use crate::error::{Result, SeftError};
-use crate::seft::data::{RunInputs, make_data};
-use crate::seft::evaluate::evaluate_run;
-use crate::seft::evolve::{EvolutionInputs, evolve};
-use crate::seft::gate::gate_stage;
-use crate::seft::layout::{DataFile, files, stages};
-use crate::seft::report::{Report, RunResults, write_report};
-use crate::seft::run_config::{ReviserBase, RunConfig};
-use crate::seft::scratch::write_scratch_model;
-use crate::seft::selection::{SelectionReport, selection_stage};
-use crate::seft::sft::{SftJob, SftStage, fine_tune};
-use crate::seft::stage::Run;
+use crate::evolution::data::{RunInputs, make_data};
+use crate::evolution::evaluate::evaluate_run;
+use crate::evolution::evolve::{EvolutionInputs, evolve};
+use crate::evolution::gate::gate_stage;
+use crate::evolution::layout::{DataFile, files, stages};
+use crate::evolution::report::{Report, RunResults, write_report};
+use crate::evolution::run_config::{ReviserBase, RunConfig};
+use crate::evolution::scratch::write_scratch_model;
+use crate::evolution::selection::{SelectionReport, selection_stage};
+use crate::evolution::sft::{SftJob, SftStage, fine_tune};
+use crate::evolution::stage::Run;
 
 /// Runs (or resumes) the experiment described by `cfg` in `out`.
 pub fn run(cfg: &RunConfig, out: &Path) -> Result<Report> {

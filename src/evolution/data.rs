@@ -12,11 +12,11 @@ use serde::{Deserialize, Serialize};
 use crate::data::jsonl::{read_jsonl, write_jsonl};
 use crate::data::{ReadOptions, read_preferences, read_prompts, read_records, resolve_dataset};
 use crate::error::{Result, SeftError};
+use crate::evolution::layout::DataFile;
+use crate::evolution::reviser::{PreferencePair, ReviserDataSummary, reviser_conversations};
+use crate::evolution::run_config::RunConfig;
+use crate::evolution::task::TaskItem;
 use crate::model::Message;
-use crate::seft::layout::DataFile;
-use crate::seft::reviser::{PreferencePair, ReviserDataSummary, reviser_conversations};
-use crate::seft::run_config::RunConfig;
-use crate::seft::task::TaskItem;
 
 /// A held-out (or pool) prompt; `answer` is the reference when the task has one.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
-use crate::seft::stage::Run;
+use crate::evolution::stage::Run;
 use crate::train::{LoraSection, SftParams, TrainSection, Trainer};
 
 /// What an SFT stage reports.

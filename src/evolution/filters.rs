@@ -10,11 +10,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::jsonl::write_jsonl;
 use crate::error::{Result, SeftError};
+use crate::evolution::evolve::RevisionRow;
+use crate::evolution::gate::LoadedGate;
+use crate::evolution::layout::files;
+use crate::evolution::run_config::{Filters, RunConfig};
 use crate::model::generate::FinishReason;
-use crate::seft::evolve::RevisionRow;
-use crate::seft::gate::LoadedGate;
-use crate::seft::layout::files;
-use crate::seft::run_config::{Filters, RunConfig};
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct FilterOutcome {
@@ -181,8 +181,8 @@ fn gate_verdicts(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::seft::generation::ResponseRow;
-    use crate::seft::reviser::Tag;
+    use crate::evolution::generation::ResponseRow;
+    use crate::evolution::reviser::Tag;
 
     fn filters() -> Filters {
         Filters {

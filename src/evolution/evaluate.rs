@@ -7,18 +7,18 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::data::generation::generate_rows;
+use crate::data::generation::{RowsOutput, generate_rows};
 use crate::data::jsonl::read_jsonl;
 use crate::error::Result;
+use crate::evolution::data::PromptRow;
+use crate::evolution::evolve::Evolution;
+use crate::evolution::generation::{ResponseRow, answer_prompts, user};
+use crate::evolution::layout::{files, policy_name, stages};
+use crate::evolution::reviser::{ReviserFormat, Tag};
+use crate::evolution::stage::Run;
+use crate::evolution::task::{Grade, grade};
 use crate::model::generate::{FinishReason, SamplingConfig};
 use crate::model::{LanguageModel, Message};
-use crate::seft::data::PromptRow;
-use crate::seft::evolve::Evolution;
-use crate::seft::generation::{ResponseRow, answer_prompts, user};
-use crate::seft::layout::{files, policy_name, stages};
-use crate::seft::reviser::{ReviserFormat, Tag};
-use crate::seft::stage::Run;
-use crate::seft::task::{Grade, grade};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GradedRow {
@@ -54,9 +54,11 @@ pub fn eval_policy(
         &inputs,
         sampling,
         batch_size,
-        &dir.join(files::RESPONSES),
-        &format!("eval {model_name}"),
-        "eval",
+        RowsOutput {
+            path: &dir.join(files::RESPONSES),
+            label: &format!("eval {model_name}"),
+            fault: "eval",
+        },
         |i, g| GradedRow {
             id: held_out[i].id.clone(),
             prompt: held_out[i].prompt.clone(),
@@ -170,9 +172,11 @@ pub fn eval_reviser(
         &inputs,
         sampling,
         batch_size,
-        &dir.join(files::REVIEWED),
-        "eval reviser",
-        "eval",
+        RowsOutput {
+            path: &dir.join(files::REVIEWED),
+            label: "eval reviser",
+            fault: "eval",
+        },
         |i, g| {
             let r = &responses[i];
             let (tag, enhanced) = format.apply(&g.text, &r.response);

@@ -19,10 +19,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::embed::TextEmbedder;
 use crate::error::{Result, SeftError};
+use crate::evolution::data::PromptRow;
+use crate::evolution::layout::{files, stages};
+use crate::evolution::stage::Run;
 use crate::numeric::Matrix;
-use crate::seft::data::PromptRow;
-use crate::seft::layout::{files, stages};
-use crate::seft::stage::Run;
 use crate::select::kde::{DynamicKde, DynamicKdeParams, Kernel};
 use crate::select::kmeans::{KMeans, KMeansParams, Seeding};
 

@@ -8,9 +8,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::backend::Backend;
 use crate::error::{Result, SeftError};
+use crate::evolution::reviser::{ReviserFormat, RevisionLevels};
+use crate::evolution::task::TaskConfig;
 use crate::model::generate::SamplingConfig;
-use crate::seft::reviser::{ReviserFormat, RevisionLevels};
-use crate::seft::task::TaskConfig;
 use crate::train::params::{LoraSection, TrainSection, parse_toml};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -151,8 +151,8 @@ fn default_batch() -> usize {
     16
 }
 
-pub use crate::seft::gate::GateSection;
-pub use crate::seft::selection::Selector;
+pub use crate::evolution::gate::GateSection;
+pub use crate::evolution::selection::Selector;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

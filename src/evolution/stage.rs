@@ -15,8 +15,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::jsonl::{io, write_atomic};
 use crate::error::{Result, SeftError};
-use crate::seft::layout::RunLayout;
-use crate::seft::run_config::RunConfig;
+use crate::evolution::layout::RunLayout;
+use crate::evolution::run_config::RunConfig;
 
 /// What `done.json` holds.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -7,15 +7,15 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::jsonl::write_atomic;
 use crate::error::Result;
-use crate::seft::data::DataOutcome;
-use crate::seft::evaluate::{AnswerSet, Evaluation, PolicyEval, ReviserEval, win_rate};
-use crate::seft::evolve::IterationReport;
-use crate::seft::gate::GateOutcome;
-use crate::seft::layout::RunLayout;
-use crate::seft::layout::{Arm, policy_name};
-use crate::seft::run_config::RunConfig;
-use crate::seft::selection::SelectionReport;
-use crate::seft::sft::SftStage;
+use crate::evolution::data::DataOutcome;
+use crate::evolution::evaluate::{AnswerSet, Evaluation, PolicyEval, ReviserEval, win_rate};
+use crate::evolution::evolve::IterationReport;
+use crate::evolution::gate::GateOutcome;
+use crate::evolution::layout::RunLayout;
+use crate::evolution::layout::{Arm, policy_name};
+use crate::evolution::run_config::RunConfig;
+use crate::evolution::selection::SelectionReport;
+use crate::evolution::sft::SftStage;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Report {
@@ -317,7 +317,7 @@ impl Report {
                 s,
                 "\nNo score reaches a held-out precision of {:.0}% on at least {} answers: the gate skips no reviser call.",
                 100.0 * g.skip_precision,
-                crate::seft::gate::MIN_SUPPORT
+                crate::evolution::gate::MIN_SUPPORT
             ),
         };
         if let Some(t) = g.filter_score {

@@ -17,6 +17,7 @@ pub mod fused;
 pub mod memory;
 pub mod model;
 pub mod numeric;
+pub mod ownership;
 pub mod select;
 pub mod serve;
 pub mod sparse;

@@ -17,6 +17,7 @@ use crate::data::jsonl::{io, write_atomic};
 use crate::error::{Result, SeftError};
 use crate::evolution::layout::RunLayout;
 use crate::evolution::run_config::RunConfig;
+use crate::ownership;
 
 /// What `done.json` holds.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -149,9 +150,9 @@ impl<'a> Run<'a> {
     }
 }
 
-/// Refuses a run directory made by another configuration, then records this one.
+/// Refuses a run directory made by another configuration, or any other folder seft did not
+/// write, then records this configuration.
 fn claim_run_dir(cfg: &RunConfig, layout: &RunLayout) -> Result<()> {
-    io(layout.root(), std::fs::create_dir_all(layout.root()))?;
     let path = layout.config();
     let text = cfg.to_toml();
     if path.exists() {
@@ -164,5 +165,6 @@ fn claim_run_dir(cfg: &RunConfig, layout: &RunLayout) -> Result<()> {
         }
         return Ok(());
     }
+    ownership::claim_dir(layout.root(), "--out")?;
     write_atomic(&path, text.as_bytes())
 }

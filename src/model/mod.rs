@@ -20,6 +20,7 @@ use burn::tensor::Device;
 use serde_json::{Value, json};
 
 use crate::error::{Result, SeftError};
+use crate::ownership;
 pub use chat::{ChatTemplate, Message};
 pub use config::{Architecture, MlpKind, ModelConfig};
 pub use llama::CausalLm;
@@ -215,6 +216,8 @@ impl LanguageModel {
     /// generation_config.json, tokenizer.json and tokenizer_config.json. Files are written to a
     /// temporary folder first and moved into place, so an interrupted save leaves no half model.
     pub fn save_hf_folder(&self, folder: &Path) -> Result<()> {
+        // Refused before anything is written: a folder seft did not make is never replaced.
+        ownership::check_replaceable(folder, "the model folder")?;
         let parent = folder
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
@@ -225,10 +228,33 @@ impl LanguageModel {
             .and_then(|n| n.to_str())
             .unwrap_or("model");
         let tmp = parent.join(format!(".{name}.partial"));
-        if tmp.exists() {
-            std::fs::remove_dir_all(&tmp).map_err(|e| SeftError::io(&tmp, e))?;
+        let old = parent.join(format!(".{name}.old"));
+        for leftover in [&tmp, &old] {
+            if leftover.exists() {
+                ownership::check_replaceable(leftover, "a leftover of an earlier save")?;
+                std::fs::remove_dir_all(leftover).map_err(|e| SeftError::io(leftover, e))?;
+            }
         }
         std::fs::create_dir_all(&tmp).map_err(|e| SeftError::io(&tmp, e))?;
+        if let Err(e) = self.write_hf_files(&tmp) {
+            // Best effort: the partial folder is seft's own, and the error above is the one
+            // to report.
+            let _ = std::fs::remove_dir_all(&tmp);
+            return Err(e);
+        }
+        if folder.exists() {
+            std::fs::rename(folder, &old).map_err(|e| SeftError::io(folder, e))?;
+            std::fs::rename(&tmp, folder).map_err(|e| SeftError::io(folder, e))?;
+            std::fs::remove_dir_all(&old).map_err(|e| SeftError::io(&old, e))?;
+        } else {
+            std::fs::rename(&tmp, folder).map_err(|e| SeftError::io(folder, e))?;
+        }
+        Ok(())
+    }
+
+    /// The folder's files (marker first, so a partial folder is recognisably seft's).
+    fn write_hf_files(&self, dir: &Path) -> Result<()> {
+        ownership::mark(dir)?;
         let mut config = self.config.to_hf_json();
         if let Some(obj) = config.as_object_mut() {
             if self.config.eos_token_ids.is_empty()
@@ -239,7 +265,7 @@ impl LanguageModel {
             obj.insert("seft_version".into(), json!(env!("CARGO_PKG_VERSION")));
         }
         let write_json = |file: &str, v: &Value| -> Result<()> {
-            let p = tmp.join(file);
+            let p = dir.join(file);
             std::fs::write(&p, serde_json::to_string_pretty(v).expect("serializable"))
                 .map_err(|e| SeftError::io(&p, e))
         };
@@ -249,20 +275,8 @@ impl LanguageModel {
             generation["bos_token_id"] = json!(b);
         }
         write_json("generation_config.json", &generation)?;
-        weights::save_safetensors(&self.net, &tmp.join("model.safetensors"))?;
-        self.tokenizer.save(&tmp)?;
-        if folder.exists() {
-            let old = parent.join(format!(".{name}.old"));
-            if old.exists() {
-                std::fs::remove_dir_all(&old).map_err(|e| SeftError::io(&old, e))?;
-            }
-            std::fs::rename(folder, &old).map_err(|e| SeftError::io(folder, e))?;
-            std::fs::rename(&tmp, folder).map_err(|e| SeftError::io(folder, e))?;
-            std::fs::remove_dir_all(&old).map_err(|e| SeftError::io(&old, e))?;
-        } else {
-            std::fs::rename(&tmp, folder).map_err(|e| SeftError::io(folder, e))?;
-        }
-        Ok(())
+        weights::save_safetensors(&self.net, &dir.join("model.safetensors"))?;
+        self.tokenizer.save(dir)
     }
 }
 

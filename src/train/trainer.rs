@@ -18,6 +18,7 @@ use crate::error::{Result, SeftError};
 use crate::fault::fault_point;
 use crate::model::llama::CausalLm;
 use crate::model::{LanguageModel, TextTokenizer};
+use crate::ownership;
 use crate::train::adamw::FusedAdamW;
 use crate::train::batch::{collate, epoch_batches};
 use crate::train::checkpoint::{
@@ -362,7 +363,8 @@ fn open_session(cfg: &SftParams, resume: bool) -> Result<Session> {
             "the run directory already has checkpoints: pass --resume to continue it, or choose another output.dir",
         ));
     }
-    io(out, std::fs::create_dir_all(out))?;
+    // Refuses a folder that holds anything seft did not write (its files stay untouched).
+    ownership::claim_dir(out, "output.dir")?;
     let config_path = out.join("config.toml");
     io(&config_path, std::fs::write(&config_path, cfg.to_toml()))?;
     let device = cfg.model.backend.device()?.autodiff();

@@ -195,3 +195,30 @@ fn rewrite_safetensors(path: &Path, keep: impl Fn(&str, &[usize]) -> Option<Vec<
         .collect();
     safetensors::serialize_to_file(views, None, path).unwrap();
 }
+
+/// A UTF-8 byte-order mark (written by Windows tools; Python reads it with `utf-8-sig`) before
+/// the first row is not an error.
+#[test]
+fn a_byte_order_mark_before_the_first_row_is_read_past() {
+    use seft::data::{ReadOptions, read_records};
+    let dir = tempfile::tempdir().unwrap();
+    let jsonl = dir.path().join("bom.jsonl");
+    std::fs::write(
+        &jsonl,
+        "\u{feff}{\"prompt\": \"a\", \"completion\": \"b\"}\n{\"prompt\": \"c\", \"completion\": \"d\"}\n",
+    )
+    .unwrap();
+    let (records, report) = read_records(&jsonl, &ReadOptions::default()).unwrap();
+    assert_eq!((records.len(), report.skipped), (2, 0));
+    let json = dir.path().join("bom.json");
+    std::fs::write(&json, "\u{feff}[{\"instruction\": \"i\", \"output\": \"o\"}]").unwrap();
+    assert_eq!(read_records(&json, &ReadOptions::default()).unwrap().0.len(), 1);
+    let annotations = dir.path().join("annotations.json");
+    std::fs::write(
+        &annotations,
+        "\u{feff}[{\"instruction\": \"i\", \"output_1\": \"a\", \"generator_1\": \"r\", \"output_2\": \"b\", \"generator_2\": \"m\", \"preference\": 2.0}]",
+    )
+    .unwrap();
+    let rows = seft::eval::alpaca::annotations::read_annotations(&annotations).unwrap();
+    assert_eq!(rows[0].preference, Some(2.0));
+}

@@ -25,7 +25,10 @@ pub struct ReadReport {
     pub skipped_examples: Vec<String>,
 }
 
-fn read_text(path: &Path) -> Result<String> {
+/// A user's text file as a string: gunzipped when it ends in `.gz`, UTF-8 checked, and without
+/// a leading byte-order mark (Windows tools write one; Python reads such files with
+/// `utf-8-sig`).
+pub fn read_text(path: &Path) -> Result<String> {
     let bytes = std::fs::read(path).map_err(|e| SeftError::io(path, e))?;
     let bytes = if path.extension().is_some_and(|e| e == "gz") {
         let mut out = Vec::new();
@@ -36,7 +39,12 @@ fn read_text(path: &Path) -> Result<String> {
     } else {
         bytes
     };
-    String::from_utf8(bytes).map_err(|e| SeftError::file(path, format!("not UTF-8: {e}")))
+    let text =
+        String::from_utf8(bytes).map_err(|e| SeftError::file(path, format!("not UTF-8: {e}")))?;
+    Ok(match text.strip_prefix('\u{feff}') {
+        Some(rest) => rest.to_string(),
+        None => text,
+    })
 }
 
 /// (line number, row) pairs of a JSON array or of a JSONL file.

@@ -325,17 +325,7 @@ impl RunConfig {
                 .map(|s| ("starting_policy", &s.train, &s.lora)),
         );
         for (name, t, lora) in stages {
-            if t.micro_batch == 0 || t.grad_accum == 0 {
-                return Err(format!(
-                    "{name}.train.micro_batch and grad_accum must be at least 1"
-                ));
-            }
-            if !(t.lr > 0.0 && t.lr.is_finite()) {
-                return Err(format!("{name}.train.lr must be > 0"));
-            }
-            if t.epochs == 0 && t.max_steps == 0 {
-                return Err(format!("{name}.train: set epochs or max_steps"));
-            }
+            t.validate(&format!("{name}."))?;
             if let Some(l) = lora {
                 l.validate().map_err(|e| format!("{name}.{e}"))?;
             }

@@ -211,6 +211,48 @@ impl Default for TrainSection {
 }
 
 impl TrainSection {
+    /// Checks every setting's range; the error names the key as `{prefix}train.<key>` (prefix
+    /// "" for an SFT config, "reviser." etc. inside a SEFT config) and the allowed range.
+    pub fn validate(&self, prefix: &str) -> std::result::Result<(), String> {
+        let key = |k: &str| format!("{prefix}train.{k}");
+        if self.micro_batch == 0 || self.grad_accum == 0 {
+            return Err(format!(
+                "{} and {} must be at least 1",
+                key("micro_batch"),
+                key("grad_accum")
+            ));
+        }
+        if !(self.lr > 0.0 && self.lr.is_finite()) {
+            return Err(format!("{} must be > 0, got {}", key("lr"), self.lr));
+        }
+        if self.epochs == 0 && self.max_steps == 0 {
+            return Err(format!("set {} or {}", key("epochs"), key("max_steps")));
+        }
+        if self.log_every == 0 {
+            return Err(format!(
+                "{} must be at least 1 (the run's losses are its logged steps)",
+                key("log_every")
+            ));
+        }
+        for (name, value) in [("beta1", self.beta1), ("beta2", self.beta2)] {
+            if !(0.0..1.0).contains(&value) {
+                return Err(format!("{} must be in [0, 1), got {value}", key(name)));
+            }
+        }
+        if !(self.eps > 0.0 && self.eps.is_finite()) {
+            return Err(format!("{} must be > 0, got {}", key("eps"), self.eps));
+        }
+        for (name, value) in [
+            ("weight_decay", self.weight_decay),
+            ("max_grad_norm", self.max_grad_norm),
+        ] {
+            if !(value >= 0.0 && value.is_finite()) {
+                return Err(format!("{} must be ≥ 0, got {value}", key(name)));
+            }
+        }
+        Ok(())
+    }
+
     /// Full fine-tuning as transformers' `Trainer` defaults it: lr 2e-5, cosine schedule,
     /// one epoch, gradient clipping at 1 (the same as `TrainSection::default()`).
     pub fn full_preset() -> Self {
@@ -415,16 +457,7 @@ impl SftParams {
     }
 
     fn validate(&self) -> std::result::Result<(), String> {
-        let t = &self.train;
-        if t.micro_batch == 0 || t.grad_accum == 0 {
-            return Err("train.micro_batch and train.grad_accum must be at least 1".into());
-        }
-        if !(t.lr > 0.0 && t.lr.is_finite()) {
-            return Err(format!("train.lr must be > 0, got {}", t.lr));
-        }
-        if t.epochs == 0 && t.max_steps == 0 {
-            return Err("set train.epochs or train.max_steps".into());
-        }
+        self.train.validate("")?;
         if !(0.0..1.0).contains(&self.data.eval_fraction) {
             return Err(format!(
                 "data.eval_fraction must be in [0, 1), got {}",
@@ -496,5 +529,27 @@ mod tests {
         );
         let err = SftParams::parse(MIN, &["train.epochs=0".into()]).unwrap_err();
         assert!(err.contains("epochs"), "{err}");
+    }
+
+    #[test]
+    fn optimizer_settings_out_of_range_are_named_with_their_range() {
+        for (set, key, range) in [
+            ("train.beta1=1", "train.beta1", "[0, 1)"),
+            ("train.beta2=1.0", "train.beta2", "[0, 1)"),
+            ("train.eps=0", "train.eps", "> 0"),
+            ("train.weight_decay=-0.1", "train.weight_decay", "≥ 0"),
+            ("train.max_grad_norm=-1", "train.max_grad_norm", "≥ 0"),
+            ("train.log_every=0", "train.log_every", "at least 1"),
+        ] {
+            let err = SftParams::parse(MIN, &[set.into()]).unwrap_err();
+            assert!(err.contains(key) && err.contains(range), "{set}: {err}");
+        }
+        // The same checks apply inside a SEFT config, with the stage's prefix.
+        let err = TrainSection::default()
+            .with_lr(1e-3, Schedule::Cosine, 0)
+            .with_cadence(0, 0, 0)
+            .validate("reviser.")
+            .unwrap_err();
+        assert!(err.contains("reviser.train.log_every"), "{err}");
     }
 }

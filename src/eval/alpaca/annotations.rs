@@ -3,7 +3,6 @@
 //! object per instruction with `output_1` = the baseline, `output_2` = the evaluated model and
 //! `preference` in [1, 2], 2 meaning the model won). Files may be gzip-compressed (`.gz`).
 
-use std::io::Read;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -66,18 +65,9 @@ fn preference_or_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<f
     }
 }
 
-/// Reads a whole file, gunzipping `.gz` files.
+/// Reads a whole file, gunzipping `.gz` files, without a leading byte-order mark.
 pub fn read_maybe_gz(path: &Path) -> Result<String> {
-    let bytes = io(path, std::fs::read(path))?;
-    if path.extension().is_some_and(|e| e == "gz") {
-        let mut text = String::new();
-        flate2::read::GzDecoder::new(bytes.as_slice())
-            .read_to_string(&mut text)
-            .map_err(|e| SeftError::file(path, format!("not a valid gzip text file: {e}")))?;
-        Ok(text)
-    } else {
-        String::from_utf8(bytes).map_err(|_| SeftError::file(path, "not UTF-8 text"))
-    }
+    crate::data::read_text(path)
 }
 
 /// Reads a JSON array of rows of type `T`; a bad row is an error naming its index.

@@ -211,8 +211,18 @@ fn a_byte_order_mark_before_the_first_row_is_read_past() {
     let (records, report) = read_records(&jsonl, &ReadOptions::default()).unwrap();
     assert_eq!((records.len(), report.skipped), (2, 0));
     let json = dir.path().join("bom.json");
-    std::fs::write(&json, "\u{feff}[{\"instruction\": \"i\", \"output\": \"o\"}]").unwrap();
-    assert_eq!(read_records(&json, &ReadOptions::default()).unwrap().0.len(), 1);
+    std::fs::write(
+        &json,
+        "\u{feff}[{\"instruction\": \"i\", \"output\": \"o\"}]",
+    )
+    .unwrap();
+    assert_eq!(
+        read_records(&json, &ReadOptions::default())
+            .unwrap()
+            .0
+            .len(),
+        1
+    );
     let annotations = dir.path().join("annotations.json");
     std::fs::write(
         &annotations,

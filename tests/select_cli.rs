@@ -274,3 +274,30 @@ fn bad_inputs_are_clear_errors() {
         assert!(!err.contains("panicked"), "{err}");
     }
 }
+
+/// Points at ±3e38: their squared distances overflow f32, so k-means refuses them with the
+/// row and column instead of reporting a meaningless cost.
+#[test]
+fn kmeans_refuses_points_whose_distances_overflow() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("huge.npy");
+    let values = [3e38f32, 0.0, -3e38, 0.0, 1.0, 1.0, 2.0, 2.0];
+    seft::numeric::Matrix::new(vec![0.0; 8], 4, 2)
+        .unwrap()
+        .write_npy(&path)
+        .unwrap();
+    // Overwrite the data part of the file with the huge values (same header, f32 payload).
+    let mut bytes = std::fs::read(&path).unwrap();
+    let start = bytes.len() - 4 * values.len();
+    for (i, v) in values.iter().enumerate() {
+        bytes[start + 4 * i..start + 4 * i + 4].copy_from_slice(&v.to_le_bytes());
+    }
+    std::fs::write(&path, bytes).unwrap();
+    let o = seft("cluster", &path, &["--k", "2"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{err}");
+    assert!(
+        err.contains("row 0, column 0") && err.contains("overflow"),
+        "{err}"
+    );
+}

@@ -41,7 +41,22 @@ impl Matrix {
                 data[position]
             )));
         }
+        let limit = Self::max_abs_value(d);
+        if let Some(position) = data.iter().position(|v| v.abs() > limit) {
+            return Err(SeftError::Invalid(format!(
+                "value at row {}, column {} is {}: beyond ±{limit:.3e}, squared distances in {d} dimensions would overflow f32 (scale the data down)",
+                position / d,
+                position % d,
+                data[position]
+            )));
+        }
         Ok(Matrix { data, n, d })
+    }
+
+    /// The largest magnitude a value may have in `d` dimensions: any squared distance
+    /// ‖a − b‖² ≤ d·(2·max)² then stays below f32::MAX, so k-means and KDE never see ∞.
+    pub fn max_abs_value(d: usize) -> f32 {
+        (f32::MAX / (4.0 * d as f32)).sqrt()
     }
 
     /// Builds a matrix from equally long rows.
@@ -169,5 +184,18 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("non-finite"), "{err}");
+    }
+
+    #[test]
+    fn values_whose_squared_distances_overflow_are_refused() {
+        let limit = Matrix::max_abs_value(2);
+        assert!(Matrix::new(vec![limit, -limit, 0.0, 0.0], 2, 2).is_ok());
+        let err = Matrix::new(vec![3e38, 0.0, -3e38, 0.0], 2, 2)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("row 0, column 0") && err.contains("overflow"),
+            "{err}"
+        );
     }
 }

@@ -87,18 +87,7 @@ pub struct ModelArgs {
 
 impl ModelArgs {
     pub fn load(&self) -> Result<LanguageModel> {
-        let device = self.compute.device()?;
-        let started = std::time::Instant::now();
-        let model = LanguageModel::load(&self.model, &device)?;
-        eprintln!(
-            "loaded {} ({} layers, {:.1}M parameters) in {:.1}s on {}",
-            self.model,
-            model.config.num_hidden_layers,
-            model.config.parameter_count() as f64 / 1e6,
-            started.elapsed().as_secs_f64(),
-            self.compute.backend
-        );
-        Ok(model)
+        Ok(LanguageModel::load_on(&self.model, self.compute.backend)?)
     }
 }
 

@@ -37,10 +37,8 @@ pub fn write_jsonl<T: Serialize>(path: &Path, rows: &[T]) -> Result<()> {
 }
 
 pub fn read_jsonl<T: DeserializeOwned>(path: &Path) -> Result<Vec<T>> {
-    let text = io(path, std::fs::read_to_string(path))?;
-    // A byte-order mark before the first row (files saved by Windows tools) is not JSON.
-    text.trim_start_matches('\u{feff}')
-        .lines()
+    let text = crate::data::read_text(path)?;
+    text.lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
         .map(|(i, l)| {

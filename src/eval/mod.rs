@@ -12,22 +12,3 @@ pub mod judge;
 pub mod judges;
 pub mod leaderboard;
 pub mod mt_bench;
-
-use crate::backend::Backend;
-use crate::error::Result;
-use crate::model::LanguageModel;
-
-/// Loads a policy or judge model on `backend`, saying on stderr what was loaded and how long
-/// it took (evaluations load models that take a while, and reports name them).
-pub fn load_model(spec: &str, backend: Backend) -> Result<LanguageModel> {
-    let device = backend.device()?;
-    let started = std::time::Instant::now();
-    let model = LanguageModel::load(spec, &device)?;
-    eprintln!(
-        "loaded {spec} ({} layers, {:.1}M parameters) in {:.1}s on {backend}",
-        model.config.num_hidden_layers,
-        model.config.parameter_count() as f64 / 1e6,
-        started.elapsed().as_secs_f64(),
-    );
-    Ok(model)
-}

@@ -193,7 +193,7 @@ pub fn evolve(run: &Run, inputs: &EvolutionInputs) -> Result<Evolution> {
                 .collect();
             let reuse = first_answers.as_deref().filter(|_| t == 1);
             let responses = generate_stage(run, arm, t, &policy, &prompts, reuse)?;
-            if arm == Arm::Seft && t == 1 {
+            if arm == Arm::Seft && t == 1 && run.cfg.evolution.compare_identity {
                 first_answers = Some(responses.clone());
             }
             let gate = inputs.gate.filter(|_| arm == Arm::Seft);

@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 use burn::tensor::Device;
 use serde_json::{Value, json};
 
+use crate::backend::Backend;
 use crate::error::{Result, SeftError};
 use crate::ownership;
 pub use chat::{ChatTemplate, Message};
@@ -72,6 +73,21 @@ fn looks_like_hub_id(spec: &str) -> bool {
 }
 
 impl LanguageModel {
+    /// Loads `spec` on `backend`'s device and says on stderr what was loaded and how long it
+    /// took (what every command that loads a model reports).
+    pub fn load_on(spec: &str, backend: Backend) -> Result<Self> {
+        let device = backend.device()?;
+        let started = std::time::Instant::now();
+        let model = Self::load(spec, &device)?;
+        eprintln!(
+            "loaded {spec} ({} layers, {:.1}M parameters) in {:.1}s on {backend}",
+            model.config.num_hidden_layers,
+            model.config.parameter_count() as f64 / 1e6,
+            started.elapsed().as_secs_f64(),
+        );
+        Ok(model)
+    }
+
     /// Loads `spec`: a GGUF file, a Hugging Face folder, or a hub id such as
     /// `HuggingFaceTB/SmolLM2-135M-Instruct`.
     pub fn load(spec: &str, device: &Device) -> Result<Self> {

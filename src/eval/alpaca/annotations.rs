@@ -65,14 +65,9 @@ fn preference_or_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<f
     }
 }
 
-/// Reads a whole file, gunzipping `.gz` files, without a leading byte-order mark.
-pub fn read_maybe_gz(path: &Path) -> Result<String> {
-    crate::data::read_text(path)
-}
-
 /// Reads a JSON array of rows of type `T`; a bad row is an error naming its index.
 pub fn read_json_rows<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Vec<T>> {
-    let text = read_maybe_gz(path)?;
+    let text = crate::data::read_text(path)?;
     let value: Value = serde_json::from_str(&text)
         .map_err(|e| SeftError::file(path, format!("not valid JSON: {e}")))?;
     let Value::Array(rows) = value else {

@@ -187,7 +187,7 @@ fn generate_outputs(
     name: &str,
     subset: &[ModelOutput],
 ) -> Result<Vec<ModelOutput>> {
-    let model = crate::eval::load_model(spec, opts.backend)?;
+    let model = crate::model::LanguageModel::load_on(spec, opts.backend)?;
     let inputs: Vec<Vec<Message>> = subset
         .iter()
         .map(|r| vec![Message::new("user", &r.instruction)])

@@ -53,7 +53,7 @@ impl JudgeSpec {
                 Ok(Box::new(judge))
             }
             JudgeSpec::Local { model, batch_size } => Ok(Box::new(LocalJudge {
-                model: crate::eval::load_model(model, backend)?,
+                model: crate::model::LanguageModel::load_on(model, backend)?,
                 label: model.clone(),
                 batch_size: (*batch_size).max(1),
             })),

@@ -188,7 +188,7 @@ fn own_answers(
     let dir = opts.out.join("model_answer");
     let path = dir.join(format!("{}.jsonl", file_stem_for(&name)));
     if !path.exists() {
-        let policy = crate::eval::load_model(&model.spec, opts.backend)?;
+        let policy = crate::model::LanguageModel::load_on(&model.spec, opts.backend)?;
         let bar = progress_bar(questions.len(), "answer");
         let rows = answer_questions(
             &policy,

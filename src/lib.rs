@@ -14,6 +14,7 @@ pub mod eval;
 pub mod evolution;
 pub mod fault;
 pub mod fused;
+pub mod input;
 pub mod memory;
 pub mod model;
 pub mod numeric;

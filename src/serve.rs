@@ -58,6 +58,9 @@ pub struct ServeOptions {
     pub fault_plan: Vec<Fault>,
 }
 
+/// The largest request body read; prompts are bounded by the model's context anyway.
+const MAX_BODY_BYTES: u64 = 16 << 20;
+
 fn json_response(status: u16, body: &Value) -> Response<std::io::Cursor<Vec<u8>>> {
     Response::from_string(body.to_string())
         .with_status_code(status)
@@ -241,8 +244,14 @@ pub fn serve(
                 let n = chat_requests.fetch_add(1, Ordering::Relaxed);
                 let mut text = String::new();
                 let fault = opts.fault_plan.get(n).cloned().unwrap_or(Fault::Ok);
-                if let Err(e) = std::io::Read::read_to_string(request.as_reader(), &mut text) {
+                let body = std::io::Read::take(request.as_reader(), MAX_BODY_BYTES + 1);
+                if let Err(e) = std::io::Read::read_to_string(&mut { body }, &mut text) {
                     error_response(400, &format!("cannot read the request body: {e}"))
+                } else if text.len() as u64 > MAX_BODY_BYTES {
+                    error_response(
+                        413,
+                        &format!("the request body is larger than {MAX_BODY_BYTES} bytes"),
+                    )
                 } else {
                     match fault {
                         Fault::Status(code) => {

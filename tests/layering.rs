@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 /// Floors from the ground up; a module may use modules on lower floors only.
 const FLOORS: &[&[&str]] = &[
-    &["error", "fault", "memory"],
+    &["error", "fault", "memory", "input"],
     &["numeric", "backend", "ownership"],
     &["fused"],
     &["model"],

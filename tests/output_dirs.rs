@@ -148,3 +148,78 @@ fn run_into_a_users_folder_is_refused_and_leaves_it_untouched() {
     }
     assert!(!out.join("config.toml").exists() && !out.join("data").exists());
 }
+
+#[test]
+fn sft_into_the_root_folder_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("train.jsonl");
+    std::fs::write(&data, "{\"prompt\": \"a\", \"completion\": \"b\"}\n").unwrap();
+    let config = tmp.path().join("sft.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[model]\npath = {:?}\n[data]\ntrain = {:?}\neval_fraction = 0.0\n[train]\nmax_steps = 1\n",
+            common::fixture("tiny_archs/llama"),
+            data,
+        ),
+    )
+    .unwrap();
+    let before: Vec<_> = ["config.toml", "model", "checkpoints", ".seft-made"]
+        .iter()
+        .map(|n| Path::new("/").join(n).exists())
+        .collect();
+    let o = common::output(
+        common::seft()
+            .args(["sft", "--config"])
+            .arg(&config)
+            .args(["--set", "output.dir=\"/\""]),
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("output.dir") && err.contains("did not write"),
+        "{err}"
+    );
+    let after: Vec<_> = ["config.toml", "model", "checkpoints", ".seft-made"]
+        .iter()
+        .map(|n| Path::new("/").join(n).exists())
+        .collect();
+    assert_eq!(before, after);
+}
+
+/// A write that fails part-way (the file-size limit stands in for a full disk: tests run as
+/// root, which writes into read-only folders) leaves neither the folder nor a hidden partial.
+#[test]
+fn an_export_whose_writes_fail_leaves_nothing_behind() {
+    use std::os::unix::process::CommandExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("exported");
+    let mut cmd = common::seft();
+    cmd.args(["export", "--model"])
+        .arg(common::fixture("tiny_archs/llama"))
+        .arg("--out")
+        .arg(&out);
+    // SAFETY: only async-signal-safe libc calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            let limit = libc::rlimit {
+                rlim_cur: 4096,
+                rlim_max: 4096,
+            };
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            if libc::setrlimit(libc::RLIMIT_FSIZE, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let o = common::output(&mut cmd);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("exported") || err.contains("File too large"),
+        "{err}"
+    );
+    assert!(!out.exists(), "{err}");
+    assert_eq!(hidden_leftovers(tmp.path()), Vec::<String>::new());
+}

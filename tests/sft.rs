@@ -326,6 +326,7 @@ fn bad_training_data_is_reported_with_file_and_line() {
         &data,
         &seft::data::ReadOptions {
             skip_bad_rows: true,
+            ..Default::default()
         },
     )
     .unwrap();
@@ -540,7 +541,7 @@ fn merged_lora_weights_give_the_adapter_models_logits() {
         &device,
     )
     .unwrap();
-    let mut net = apply_lora(lm.net, &all_targets(), 7);
+    let mut net = apply_lora(lm.net, &lm.config, &all_targets(), 7).unwrap();
     let messages = seft::model::tokenizer::messages(&[
         ("user", "hello there"),
         ("assistant", "general kenobi"),

@@ -44,8 +44,7 @@ fn median(mut xs: Vec<f64>) -> f64 {
 }
 
 pub fn run(args: BenchArgs) -> Result<()> {
-    let text = std::fs::read_to_string(&args.prompts)
-        .with_context(|| args.prompts.display().to_string())?;
+    let text = crate::input::read_metadata(&args.prompts)?;
     let prompts: Prompts = serde_json::from_str(&text)
         .with_context(|| format!("{}: invalid prompts JSON", args.prompts.display()))?;
     let model = args.model.load()?;

@@ -77,6 +77,7 @@ fn read_pairs(args: &GateArgs) -> Result<(Vec<PreferencePair>, usize)> {
     let mut skipped = 0;
     let options = ReadOptions {
         skip_bad_rows: args.skip_bad_rows,
+        ..ReadOptions::default()
     };
     for spec in &args.preferences {
         let (mut prefs, report) = read_preferences(&resolve_dataset(spec)?, &options)?;

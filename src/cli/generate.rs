@@ -59,6 +59,14 @@ pub fn run(args: GenerateArgs) -> Result<()> {
     };
     cfg.validate()?;
     let mut model = args.model.load()?;
+    let context = model.config.max_position_embeddings;
+    if args.max_new_tokens > context {
+        bail!(
+            "--max-new-tokens {} exceeds {}'s context of {context} tokens (max_position_embeddings)",
+            args.max_new_tokens,
+            args.model.model
+        );
+    }
     if args.firing_rows && !crate::sparse::enable_firing_rows_decode(&mut model.net) {
         anyhow::bail!(
             "{}: --firing-rows needs a ReLU-MLP model (\"seft_mlp\": \"relu\"); this one is SwiGLU",

@@ -10,6 +10,6 @@ mod read;
 
 pub use formats::{Preference, Record, parse_hh_dialogue, parse_prompt, parse_row};
 pub use read::{
-    ReadOptions, ReadReport, read_preferences, read_prompts, read_records, read_text,
-    resolve_dataset,
+    DEFAULT_MAX_FILE_MIB, DEFAULT_MAX_ROW_MIB, ReadOptions, ReadReport, read_preferences,
+    read_prompts, read_records, read_text, resolve_dataset,
 };

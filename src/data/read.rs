@@ -1,7 +1,6 @@
 //! Reading rows from JSON arrays and JSONL files (plain or .gz), keeping each row's line number
 //! so errors point at `file:line`.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
@@ -9,11 +8,55 @@ use serde_json::value::RawValue;
 
 use crate::data::formats::{Record, parse_prompt, parse_row};
 use crate::error::{Result, SeftError};
+use crate::input::{Limit, MIB};
 
-#[derive(Debug, Clone, Default)]
+/// The default of `data.max_file_mib`: datasets are read whole, and parsed rows take a few
+/// times their text's size in memory.
+pub const DEFAULT_MAX_FILE_MIB: u64 = 2048;
+/// The default of `data.max_row_mib`.
+pub const DEFAULT_MAX_ROW_MIB: u64 = 16;
+
+#[derive(Debug, Clone)]
 pub struct ReadOptions {
     /// Skip malformed rows (they are counted in the report) instead of failing on the first.
     pub skip_bad_rows: bool,
+    /// The most a file may hold once decompressed, in MiB (`data.max_file_mib`).
+    pub max_file_mib: u64,
+    /// The longest row (a JSONL line or an element of a JSON array), in MiB
+    /// (`data.max_row_mib`); a longer row is a bad row.
+    pub max_row_mib: u64,
+}
+
+impl Default for ReadOptions {
+    fn default() -> Self {
+        ReadOptions {
+            skip_bad_rows: false,
+            max_file_mib: DEFAULT_MAX_FILE_MIB,
+            max_row_mib: DEFAULT_MAX_ROW_MIB,
+        }
+    }
+}
+
+impl ReadOptions {
+    /// Both limits are at least 1 MiB (a limit of 0 would refuse every file).
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        for (key, value) in [
+            ("data.max_file_mib", self.max_file_mib),
+            ("data.max_row_mib", self.max_row_mib),
+        ] {
+            if value == 0 {
+                return Err(format!("{key} must be at least 1, got 0"));
+            }
+        }
+        Ok(())
+    }
+
+    fn file_limit(&self) -> Limit {
+        Limit {
+            bytes: self.max_file_mib.saturating_mul(MIB),
+            setting: "data.max_file_mib",
+        }
+    }
 }
 
 /// What reading a file found besides the records.
@@ -25,30 +68,27 @@ pub struct ReadReport {
     pub skipped_examples: Vec<String>,
 }
 
-/// A user's text file as a string: gunzipped when it ends in `.gz`, UTF-8 checked, and without
-/// a leading byte-order mark (Windows tools write one; Python reads such files with
-/// `utf-8-sig`).
+/// A user's dataset file as text, within the default limit (see [`crate::input::read_text`]).
 pub fn read_text(path: &Path) -> Result<String> {
-    let bytes = std::fs::read(path).map_err(|e| SeftError::io(path, e))?;
-    let bytes = if path.extension().is_some_and(|e| e == "gz") {
-        let mut out = Vec::new();
-        flate2::read::GzDecoder::new(bytes.as_slice())
-            .read_to_end(&mut out)
-            .map_err(|e| SeftError::file(path, format!("invalid gzip data: {e}")))?;
-        out
-    } else {
-        bytes
-    };
-    let text =
-        String::from_utf8(bytes).map_err(|e| SeftError::file(path, format!("not UTF-8: {e}")))?;
-    Ok(match text.strip_prefix('\u{feff}') {
-        Some(rest) => rest.to_string(),
-        None => text,
-    })
+    crate::input::read_text(path, &ReadOptions::default().file_limit())
 }
 
 /// (line number, row) pairs of a JSON array or of a JSONL file.
-fn rows(path: &Path, text: &str) -> Result<Vec<(usize, std::result::Result<Value, String>)>> {
+fn rows(
+    path: &Path,
+    text: &str,
+    max_row_bytes: u64,
+) -> Result<Vec<(usize, std::result::Result<Value, String>)>> {
+    let parse = |raw: &str| {
+        if raw.len() as u64 > max_row_bytes {
+            return Err(format!(
+                "the row has {} bytes, more than the {} MiB limit (data.max_row_mib)",
+                raw.len(),
+                max_row_bytes.div_ceil(MIB)
+            ));
+        }
+        serde_json::from_str(raw).map_err(|e| format!("invalid JSON: {e}"))
+    };
     let trimmed = text.trim_start();
     if trimmed.starts_with('[') {
         let raws: Vec<&RawValue> = serde_json::from_str(text).map_err(|e| {
@@ -62,10 +102,7 @@ fn rows(path: &Path, text: &str) -> Result<Vec<(usize, std::result::Result<Value
             .map(|raw| {
                 let offset = raw.get().as_ptr() as usize - text.as_ptr() as usize;
                 let line = line_starts.partition_point(|&s| s <= offset);
-                (
-                    line,
-                    serde_json::from_str(raw.get()).map_err(|e| e.to_string()),
-                )
+                (line, parse(raw.get()))
             })
             .collect())
     } else {
@@ -73,12 +110,7 @@ fn rows(path: &Path, text: &str) -> Result<Vec<(usize, std::result::Result<Value
             .lines()
             .enumerate()
             .filter(|(_, l)| !l.trim().is_empty())
-            .map(|(i, l)| {
-                (
-                    i + 1,
-                    serde_json::from_str(l).map_err(|e| format!("invalid JSON: {e}")),
-                )
-            })
+            .map(|(i, l)| (i + 1, parse(l)))
             .collect())
     }
 }
@@ -90,10 +122,11 @@ fn read_with<T>(
     opts: &ReadOptions,
     parse: impl Fn(&Value) -> std::result::Result<T, String>,
 ) -> Result<(Vec<T>, ReadReport)> {
-    let text = read_text(path)?;
+    let text = crate::input::read_text(path, &opts.file_limit())?;
+    let max_row_bytes = opts.max_row_mib.saturating_mul(MIB);
     let mut records = Vec::new();
     let mut report = ReadReport::default();
-    for (line, row) in rows(path, &text)? {
+    for (line, row) in rows(path, &text, max_row_bytes)? {
         report.rows += 1;
         match row.and_then(|v| parse(&v)) {
             Ok(r) => records.push(r),

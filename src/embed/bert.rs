@@ -63,7 +63,7 @@ impl BertConfig {
                 "missing (a sentence-transformers folder needs config.json, model.safetensors and tokenizer.json)",
             ));
         }
-        let text = std::fs::read_to_string(path).map_err(|e| SeftError::io(path, e))?;
+        let text = crate::input::read_metadata(path)?;
         let cfg: BertConfig = serde_json::from_str(&text)
             .map_err(|e| SeftError::file(path, format!("not a BERT config: {e}")))?;
         let problem = if cfg.model_type.as_deref().is_some_and(|t| t != "bert") {

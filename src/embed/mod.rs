@@ -62,7 +62,7 @@ pub(crate) fn by_length_batches(lengths: &[usize], batch_size: usize) -> Result<
 /// Is `path` a Hugging Face folder of a BERT model (config.json with `model_type: bert`)?
 fn is_bert_folder(path: &Path) -> bool {
     let config = path.join("config.json");
-    std::fs::read_to_string(config)
+    crate::input::read_metadata(&config)
         .ok()
         .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
         .and_then(|v| v.get("model_type")?.as_str().map(|t| t == "bert"))

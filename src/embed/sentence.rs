@@ -33,7 +33,7 @@ impl std::fmt::Debug for Embedder {
 }
 
 fn read_json(path: &Path) -> Result<Value> {
-    let text = std::fs::read_to_string(path).map_err(|e| SeftError::io(path, e))?;
+    let text = crate::input::read_metadata(path)?;
     serde_json::from_str(&text).map_err(|e| SeftError::file(path, format!("invalid JSON: {e}")))
 }
 

@@ -45,7 +45,7 @@ fn find_files(dir: &Path, name: &str, found: &mut Vec<PathBuf>) -> Result<()> {
 }
 
 fn read_rows<T: serde::de::DeserializeOwned>(path: &Path, what: &str) -> Result<Vec<T>> {
-    let text = io(path, std::fs::read_to_string(path))?;
+    let text = crate::input::read_metadata(path)?;
     serde_json::from_str(&text).map_err(|e| SeftError::file(path, format!("not {what}: {e}")))
 }
 

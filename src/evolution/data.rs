@@ -10,7 +10,7 @@ use rand::{SeedableRng, rngs::StdRng};
 use serde::{Deserialize, Serialize};
 
 use crate::data::jsonl::{read_jsonl, write_jsonl};
-use crate::data::{ReadOptions, read_preferences, read_prompts, read_records, resolve_dataset};
+use crate::data::{read_preferences, read_prompts, read_records, resolve_dataset};
 use crate::error::{Result, SeftError};
 use crate::evolution::layout::DataFile;
 use crate::evolution::reviser::{PreferencePair, ReviserDataSummary, reviser_conversations};
@@ -127,9 +127,7 @@ fn numbered(prompts: Vec<String>, prefix: &str) -> Vec<PromptRow> {
 /// Preference pairs, pool, held-out prompts and annotated examples from the configured files,
 /// each file shuffled with the run's seed and cut to its configured maximum.
 fn inputs_from_files(cfg: &RunConfig, dir: &Path, outcome: &mut DataOutcome) -> Result<RunInputs> {
-    let opts = ReadOptions {
-        skip_bad_rows: cfg.data.skip_bad_rows,
-    };
+    let opts = cfg.data.read_options();
     let mut rng = StdRng::seed_from_u64(cfg.seed);
     let mut pairs = Vec::new();
     for spec in &cfg.data.preferences {

@@ -75,7 +75,7 @@ fn default_init_std() -> f64 {
 }
 
 /// Data files for experiments on real data (JSON/JSONL, .gz, or `org/name:file` on the hub).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DataFiles {
     /// Preference pairs for the reviser (prompt/chosen/rejected, HH text, ShareGPT pairs).
@@ -94,6 +94,38 @@ pub struct DataFiles {
     pub max_eval_prompts: usize,
     /// Skip malformed rows (counted in the report) instead of stopping.
     pub skip_bad_rows: bool,
+    /// The most a data file may hold once decompressed, in MiB.
+    pub max_file_mib: u64,
+    /// The longest row a data file may have, in MiB (a longer row is a bad row).
+    pub max_row_mib: u64,
+}
+
+impl Default for DataFiles {
+    fn default() -> Self {
+        DataFiles {
+            preferences: Vec::new(),
+            max_pairs_per_file: 0,
+            prompts: Vec::new(),
+            max_prompts_per_file: 0,
+            annotated: None,
+            eval_prompts: None,
+            max_eval_prompts: 0,
+            skip_bad_rows: false,
+            max_file_mib: crate::data::DEFAULT_MAX_FILE_MIB,
+            max_row_mib: crate::data::DEFAULT_MAX_ROW_MIB,
+        }
+    }
+}
+
+impl DataFiles {
+    /// How the data files are read.
+    pub fn read_options(&self) -> crate::data::ReadOptions {
+        crate::data::ReadOptions {
+            skip_bad_rows: self.skip_bad_rows,
+            max_file_mib: self.max_file_mib,
+            max_row_mib: self.max_row_mib,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -235,7 +267,7 @@ fn expand_home(s: &mut String) {
 
 impl RunConfig {
     pub fn load(path: &Path, overrides: &[String]) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| SeftError::io(path, e))?;
+        let text = crate::input::read_metadata(path)?;
         Self::parse(&text, overrides).map_err(|msg| SeftError::file(path, msg))
     }
 
@@ -272,6 +304,7 @@ impl RunConfig {
         if self.iterations == 0 {
             return Err("iterations must be at least 1".into());
         }
+        self.data.read_options().validate()?;
         match &self.task {
             Some(t) => t.validate()?,
             None => {

@@ -74,6 +74,15 @@ pub enum RopeScaling {
     },
 }
 
+/// Upper bounds of [`ModelConfig::validate`]: well above every released Llama-family model
+/// (Llama 3.1 405B: 126 layers, width 16384, FFN 53248, vocabulary 128256, 128k context).
+const MAX_LAYERS: usize = 1024;
+const MAX_WIDTH: usize = 1 << 20;
+const MAX_HEADS: usize = 4096;
+const MAX_VOCAB: usize = 1 << 24;
+const MAX_CONTEXT: usize = 1 << 24;
+const MAX_PARAMETERS: u64 = 1 << 41;
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct ModelConfig {
     pub architecture: Architecture,
@@ -105,30 +114,139 @@ pub struct ModelConfig {
 }
 
 impl ModelConfig {
-    /// Number of parameters, counting a tied embedding once.
-    pub fn parameter_count(&self) -> usize {
-        let (h, i, v) = (self.hidden_size, self.intermediate_size, self.vocab_size);
-        let q = self.num_attention_heads * self.head_dim;
-        let kv = self.num_key_value_heads * self.head_dim;
-        let mut attn = h * q + 2 * h * kv + q * h;
+    /// Number of parameters, counting a tied embedding once ([`ModelConfig::validate`] has
+    /// checked that it fits in a u64).
+    pub fn parameter_count(&self) -> u64 {
+        self.checked_parameter_count().unwrap_or(u64::MAX)
+    }
+
+    /// The parameter count, or None when the sizes overflow it.
+    fn checked_parameter_count(&self) -> Option<u64> {
+        let n = |x: usize| x as u64;
+        let (h, i, v) = (
+            n(self.hidden_size),
+            n(self.intermediate_size),
+            n(self.vocab_size),
+        );
+        let q = n(self.num_attention_heads).checked_mul(n(self.head_dim))?;
+        let kv = n(self.num_key_value_heads).checked_mul(n(self.head_dim))?;
+        let mut attn = h.checked_mul(q.checked_mul(2)?.checked_add(kv.checked_mul(2)?)?)?;
         if self.qkv_bias {
-            attn += q + 2 * kv;
+            attn = attn.checked_add(q + 2 * kv)?;
         }
         if self.o_bias {
-            attn += h;
+            attn = attn.checked_add(h)?;
         }
-        let mlp = match self.mlp {
-            MlpKind::SwiGlu => 3 * h * i,
-            MlpKind::Relu => 2 * h * i,
+        let mlp_matrices = match self.mlp {
+            MlpKind::SwiGlu => 3,
+            MlpKind::Relu => 2,
         };
-        let per_layer = attn + mlp + 2 * h;
-        let head = if self.tie_word_embeddings { 0 } else { v * h };
-        v * h + self.num_hidden_layers * per_layer + h + head
+        let mlp = h.checked_mul(i)?.checked_mul(mlp_matrices)?;
+        let per_layer = attn.checked_add(mlp)?.checked_add(2 * h)?;
+        let embeddings = v.checked_mul(h)?;
+        let head = if self.tie_word_embeddings {
+            0
+        } else {
+            embeddings
+        };
+        n(self.num_hidden_layers)
+            .checked_mul(per_layer)?
+            .checked_add(embeddings)?
+            .checked_add(h)?
+            .checked_add(head)
+    }
+
+    /// Every size and setting in its range, so that building the model cannot overflow or
+    /// divide by zero; the message names the key (as config.json spells it) and the range.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        let sizes = [
+            ("vocab_size", self.vocab_size, MAX_VOCAB),
+            ("hidden_size", self.hidden_size, MAX_WIDTH),
+            ("intermediate_size", self.intermediate_size, MAX_WIDTH),
+            ("num_hidden_layers", self.num_hidden_layers, MAX_LAYERS),
+            ("num_attention_heads", self.num_attention_heads, MAX_HEADS),
+            ("num_key_value_heads", self.num_key_value_heads, MAX_HEADS),
+            ("head_dim", self.head_dim, MAX_WIDTH),
+            (
+                "max_position_embeddings",
+                self.max_position_embeddings,
+                MAX_CONTEXT,
+            ),
+        ];
+        for (key, value, max) in sizes {
+            if !(1..=max).contains(&value) {
+                return Err(format!("{key} must be in [1, {max}], got {value}"));
+            }
+        }
+        if !self.head_dim.is_multiple_of(2) {
+            return Err(format!(
+                "head_dim must be even (rotary embeddings rotate pairs), got {}",
+                self.head_dim
+            ));
+        }
+        if !self
+            .num_attention_heads
+            .is_multiple_of(self.num_key_value_heads)
+        {
+            return Err(format!(
+                "num_attention_heads {} is not a multiple of num_key_value_heads {}",
+                self.num_attention_heads, self.num_key_value_heads
+            ));
+        }
+        let positive = |key: &str, x: f64| {
+            if x.is_finite() && x > 0.0 {
+                Ok(())
+            } else {
+                Err(format!("{key} must be a finite number > 0, got {x}"))
+            }
+        };
+        positive("rms_norm_eps", self.rms_norm_eps)?;
+        positive("rope_theta", self.rope_theta)?;
+        match self.rope_scaling {
+            RopeScaling::None => {}
+            RopeScaling::Linear { factor } => positive("rope_scaling.factor", factor)?,
+            RopeScaling::Llama3 {
+                factor,
+                low_freq_factor,
+                high_freq_factor,
+                original_max_position_embeddings,
+            } => {
+                positive("rope_scaling.factor", factor)?;
+                positive("rope_scaling.low_freq_factor", low_freq_factor)?;
+                positive("rope_scaling.high_freq_factor", high_freq_factor)?;
+                positive(
+                    "rope_scaling.original_max_position_embeddings",
+                    original_max_position_embeddings,
+                )?;
+                if high_freq_factor <= low_freq_factor {
+                    return Err(format!(
+                        "rope_scaling.high_freq_factor ({high_freq_factor}) must be larger than low_freq_factor ({low_freq_factor})"
+                    ));
+                }
+            }
+        }
+        if !self.relu_threshold.is_finite() {
+            return Err("seft_relu_threshold must be finite".into());
+        }
+        let vocab = self.vocab_size as u64;
+        for id in self.bos_token_id.iter().chain(&self.eos_token_ids) {
+            if u64::from(*id) >= vocab {
+                return Err(format!(
+                    "special token id {id} is outside the vocabulary of {vocab} tokens"
+                ));
+            }
+        }
+        match self.checked_parameter_count() {
+            Some(n) if n <= MAX_PARAMETERS => Ok(()),
+            _ => Err(format!(
+                "the sizes describe more than {MAX_PARAMETERS} parameters"
+            )),
+        }
     }
 
     /// Reads a Hugging Face `config.json`.
     pub fn from_hf_json(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| SeftError::io(path, e))?;
+        let text = crate::input::read_metadata(path)?;
         let v: Value = serde_json::from_str(&text)
             .map_err(|e| SeftError::file(path, format!("invalid JSON: {e}")))?;
         Self::from_hf_value(&v).map_err(|msg| SeftError::file(path, msg))
@@ -152,53 +270,56 @@ impl ModelConfig {
                 )
             })?;
         let usize_key = |key: &str| -> Result<usize, String> {
-            v.get(key)
-                .and_then(Value::as_u64)
-                .map(|x| x as usize)
-                .ok_or_else(|| format!("missing or non-integer key '{key}'"))
+            opt_usize(v, key)?.ok_or_else(|| format!("missing key '{key}'"))
         };
-        let opt_usize = |key: &str| v.get(key).and_then(Value::as_u64).map(|x| x as usize);
-        let f64_key =
-            |key: &str, default: f64| v.get(key).and_then(Value::as_f64).unwrap_or(default);
+        let optional = |key: &str| opt_usize(v, key);
+        let f64_key = |key: &str, default: f64| -> Result<f64, String> {
+            match present(v, key) {
+                None => Ok(default),
+                Some(x) => x
+                    .as_f64()
+                    .ok_or_else(|| format!("'{key}' must be a number, got {x}")),
+            }
+        };
+        let bool_key = |key: &str, default: bool| -> Result<bool, String> {
+            match present(v, key) {
+                None => Ok(default),
+                Some(x) => x
+                    .as_bool()
+                    .ok_or_else(|| format!("'{key}' must be true or false, got {x}")),
+            }
+        };
         let hidden_size = usize_key("hidden_size")?;
         let num_attention_heads = usize_key("num_attention_heads")?;
         if num_attention_heads == 0
-            || hidden_size % num_attention_heads != 0 && opt_usize("head_dim").is_none()
+            || hidden_size % num_attention_heads != 0 && optional("head_dim")?.is_none()
         {
             return Err(format!(
                 "hidden_size {hidden_size} is not divisible by num_attention_heads {num_attention_heads}"
             ));
         }
-        let head_dim = opt_usize("head_dim").unwrap_or(hidden_size / num_attention_heads);
-        let num_key_value_heads = opt_usize("num_key_value_heads").unwrap_or(num_attention_heads);
+        let head_dim = optional("head_dim")?.unwrap_or(hidden_size / num_attention_heads);
+        let num_key_value_heads = optional("num_key_value_heads")?.unwrap_or(num_attention_heads);
         if num_key_value_heads == 0 || num_attention_heads % num_key_value_heads != 0 {
             return Err(format!(
                 "num_attention_heads {num_attention_heads} is not a multiple of num_key_value_heads {num_key_value_heads}"
             ));
         }
-        let attention_bias = v
-            .get("attention_bias")
-            .and_then(Value::as_bool)
-            .unwrap_or(false);
+        let attention_bias = bool_key("attention_bias", false)?;
         let (qkv_bias, o_bias) = match architecture {
             Architecture::Qwen2 => (true, false),
             _ => (attention_bias, attention_bias),
         };
-        if v.get("mlp_bias").and_then(Value::as_bool) == Some(true) {
+        if bool_key("mlp_bias", false)? {
             return Err("mlp_bias = true is not supported".into());
         }
         let mlp = mlp_kind(v)?;
         let (rope_theta, rope_scaling) = rope_settings(v)?;
-        let ids = |key: &str| token_ids(v, key);
         let sliding_window = match architecture {
-            Architecture::Qwen2
-                if v.get("use_sliding_window").and_then(Value::as_bool) != Some(true) =>
-            {
-                None
-            }
-            _ => opt_usize("sliding_window"),
+            Architecture::Qwen2 if !bool_key("use_sliding_window", false)? => None,
+            _ => optional("sliding_window")?,
         };
-        Ok(ModelConfig {
+        let config = ModelConfig {
             architecture,
             vocab_size: usize_key("vocab_size")?,
             hidden_size,
@@ -207,20 +328,17 @@ impl ModelConfig {
             num_attention_heads,
             num_key_value_heads,
             head_dim,
-            rms_norm_eps: f64_key("rms_norm_eps", 1e-6),
+            rms_norm_eps: f64_key("rms_norm_eps", 1e-6)?,
             rope_theta,
             rope_scaling,
-            max_position_embeddings: opt_usize("max_position_embeddings").unwrap_or(4096),
-            tie_word_embeddings: v
-                .get("tie_word_embeddings")
-                .and_then(Value::as_bool)
-                .unwrap_or(false),
+            max_position_embeddings: optional("max_position_embeddings")?.unwrap_or(4096),
+            tie_word_embeddings: bool_key("tie_word_embeddings", false)?,
             qkv_bias,
             o_bias,
             mlp,
-            relu_threshold: f64_key("seft_relu_threshold", 0.0),
-            bos_token_id: ids("bos_token_id").first().copied(),
-            eos_token_ids: ids("eos_token_id"),
+            relu_threshold: f64_key("seft_relu_threshold", 0.0)?,
+            bos_token_id: token_ids(v, "bos_token_id")?.first().copied(),
+            eos_token_ids: token_ids(v, "eos_token_id")?,
             sliding_window,
             torch_dtype: v
                 .get("torch_dtype")
@@ -228,7 +346,9 @@ impl ModelConfig {
                 .and_then(Value::as_str)
                 .unwrap_or("float32")
                 .to_string(),
-        })
+        };
+        config.validate()?;
+        Ok(config)
     }
 
     /// Reads the hyper-parameters from GGUF metadata (llama.cpp's `{arch}.*` keys).
@@ -296,8 +416,13 @@ impl ModelConfig {
         let tie_word_embeddings = gguf.tensor_info("output.weight").is_none();
         let qkv_bias = gguf.tensor_info("blk.0.attn_q.bias").is_some();
         let o_bias = gguf.tensor_info("blk.0.attn_output.bias").is_some();
-        let id = |k: &str| gguf.get(k).and_then(|v| v.as_u64()).map(|x| x as u32);
-        Ok(ModelConfig {
+        // An id beyond u32 becomes u32::MAX, which validation reports as outside the vocabulary.
+        let id = |k: &str| {
+            gguf.get(k)
+                .and_then(|v| v.as_u64())
+                .map(|x| u32::try_from(x).unwrap_or(u32::MAX))
+        };
+        let config = ModelConfig {
             architecture,
             vocab_size,
             hidden_size,
@@ -319,7 +444,11 @@ impl ModelConfig {
             eos_token_ids: id("tokenizer.ggml.eos_token_id").into_iter().collect(),
             sliding_window: None,
             torch_dtype: "float32".into(),
-        })
+        };
+        config
+            .validate()
+            .map_err(|msg| SeftError::file(&gguf.path, gguf_key_names(&msg, &arch_name)))?;
+        Ok(config)
     }
 
     /// The `config.json` transformers needs to load a folder seft saved.
@@ -396,6 +525,9 @@ fn parse_rope_scaling(v: Option<&Value>) -> Result<RopeScaling, String> {
     let Some(v) = v.filter(|v| !v.is_null()) else {
         return Ok(RopeScaling::None);
     };
+    if !v.is_object() {
+        return Err(format!("'rope_scaling' must be an object or null, got {v}"));
+    }
     let kind = v
         .get("rope_type")
         .or_else(|| v.get("type"))
@@ -493,23 +625,68 @@ fn rope_settings(v: &Value) -> Result<(f64, RopeScaling), String> {
             .filter(|s| !s.is_null())
             .or(rope_params),
     )?;
-    let rope_theta = v
-        .get("rope_theta")
-        .or_else(|| rope_params.and_then(|p| p.get("rope_theta")))
-        .and_then(Value::as_f64)
-        .unwrap_or(10000.0);
+    let rope_theta = match present(v, "rope_theta")
+        .or_else(|| rope_params.and_then(|p| present(p, "rope_theta")))
+    {
+        None => 10000.0,
+        Some(x) => x
+            .as_f64()
+            .ok_or_else(|| format!("'rope_theta' must be a number, got {x}"))?,
+    };
     Ok((rope_theta, rope_scaling))
 }
 
+/// A validation message about config.json keys, with the GGUF metadata keys they come from.
+fn gguf_key_names(msg: &str, arch: &str) -> String {
+    let keys = [
+        ("num_hidden_layers", "block_count"),
+        ("hidden_size", "embedding_length"),
+        ("intermediate_size", "feed_forward_length"),
+        ("num_attention_heads", "attention.head_count"),
+        ("num_key_value_heads", "attention.head_count_kv"),
+        ("head_dim", "attention.key_length"),
+        ("max_position_embeddings", "context_length"),
+        ("rms_norm_eps", "attention.layer_norm_rms_epsilon"),
+        ("rope_theta", "rope.freq_base"),
+        ("rope_scaling.factor", "rope.scaling.factor"),
+    ];
+    let mut out = msg.to_string();
+    for (hf, gguf) in keys {
+        if msg.starts_with(hf) && !msg.starts_with(&format!("{hf}_")) {
+            out = format!("{arch}.{gguf}{}", &msg[hf.len()..]);
+            break;
+        }
+    }
+    out
+}
+
+/// `key`'s value unless it is absent or null (transformers writes null for unset options).
+fn present<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
+    v.get(key).filter(|x| !x.is_null())
+}
+
+/// An optional non-negative integer; any other value is an error naming the key.
+fn opt_usize(v: &Value, key: &str) -> Result<Option<usize>, String> {
+    match present(v, key) {
+        None => Ok(None),
+        Some(x) => x
+            .as_u64()
+            .and_then(|n| usize::try_from(n).ok())
+            .map(Some)
+            .ok_or_else(|| format!("'{key}' must be a non-negative integer, got {x}")),
+    }
+}
+
 /// A token id or a list of them (`eos_token_id` may be either).
-fn token_ids(v: &Value, key: &str) -> Vec<u32> {
-    match v.get(key) {
-        Some(Value::Number(n)) => n.as_u64().map(|x| vec![x as u32]).unwrap_or_default(),
-        Some(Value::Array(a)) => a
-            .iter()
-            .filter_map(Value::as_u64)
-            .map(|x| x as u32)
-            .collect(),
-        _ => Vec::new(),
+fn token_ids(v: &Value, key: &str) -> Result<Vec<u32>, String> {
+    let id = |x: &Value| {
+        x.as_u64()
+            .and_then(|n| u32::try_from(n).ok())
+            .ok_or_else(|| format!("'{key}' must be a token id or a list of them, got {x}"))
+    };
+    match present(v, key) {
+        None => Ok(Vec::new()),
+        Some(Value::Array(a)) => a.iter().map(id).collect(),
+        Some(x) => Ok(vec![id(x)?]),
     }
 }

@@ -367,13 +367,20 @@ pub fn generate(
             streamed: 0,
         })
         .collect();
-    let capacity = max_len + cfg.max_new_tokens;
-    if capacity > model.config.max_position_embeddings {
-        eprintln!(
-            "warning: prompt + max_new_tokens = {capacity} exceeds the model's max_position_embeddings {}",
-            model.config.max_position_embeddings
-        );
+    // The KV cache holds prompt + new tokens; generation stops (finish reason `length`) where
+    // the model's context ends, as vLLM does, so max_new_tokens never sizes an allocation.
+    let context = model.config.max_position_embeddings;
+    if max_len >= context {
+        return Err(SeftError::Invalid(format!(
+            "a prompt of {max_len} tokens leaves no room in the model's context of {context} tokens (max_position_embeddings)"
+        )));
     }
+    let bounded = SamplingConfig {
+        max_new_tokens: cfg.max_new_tokens.min(context - max_len),
+        ..cfg.clone()
+    };
+    let cfg = &bounded;
+    let capacity = max_len + cfg.max_new_tokens;
     let mut cache = KvCache::new(&model.config, rows.len(), capacity, &device);
     // Prefill: left-pad to the longest prompt.
     let batch = Batch::left_padded(prompts, pad);

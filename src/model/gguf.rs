@@ -17,6 +17,13 @@ use crate::error::SeftError;
 
 const GGUF_MAGIC: &[u8; 4] = b"GGUF";
 const DEFAULT_ALIGNMENT: u64 = 32;
+/// Arrays nested deeper than this are refused (recursion is bounded; real files nest none).
+const MAX_NESTING: usize = 4;
+/// The most metadata values (array items included) a file may hold: each costs 32 bytes in
+/// memory, and the largest tokenizers (vocabulary, scores, types, merges) have about 10^6.
+const MAX_METADATA_VALUES: usize = 1 << 23;
+/// The fewest bytes one tensor-table entry takes (name length, dims, type, offset).
+const MIN_TENSOR_ENTRY_BYTES: usize = 8 + 4 + 4 + 8;
 
 /// A metadata value, as typed in the file.
 #[derive(Debug, Clone, PartialEq)]
@@ -195,6 +202,8 @@ impl std::fmt::Debug for GgufFile {
 struct Reader<'a> {
     bytes: &'a [u8],
     pos: usize,
+    /// Metadata values read so far (see [`MAX_METADATA_VALUES`]).
+    values: usize,
 }
 
 impl<'a> Reader<'a> {
@@ -236,12 +245,21 @@ impl<'a> Reader<'a> {
         }
         Ok(n as usize)
     }
+    fn remaining(&self) -> usize {
+        self.bytes.len() - self.pos
+    }
     fn string(&mut self, what: &str) -> Result<String, String> {
         let n = self.len(what)?;
         let bytes = self.take(n, what)?;
         String::from_utf8(bytes.to_vec()).map_err(|_| format!("{what} is not valid UTF-8"))
     }
-    fn value(&mut self, type_id: u32, key: &str) -> Result<GgufValue, String> {
+    fn value(&mut self, type_id: u32, key: &str, depth: usize) -> Result<GgufValue, String> {
+        self.values += 1;
+        if self.values > MAX_METADATA_VALUES {
+            return Err(format!(
+                "metadata key '{key}': the metadata holds more than {MAX_METADATA_VALUES} values"
+            ));
+        }
         Ok(match type_id {
             0 => GgufValue::U8(self.array::<1>(key)?[0]),
             1 => GgufValue::I8(self.array::<1>(key)?[0] as i8),
@@ -253,11 +271,32 @@ impl<'a> Reader<'a> {
             7 => GgufValue::Bool(self.array::<1>(key)?[0] != 0),
             8 => GgufValue::String(self.string(key)?),
             9 => {
+                if depth >= MAX_NESTING {
+                    return Err(format!(
+                        "metadata key '{key}' nests arrays deeper than {MAX_NESTING} levels"
+                    ));
+                }
                 let item_type = self.u32(key)?;
                 let n = self.len(key)?;
-                let mut items = Vec::with_capacity(n.min(1 << 20));
+                // Every item takes at least this many bytes of the file, so a count the rest of
+                // the file cannot hold is refused before the items are allocated.
+                let min_item_bytes = match item_type {
+                    0 | 1 | 7 => 1,
+                    2 | 3 => 2,
+                    4..=6 => 4,
+                    8 | 10..=12 => 8,
+                    9 => 12,
+                    _ => 1,
+                };
+                if n.saturating_mul(min_item_bytes) > self.remaining() {
+                    return Err(format!(
+                        "metadata key '{key}': an array of {n} items does not fit in the {} bytes left in the file",
+                        self.remaining()
+                    ));
+                }
+                let mut items = Vec::with_capacity(n.min(MAX_METADATA_VALUES));
                 for _ in 0..n {
-                    items.push(self.value(item_type, key)?);
+                    items.push(self.value(item_type, key, depth + 1)?);
                 }
                 GgufValue::Array(items)
             }
@@ -294,7 +333,11 @@ impl GgufFile {
     fn parse(
         bytes: &[u8],
     ) -> Result<(u32, BTreeMap<String, GgufValue>, Vec<GgufTensorInfo>), String> {
-        let mut r = Reader { bytes, pos: 0 };
+        let mut r = Reader {
+            bytes,
+            pos: 0,
+            values: 0,
+        };
         let magic = r
             .take(4, "magic")
             .map_err(|_| "not a GGUF file: shorter than its 4-byte magic".to_string())?;
@@ -316,8 +359,14 @@ impl GgufFile {
         for i in 0..n_kv {
             let key = r.string(&format!("metadata key #{i}"))?;
             let type_id = r.u32(&key)?;
-            let value = r.value(type_id, &key)?;
+            let value = r.value(type_id, &key, 0)?;
             metadata.insert(key, value);
+        }
+        if n_tensors.saturating_mul(MIN_TENSOR_ENTRY_BYTES) > r.remaining() {
+            return Err(format!(
+                "corrupt tensor count: {n_tensors} tensors do not fit in the {} bytes left in the file",
+                r.remaining()
+            ));
         }
         let mut raw = Vec::with_capacity(n_tensors);
         for i in 0..n_tensors {
@@ -338,15 +387,34 @@ impl GgufFile {
             ne.reverse();
             raw.push((name, ne, dtype, offset));
         }
-        let alignment = metadata
-            .get("general.alignment")
-            .and_then(GgufValue::as_u64)
-            .unwrap_or(DEFAULT_ALIGNMENT)
-            .max(1);
+        let alignment = match metadata.get("general.alignment") {
+            None => DEFAULT_ALIGNMENT,
+            Some(v) => match v.as_u64() {
+                Some(a) if a.is_power_of_two() && a <= 1 << 20 => a,
+                _ => {
+                    return Err(format!(
+                        "general.alignment must be a power of two up to 2^20, got {v:?}"
+                    ));
+                }
+            },
+        };
         let data_start = (r.pos as u64).div_ceil(alignment) * alignment;
         let mut tensors = Vec::with_capacity(raw.len());
         for (name, shape, dtype, rel) in raw {
-            let n: usize = shape.iter().product();
+            let n = shape
+                .iter()
+                .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+                .filter(|&n| n <= bytes.len().saturating_mul(8))
+                .ok_or_else(|| {
+                    format!(
+                        "tensor '{name}': shape {shape:?} has more elements than the file can hold"
+                    )
+                })?;
+            if rel % alignment != 0 {
+                return Err(format!(
+                    "tensor '{name}': offset {rel} is not a multiple of the alignment {alignment}"
+                ));
+            }
             let (block, block_bytes) = dtype.block_layout();
             if !n.is_multiple_of(block) {
                 return Err(format!(
@@ -355,14 +423,14 @@ impl GgufFile {
                 ));
             }
             let n_bytes = n / block * block_bytes;
-            let offset = data_start + rel;
-            let end = offset + n_bytes as u64;
-            if end > bytes.len() as u64 {
+            let offset = data_start.checked_add(rel);
+            let end = offset.and_then(|o| o.checked_add(n_bytes as u64));
+            let (Some(offset), Some(_)) = (offset, end.filter(|&e| e <= bytes.len() as u64)) else {
                 return Err(format!(
-                    "truncated file: tensor '{name}' ends at byte {end} but the file has {} bytes",
+                    "truncated file: tensor '{name}' at offset {rel} with {n_bytes} bytes ends past the file's {} bytes",
                     bytes.len()
                 ));
-            }
+            };
             tensors.push(GgufTensorInfo {
                 name,
                 shape,
@@ -371,9 +439,12 @@ impl GgufFile {
                 n_bytes,
             });
         }
+        refuse_overlaps(&tensors)?;
         Ok((version, metadata, tensors))
     }
 
+    /// The tensor called `name` (the table has at most one: [`GgufFile::open`] refuses
+    /// duplicates).
     pub fn tensor_info(&self, name: &str) -> Option<&GgufTensorInfo> {
         self.tensors.iter().find(|t| t.name == name)
     }
@@ -402,12 +473,38 @@ impl GgufFile {
         let info = self
             .tensor_info(name)
             .ok_or_else(|| SeftError::file(&self.path, format!("missing tensor '{name}'")))?;
+        // In range: `parse` checked offset + n_bytes against the file's length.
         let bytes = &self.mmap[info.offset..info.offset + info.n_bytes];
         Ok((
             dequantize(info.dtype, bytes, info.n_elements()),
             info.shape.clone(),
         ))
     }
+}
+
+/// Two tensors whose bytes overlap, or two with one name, mean a corrupt table: their data
+/// would be read as garbage.
+fn refuse_overlaps(tensors: &[GgufTensorInfo]) -> Result<(), String> {
+    let mut by_offset: Vec<&GgufTensorInfo> = tensors.iter().collect();
+    by_offset.sort_by_key(|t| t.offset);
+    for pair in by_offset.windows(2) {
+        if pair[0].offset + pair[0].n_bytes > pair[1].offset {
+            return Err(format!(
+                "tensors '{}' and '{}' overlap (bytes {}..{} and {}..)",
+                pair[0].name,
+                pair[1].name,
+                pair[0].offset,
+                pair[0].offset + pair[0].n_bytes,
+                pair[1].offset
+            ));
+        }
+    }
+    let mut names: Vec<&str> = tensors.iter().map(|t| t.name.as_str()).collect();
+    names.sort_unstable();
+    if let Some(dup) = names.windows(2).find(|w| w[0] == w[1]) {
+        return Err(format!("tensor '{}' appears twice in the table", dup[0]));
+    }
+    Ok(())
 }
 
 /// Dequantizes `n` elements of `dtype` stored in `bytes` (whose length the caller has checked),

@@ -73,7 +73,7 @@ pub fn fetch_model(id: &str, revision: Option<&str>) -> Result<PathBuf> {
 }
 
 fn shards(index: &std::path::Path) -> Result<Vec<String>> {
-    let text = std::fs::read_to_string(index).map_err(|e| SeftError::io(index, e))?;
+    let text = crate::input::read_metadata(index)?;
     let v: serde_json::Value = serde_json::from_str(&text)
         .map_err(|e| SeftError::file(index, format!("invalid JSON: {e}")))?;
     let mut names: Vec<String> = v

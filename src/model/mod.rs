@@ -165,8 +165,7 @@ impl LanguageModel {
         let gen_path = folder.join("generation_config.json");
         let mut extra_eos = Vec::new();
         if gen_path.exists() {
-            let text =
-                std::fs::read_to_string(&gen_path).map_err(|e| SeftError::io(&gen_path, e))?;
+            let text = crate::input::read_metadata(&gen_path)?;
             let v: Value = serde_json::from_str(&text)
                 .map_err(|e| SeftError::file(&gen_path, format!("invalid JSON: {e}")))?;
             match v.get("eos_token_id") {

@@ -124,8 +124,7 @@ impl TextTokenizer {
             .map_err(|e| SeftError::file(&path, format!("invalid tokenizer: {e}")))?;
         let config_path = folder.join("tokenizer_config.json");
         let config: Value = if config_path.exists() {
-            let text = std::fs::read_to_string(&config_path)
-                .map_err(|e| SeftError::io(&config_path, e))?;
+            let text = crate::input::read_metadata(&config_path)?;
             serde_json::from_str(&text)
                 .map_err(|e| SeftError::file(&config_path, format!("invalid JSON: {e}")))?
         } else {
@@ -151,8 +150,7 @@ impl TextTokenizer {
         };
         let jinja = folder.join("chat_template.jinja");
         if template_source.is_none() && jinja.exists() {
-            template_source =
-                Some(std::fs::read_to_string(&jinja).map_err(|e| SeftError::io(&jinja, e))?);
+            template_source = Some(crate::input::read_metadata(&jinja)?);
         }
         let mut tok = TextTokenizer {
             inner,

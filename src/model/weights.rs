@@ -22,6 +22,17 @@ use crate::model::llama::CausalLm;
 pub trait ParamSource {
     /// The tensor called `name`, which must have `shape`. Errors name the file and the tensor.
     fn get(&mut self, name: &str, shape: &[usize]) -> Result<Vec<f32>>;
+
+    /// How many values the source holds in all, when it is a file: a config that asks for more
+    /// parameters is refused before anything is allocated.
+    fn stored_values(&self) -> Option<u64> {
+        None
+    }
+
+    /// The file or folder named in errors about the source as a whole.
+    fn origin(&self) -> &Path {
+        Path::new("the model")
+    }
 }
 
 fn check_shape(path: &Path, name: &str, expected: &[usize], actual: &[usize]) -> Result<()> {
@@ -81,8 +92,10 @@ pub fn reverse_permute(data: &[f32], rows: usize, cols: usize, n_head: usize) ->
 impl ParamSource for GgufSource<'_> {
     fn get(&mut self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
         let gname = gguf_name(name);
-        let (data, actual) = self.gguf.read_f32(&gname)?;
-        check_shape(&self.gguf.path, &gname, shape, &actual)?;
+        if let Some(info) = self.gguf.tensor_info(&gname) {
+            check_shape(&self.gguf.path, &gname, shape, &info.shape)?;
+        }
+        let (data, _) = self.gguf.read_f32(&gname)?;
         let permuted = matches!(
             self.config.architecture,
             Architecture::Llama | Architecture::Mistral
@@ -102,6 +115,20 @@ impl ParamSource for GgufSource<'_> {
             _ => data,
         })
     }
+
+    fn stored_values(&self) -> Option<u64> {
+        Some(
+            self.gguf
+                .tensors
+                .iter()
+                .map(|t| t.n_elements() as u64)
+                .fold(0, u64::saturating_add),
+        )
+    }
+
+    fn origin(&self) -> &Path {
+        &self.gguf.path
+    }
 }
 
 /// One memory-mapped safetensors file.
@@ -117,6 +144,8 @@ pub struct SafetensorsSource {
     /// tensor name -> index in `files`
     index: HashMap<String, usize>,
     folder: PathBuf,
+    /// Values in all tensors of all shards.
+    values: u64,
 }
 
 impl SafetensorsSource {
@@ -125,8 +154,7 @@ impl SafetensorsSource {
         let index_path = folder.join("model.safetensors.index.json");
         let mut shard_names: Vec<String> = Vec::new();
         if index_path.exists() {
-            let text =
-                std::fs::read_to_string(&index_path).map_err(|e| SeftError::io(&index_path, e))?;
+            let text = crate::input::read_metadata(&index_path)?;
             let v: serde_json::Value = serde_json::from_str(&text)
                 .map_err(|e| SeftError::file(&index_path, format!("invalid JSON: {e}")))?;
             let map = v
@@ -134,6 +162,15 @@ impl SafetensorsSource {
                 .and_then(|m| m.as_object())
                 .ok_or_else(|| SeftError::file(&index_path, "missing object 'weight_map'"))?;
             for shard in map.values().filter_map(|s| s.as_str()) {
+                // Shards are files of this folder, never paths that lead out of it.
+                if Path::new(shard).file_name() != Some(std::ffi::OsStr::new(shard)) {
+                    return Err(SeftError::file(
+                        &index_path,
+                        format!(
+                            "weight_map names '{shard}', which is not a file name in this folder"
+                        ),
+                    ));
+                }
                 if !shard_names.iter().any(|s| s == shard) {
                     shard_names.push(shard.to_string());
                 }
@@ -154,17 +191,21 @@ impl SafetensorsSource {
         }
         let mut files = Vec::new();
         let mut index = HashMap::new();
+        let mut values = 0u64;
         for shard in shard_names {
             let path = folder.join(&shard);
             let file = File::open(&path).map_err(|e| SeftError::io(&path, e))?;
             // SAFETY: read-only map of a file seft does not modify while loading.
             let mmap = unsafe { Mmap::map(&file) }.map_err(|e| SeftError::io(&path, e))?;
-            let names: Vec<String> = SafeTensors::deserialize(&mmap)
-                .map_err(|e| SeftError::file(&path, format!("invalid safetensors file: {e}")))?
-                .names()
-                .into_iter()
-                .map(String::from)
-                .collect();
+            let tensors = SafeTensors::deserialize(&mmap)
+                .map_err(|e| SeftError::file(&path, format!("invalid safetensors file: {e}")))?;
+            let mut names = Vec::new();
+            for (name, view) in tensors.tensors() {
+                // The crate has checked that each shape's bytes lie inside the file.
+                let n = view.shape().iter().map(|&d| d as u64).product::<u64>();
+                values = values.saturating_add(n);
+                names.push(name);
+            }
             for name in names {
                 index.insert(name, files.len());
             }
@@ -174,11 +215,20 @@ impl SafetensorsSource {
             files,
             index,
             folder: folder.to_path_buf(),
+            values,
         })
     }
 }
 
 impl ParamSource for SafetensorsSource {
+    fn stored_values(&self) -> Option<u64> {
+        Some(self.values)
+    }
+
+    fn origin(&self) -> &Path {
+        &self.folder
+    }
+
     fn get(&mut self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
         let Some(&i) = self.index.get(name) else {
             let where_ = if self.files.len() == 1 {
@@ -270,7 +320,36 @@ pub fn build_model(
     source: &mut dyn ParamSource,
     device: &Device,
 ) -> Result<CausalLm> {
+    check_size(cfg, source)?;
     load_parameters(skeleton(cfg, device), source, device)
+}
+
+/// Refuses, before its parameters are allocated, a model far larger than its weights file (a
+/// config claiming a thousand layers for a file of thirty) or, for fresh weights, than this
+/// machine's memory. Up to twice the file's values are allowed through so that a model short of
+/// a few tensors fails on the first missing one, by name.
+fn check_size(cfg: &ModelConfig, source: &dyn ParamSource) -> Result<()> {
+    let needed = cfg.parameter_count();
+    match source.stored_values() {
+        Some(stored) if needed > stored.saturating_mul(2) => Err(SeftError::file(
+            source.origin(),
+            format!(
+                "the config describes {needed} parameters but the weights hold only {stored} values"
+            ),
+        )),
+        Some(_) => Ok(()),
+        None => {
+            let bytes = needed.saturating_mul(4);
+            match crate::input::physical_memory() {
+                Some(memory) if bytes > memory => Err(SeftError::Invalid(format!(
+                    "the config describes {needed} parameters ({} GiB in f32), more than this machine's {} GiB of memory",
+                    bytes >> 30,
+                    memory >> 30
+                ))),
+                _ => Ok(()),
+            }
+        }
+    }
 }
 
 /// Writes `model.safetensors` (f32, Hugging Face names) to `path`.

@@ -5,7 +5,7 @@
 //! general-purpose `npyz` crate would add a Python-literal parser (pest) to the build.
 //! Format: <https://numpy.org/doc/stable/reference/generated/numpy.lib.format.html>.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::Path;
 
 use crate::error::{Result, SeftError};
@@ -21,22 +21,19 @@ struct Header {
 
 /// Reads a 2-D little-endian float32 or float64 array as row-major f32 values and its shape.
 pub(crate) fn read_f32_matrix(path: &Path) -> Result<(Vec<f32>, usize, usize)> {
-    let mut bytes = Vec::new();
-    std::fs::File::open(path)
-        .and_then(|mut file| file.read_to_end(&mut bytes))
-        .map_err(|cause| SeftError::io(path, cause))?;
+    let bytes = crate::input::read_bytes(path, &crate::input::Limit::half_memory())?;
     let (header, body) = parse_header(&bytes).map_err(|msg| SeftError::file(path, msg))?;
     let (rows, cols) = header.shape;
-    let count = rows
-        .checked_mul(cols)
-        .ok_or_else(|| SeftError::file(path, "array shape overflows"))?;
     let width = if header.float64 { 8 } else { 4 };
-    if body.len() != count * width {
+    let needed = rows
+        .checked_mul(cols)
+        .and_then(|count| count.checked_mul(width));
+    if needed != Some(body.len()) {
+        let needed = needed.map_or("more than 2^64".to_string(), |n| n.to_string());
         return Err(SeftError::file(
             path,
             format!(
-                "shape ({rows}, {cols}) needs {} data bytes, the file has {}",
-                count * width,
+                "shape ({rows}, {cols}) needs {needed} data bytes, the file has {}",
                 body.len()
             ),
         ));
@@ -111,32 +108,42 @@ fn parse_header(bytes: &[u8]) -> std::result::Result<(Header, &[u8]), String> {
         .filter(|&end| end <= bytes.len())
         .ok_or("truncated .npy header")?;
     let dict = std::str::from_utf8(&bytes[start..end]).map_err(|_| "header is not UTF-8")?;
-    let descr = dict_value(dict, "descr").ok_or("header has no 'descr'")?;
-    let float64 = match descr.trim_matches(|c| c == '\'' || c == '"') {
-        "<f4" => false,
-        "<f8" => true,
+    let fields = parse_dict(dict)?;
+    let field = |key: &str| {
+        fields
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v)
+            .ok_or_else(|| format!("header has no '{key}'"))
+    };
+    // numpy's `read_array_header` insists on exactly these keys.
+    if let Some((extra, _)) = fields
+        .iter()
+        .find(|(k, _)| !["descr", "fortran_order", "shape"].contains(&k.as_str()))
+    {
+        return Err(format!("header has an unexpected key '{extra}'"));
+    }
+    let float64 = match field("descr")? {
+        Literal::Str(d) if d == "<f4" => false,
+        Literal::Str(d) if d == "<f8" => true,
         other => {
             return Err(format!(
-                "dtype {other} is not supported (little-endian float32 '<f4' or float64 '<f8')"
+                "dtype {other:?} is not supported (little-endian float32 '<f4' or float64 '<f8')"
             ));
         }
     };
-    let fortran_order = match dict_value(dict, "fortran_order") {
-        Some("False") => false,
-        Some("True") => true,
-        _ => return Err("header has no valid 'fortran_order'".into()),
+    let fortran_order = match field("fortran_order")? {
+        Literal::Bool(b) => *b,
+        other => {
+            return Err(format!(
+                "'fortran_order' must be True or False, got {other:?}"
+            ));
+        }
     };
-    let shape = dict_value(dict, "shape").ok_or("header has no 'shape'")?;
-    let dims: Vec<usize> = shape
-        .trim_matches(|c| c == '(' || c == ')')
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|s| s.parse::<usize>().map_err(|_| format!("bad shape {shape}")))
-        .collect::<std::result::Result<_, _>>()?;
-    let shape = match dims[..] {
-        [rows, cols] => (rows, cols),
-        _ => return Err(format!("expected a 2-D array (n, d), got shape {shape}")),
+    let shape = match field("shape")? {
+        Literal::Tuple(dims) if dims.len() == 2 => (dims[0], dims[1]),
+        other => return Err(format!("expected a 2-D array (n, d), got shape {other:?}")),
     };
     let header = Header {
         float64,
@@ -146,17 +153,126 @@ fn parse_header(bytes: &[u8]) -> std::result::Result<(Header, &[u8]), String> {
     Ok((header, &bytes[end..]))
 }
 
-/// The raw text of `key`'s value in NumPy's header dict (a Python literal without nesting
-/// except the shape tuple).
-fn dict_value<'a>(dict: &'a str, key: &str) -> Option<&'a str> {
-    let after_key = dict.split_once(&format!("'{key}'"))?.1;
-    let value = after_key.trim_start().strip_prefix(':')?.trim_start();
-    let end = if value.starts_with('(') {
-        value.find(')')? + 1
-    } else {
-        value.find([',', '}']).unwrap_or(value.len())
+/// A value of the header dict: the Python literals numpy writes there.
+#[derive(Debug, Clone, PartialEq)]
+enum Literal {
+    Str(String),
+    Bool(bool),
+    Int(usize),
+    Tuple(Vec<usize>),
+}
+
+/// Parses the header, a Python dict literal such as
+/// `{'descr': '<f4', 'fortran_order': False, 'shape': (3, 2), }`, into (key, value) pairs in
+/// file order (numpy's `ast.literal_eval` keeps the last of duplicated keys). Hand-written:
+/// the grammar is this small and nothing in it nests beyond the shape tuple.
+fn parse_dict(text: &str) -> std::result::Result<Vec<(String, Literal)>, String> {
+    let mut p = LiteralParser {
+        rest: text.trim_end(),
     };
-    Some(value[..end].trim())
+    p.expect('{')?;
+    let mut fields = Vec::new();
+    loop {
+        if p.eat('}') {
+            break;
+        }
+        let key = match p.literal()? {
+            Literal::Str(k) => k,
+            other => return Err(format!("header key {other:?} is not a string")),
+        };
+        p.expect(':')?;
+        fields.push((key, p.literal()?));
+        if !p.eat(',') {
+            p.expect('}')?;
+            break;
+        }
+    }
+    if !p.rest.trim().is_empty() {
+        return Err(format!(
+            "unexpected text after the header dict: {:?}",
+            p.rest
+        ));
+    }
+    Ok(fields)
+}
+
+struct LiteralParser<'a> {
+    rest: &'a str,
+}
+
+impl LiteralParser<'_> {
+    fn eat(&mut self, c: char) -> bool {
+        self.rest = self.rest.trim_start();
+        match self.rest.strip_prefix(c) {
+            Some(r) => {
+                self.rest = r;
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn expect(&mut self, c: char) -> std::result::Result<(), String> {
+        if self.eat(c) {
+            Ok(())
+        } else {
+            Err(format!(
+                "malformed header: expected '{c}' at {:?}",
+                self.rest
+            ))
+        }
+    }
+
+    fn int(&mut self) -> std::result::Result<usize, String> {
+        self.rest = self.rest.trim_start();
+        let end = self
+            .rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(self.rest.len());
+        let (digits, rest) = self.rest.split_at(end);
+        let n = digits
+            .parse::<usize>()
+            .map_err(|_| format!("malformed header: expected a size at {:?}", self.rest))?;
+        self.rest = rest;
+        Ok(n)
+    }
+
+    fn literal(&mut self) -> std::result::Result<Literal, String> {
+        self.rest = self.rest.trim_start();
+        if let Some(quote) = self.rest.chars().next().filter(|c| *c == '\'' || *c == '"') {
+            let body = &self.rest[1..];
+            let end = body
+                .find(quote)
+                .ok_or("malformed header: unterminated string")?;
+            let s = &body[..end];
+            if s.contains('\\') {
+                return Err("malformed header: escapes in strings are not supported".into());
+            }
+            self.rest = &body[end + 1..];
+            return Ok(Literal::Str(s.to_string()));
+        }
+        for (word, value) in [("True", true), ("False", false)] {
+            if let Some(r) = self.rest.strip_prefix(word) {
+                self.rest = r;
+                return Ok(Literal::Bool(value));
+            }
+        }
+        if self.eat('(') {
+            let mut dims = Vec::new();
+            loop {
+                if self.eat(')') {
+                    break;
+                }
+                dims.push(self.int()?);
+                if !self.eat(',') {
+                    self.expect(')')?;
+                    break;
+                }
+            }
+            return Ok(Literal::Tuple(dims));
+        }
+        self.int().map(Literal::Int)
+    }
 }
 
 #[cfg(test)]
@@ -166,9 +282,50 @@ mod tests {
     #[test]
     fn header_fields_parse() {
         let dict = "{'descr': '<f8', 'fortran_order': False, 'shape': (3, 2), }";
-        assert_eq!(dict_value(dict, "descr"), Some("'<f8'"));
-        assert_eq!(dict_value(dict, "fortran_order"), Some("False"));
-        assert_eq!(dict_value(dict, "shape"), Some("(3, 2)"));
+        assert_eq!(
+            parse_dict(dict).unwrap(),
+            vec![
+                ("descr".to_string(), Literal::Str("<f8".into())),
+                ("fortran_order".to_string(), Literal::Bool(false)),
+                ("shape".to_string(), Literal::Tuple(vec![3, 2])),
+            ]
+        );
+    }
+
+    fn header(dict: &str) -> Vec<u8> {
+        let mut bytes = MAGIC.to_vec();
+        bytes.extend_from_slice(&[1, 0]);
+        bytes.extend_from_slice(&(dict.len() as u16 + 1).to_le_bytes());
+        bytes.extend_from_slice(dict.as_bytes());
+        bytes.push(b'\n');
+        bytes
+    }
+
+    /// numpy reads these headers as `shape (1, 1)` (the key inside a string is text, the last
+    /// duplicate wins) or refuses them; a substring search read the first '(…)' after 'shape'.
+    #[test]
+    fn the_shape_is_the_dict_value_not_a_substring() {
+        let mut bytes =
+            header("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 2), 'shape': (1, 1), }");
+        bytes.extend_from_slice(&1.5f32.to_le_bytes());
+        assert_eq!(parse_header(&bytes).unwrap().0.shape, (1, 1));
+        let inside = header(
+            "{'descr': '<f4', 'fortran_order': False, 'shape': (1, 1), 'x': \"'shape': (9, 9)\"}",
+        );
+        let err = parse_header(&inside).err().unwrap();
+        assert!(err.contains("unexpected key 'x'"), "{err}");
+    }
+
+    #[test]
+    fn a_shape_whose_size_overflows_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("huge.npy");
+        let mut bytes =
+            header("{'descr': '<f8', 'fortran_order': False, 'shape': (4611686018427387904, 1), }");
+        bytes.extend_from_slice(&0f64.to_le_bytes());
+        std::fs::write(&path, bytes).unwrap();
+        let err = read_f32_matrix(&path).unwrap_err().to_string();
+        assert!(err.contains("huge.npy") && err.contains("shape"), "{err}");
     }
 
     #[test]

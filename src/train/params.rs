@@ -92,6 +92,33 @@ impl LoraSection {
     }
 }
 
+impl LoraSection {
+    /// A rank above a targeted projection's smaller side adds parameters without adding rank
+    /// (and a rank of millions would allocate without bound), so it is refused.
+    pub fn check_fits(&self, cfg: &crate::model::ModelConfig) -> std::result::Result<(), String> {
+        let q = cfg.num_attention_heads * cfg.head_dim;
+        let kv = cfg.num_key_value_heads * cfg.head_dim;
+        let (h, i) = (cfg.hidden_size, cfg.intermediate_size);
+        for target in &self.targets {
+            let (rows, cols) = match target.as_str() {
+                "q_proj" => (q, h),
+                "k_proj" | "v_proj" => (kv, h),
+                "o_proj" => (h, q),
+                "gate_proj" | "up_proj" => (i, h),
+                _ => (h, i),
+            };
+            let most = rows.min(cols);
+            if self.rank > most {
+                return Err(format!(
+                    "lora.rank {} exceeds {target}'s {rows}×{cols} shape: at most {most}",
+                    self.rank
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 fn default_lora_targets() -> Vec<String> {
     ["q_proj", "k_proj", "v_proj", "o_proj"]
         .map(String::from)
@@ -140,10 +167,27 @@ pub struct DataSection {
     /// Skip malformed rows (reported with their count) instead of stopping at the first.
     #[serde(default)]
     pub skip_bad_rows: bool,
+    /// The most a data file may hold once decompressed, in MiB.
+    #[serde(default = "default_max_file_mib")]
+    pub max_file_mib: u64,
+    /// The longest row a data file may have, in MiB (a longer row is a bad row).
+    #[serde(default = "default_max_row_mib")]
+    pub max_row_mib: u64,
     /// Pack several training sequences into each row of up to `max_len` tokens (no attention
     /// across sequences, positions restart): less padding, same loss.
     #[serde(default)]
     pub packing: bool,
+}
+
+impl DataSection {
+    /// How the data files are read.
+    pub fn read_options(&self) -> crate::data::ReadOptions {
+        crate::data::ReadOptions {
+            skip_bad_rows: self.skip_bad_rows,
+            max_file_mib: self.max_file_mib,
+            max_row_mib: self.max_row_mib,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -317,6 +361,14 @@ pub struct OutputSection {
 fn default_eval_fraction() -> f64 {
     0.05
 }
+fn default_max_file_mib() -> u64 {
+    crate::data::DEFAULT_MAX_FILE_MIB
+}
+
+fn default_max_row_mib() -> u64 {
+    crate::data::DEFAULT_MAX_ROW_MIB
+}
+
 fn default_max_len() -> usize {
     1024
 }
@@ -376,6 +428,8 @@ impl SftParams {
                 max_len: default_max_len(),
                 train_on_prompt: false,
                 skip_bad_rows: false,
+                max_file_mib: default_max_file_mib(),
+                max_row_mib: default_max_row_mib(),
                 packing: false,
             },
             train: TrainSection::default(),
@@ -427,7 +481,7 @@ impl SftParams {
     }
 
     pub fn load(path: &Path, overrides: &[String]) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| SeftError::io(path, e))?;
+        let text = crate::input::read_metadata(path)?;
         Self::parse(&text, overrides).map_err(|msg| SeftError::file(path, msg))
     }
 
@@ -467,6 +521,7 @@ impl SftParams {
         if let Some(l) = &self.lora {
             l.validate()?;
         }
+        self.data.read_options().validate()?;
         if self.data.max_len < 2 {
             return Err("data.max_len must be at least 2".into());
         }

@@ -13,7 +13,7 @@ use rand::{SeedableRng, rngs::StdRng};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::data::{ReadOptions, read_records, resolve_dataset};
+use crate::data::{read_records, resolve_dataset};
 use crate::error::{Result, SeftError};
 use crate::fault::fault_point;
 use crate::model::llama::CausalLm;
@@ -98,9 +98,7 @@ pub fn prepare_data(
     cfg: &SftParams,
     tok: &TextTokenizer,
 ) -> Result<(Vec<TokenizedExample>, Vec<TokenizedExample>, DataSummary)> {
-    let opts = ReadOptions {
-        skip_bad_rows: cfg.data.skip_bad_rows,
-    };
+    let opts = cfg.data.read_options();
     let mut summary = DataSummary::default();
     let (mut records, report) = read_records(&resolve_dataset(&cfg.data.train)?, &opts)?;
     summary.skipped_rows += report.skipped;
@@ -234,12 +232,19 @@ pub fn optimizer_step(
 
 /// Freezes every weight and attaches trainable LoRA factors (A ~ N(0, 1/rank), B = 0, so the
 /// model is unchanged at first) to the targeted projections. Seeded through the device RNG.
-pub fn apply_lora(net: CausalLm, cfg: &crate::train::params::LoraSection, seed: u64) -> CausalLm {
+/// A rank larger than a targeted projection is refused.
+pub fn apply_lora(
+    net: CausalLm,
+    model: &crate::model::ModelConfig,
+    cfg: &crate::train::params::LoraSection,
+    seed: u64,
+) -> Result<CausalLm> {
+    cfg.check_fits(model).map_err(SeftError::Invalid)?;
     net.norm.weight.device().seed(seed);
     let pattern = format!(r"(^|\.)({})\.weight$", cfg.targets.join("|"));
     let group =
         burn::module::ParamGroup::from_regex(&pattern).expect("targets are validated names");
-    net.apply_lora(burn::module::Lora::new(cfg.rank, cfg.alpha).set_param_group(group))
+    Ok(net.apply_lora(burn::module::Lora::new(cfg.rank, cfg.alpha).set_param_group(group)))
 }
 
 /// AdamW with the run's settings (decoupled weight decay, as `torch.optim.AdamW`).
@@ -370,7 +375,7 @@ fn open_session(cfg: &SftParams, resume: bool) -> Result<Session> {
     let device = cfg.model.backend.device()?.autodiff();
     let mut lm = LanguageModel::load(&cfg.model.path, &device)?;
     if let Some(l) = &cfg.lora {
-        lm.net = apply_lora(lm.net, l, cfg.train.seed);
+        lm.net = apply_lora(lm.net, &lm.config, l, cfg.train.seed)?;
     }
     let (train, eval, summary) = prepare_data(cfg, &lm.tokenizer)?;
     eprintln!(

@@ -19,7 +19,7 @@ use std::path::Path;
 use super::annotations::{Annotation, text_len};
 use super::glm::{Design, Targets, fit_l1_logistic_cv};
 use super::lc::std_dev;
-use crate::data::jsonl::{io, write_atomic};
+use crate::data::jsonl::write_atomic;
 use crate::error::{Result, SeftError};
 
 /// Difficulty per instruction of the evaluation set, by the instruction's index in it.
@@ -33,7 +33,7 @@ pub struct InstructionDifficulty {
 impl InstructionDifficulty {
     /// Reads alpaca_eval's CSV (`index,instruction_difficulty`, one row per instruction).
     pub fn read_csv(path: &Path) -> Result<Self> {
-        let text = io(path, std::fs::read_to_string(path))?;
+        let text = crate::input::read_metadata(path)?;
         Self::parse_csv(&text, path)
     }
 

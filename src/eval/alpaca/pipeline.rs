@@ -295,12 +295,14 @@ pub fn metrics_of_annotations(opts: &AnnotationMetricsOptions) -> Result<Vec<Alp
     let eval: Vec<String> = reference.into_iter().map(|r| r.instruction).collect();
     let rows = sets
         .iter()
-        .map(|set| {
+        .zip(&opts.annotations)
+        .map(|(set, path)| {
             metrics(
                 set,
                 &difficulty.for_annotations(&eval, set)?,
                 &difficulty.source,
             )
+            .map_err(|e| SeftError::file(path, e.to_string()))
         })
         .collect::<Result<Vec<_>>>()?;
     if let Some(out) = &opts.out {

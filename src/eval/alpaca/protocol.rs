@@ -13,7 +13,6 @@ use serde_json::json;
 use super::annotations::{Annotation, ModelOutput};
 use super::metrics::{WinRate, win_rate};
 use super::pyrandom::is_switched;
-use crate::data::jsonl::io;
 use crate::error::{Result, SeftError};
 use crate::eval::judges::{Judge, parse_chatml};
 use crate::model::Message;
@@ -27,7 +26,7 @@ pub struct JudgeTemplate {
 impl JudgeTemplate {
     /// Reads a ChatML template file such as alpaca_eval's `alpaca_eval_clf.txt`.
     pub fn read(path: &Path) -> Result<Self> {
-        let text = io(path, std::fs::read_to_string(path))?;
+        let text = crate::input::read_metadata(path)?;
         let messages = parse_chatml(&text).map_err(|e| SeftError::file(path, e))?;
         for key in ["{instruction}", "{output_1}", "{output_2}"] {
             if !messages.iter().any(|m| m.content.contains(key)) {
@@ -201,6 +200,14 @@ pub fn metrics(
 ) -> Result<AlpacaEvalMetrics> {
     let prefs: Vec<Option<f64>> = annotations.iter().map(|a| a.preference).collect();
     let judged = prefs.iter().flatten().count();
+    let wr = win_rate(&prefs);
+    // A win rate over no usable preference is undefined: an error, not `win_rate: null`.
+    let Some(first) = annotations.first().filter(|_| wr.n_total > 0) else {
+        return Err(SeftError::Invalid(format!(
+            "no usable preference among {} annotations ({judged} judged; alpaca_eval uses preferences in [1, 2], 0 as a draw)",
+            annotations.len()
+        )));
+    };
     let lc = if judged >= super::lc::MIN_JUDGED {
         Some(super::lc::length_controlled_winrate(
             annotations,
@@ -210,13 +217,13 @@ pub fn metrics(
         None
     };
     Ok(AlpacaEvalMetrics {
-        generator: annotations[0].generator_2.clone(),
-        win_rate: win_rate(&prefs),
+        generator: first.generator_2.clone(),
+        win_rate: wr,
         avg_length: super::annotations::avg_length(annotations.iter().map(|a| a.output_2.as_str())),
         length_controlled_winrate: lc.as_ref().map(|l| l.length_controlled_winrate),
         lc_standard_error: lc.as_ref().map(|l| l.lc_standard_error),
         instruction_difficulty: difficulty_source.to_string(),
-        annotator: annotations[0].annotator.clone(),
+        annotator: first.annotator.clone(),
     })
 }
 

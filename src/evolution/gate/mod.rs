@@ -23,7 +23,7 @@ use rand::seq::SliceRandom;
 use rand::{SeedableRng, rngs::StdRng};
 use serde::{Deserialize, Serialize};
 
-use crate::data::jsonl::{io, write_atomic};
+use crate::data::jsonl::write_atomic;
 use crate::embed::TextEmbedder;
 use crate::error::{Result, SeftError};
 use crate::evolution::layout::stages;

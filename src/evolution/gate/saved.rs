@@ -28,7 +28,7 @@ pub fn save_gate(gate: &QualityGate, dir: &Path) -> Result<()> {
 /// Reads what [`save_gate`] wrote.
 pub fn load_gate(dir: &Path) -> Result<QualityGate> {
     let path = dir.join("gate.json");
-    let text = io(&path, std::fs::read_to_string(&path))?;
+    let text = crate::input::read_metadata(&path)?;
     let saved: SavedGate =
         serde_json::from_str(&text).map_err(|e| SeftError::file(&path, e.to_string()))?;
     let w = Matrix::read_npy(&dir.join("weights.npy"))?;

@@ -37,3 +37,34 @@ impl SeftError {
 }
 
 pub type Result<T, E = SeftError> = std::result::Result<T, E>;
+
+thread_local! {
+    /// Set while [`catch_panic`] runs, so the panic hook stays quiet for panics it turns into
+    /// errors.
+    static CATCHING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f`, turning a panic inside it into `Err(message)` without printing it. For calls into
+/// libraries that panic on malformed input instead of returning an error (tokenizers unwraps
+/// some deserialization errors), so that the user still gets one error line naming the file.
+pub fn catch_panic<T>(f: impl FnOnce() -> T) -> std::result::Result<T, String> {
+    static QUIET_HOOK: std::sync::Once = std::sync::Once::new();
+    QUIET_HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !CATCHING.with(|c| c.get()) {
+                previous(info);
+            }
+        }));
+    });
+    let was = CATCHING.with(|c| c.replace(true));
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    CATCHING.with(|c| c.set(was));
+    outcome.map_err(|panic| {
+        panic
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_else(|| "a library panicked".into())
+    })
+}

@@ -97,8 +97,7 @@ impl Embedder {
         if !tokenizer_path.exists() {
             return Err(SeftError::file(&tokenizer_path, "missing"));
         }
-        let mut tokenizer = Tokenizer::from_file(&tokenizer_path)
-            .map_err(|e| SeftError::file(&tokenizer_path, format!("invalid tokenizer: {e}")))?;
+        let mut tokenizer = crate::model::tokenizer::read_tokenizer_json(&tokenizer_path)?;
         // The file may carry its own padding/truncation (all-MiniLM-L6-v2's pads to 128);
         // sentence-transformers overrides both, and so does this.
         tokenizer.with_padding(None);

@@ -112,6 +112,19 @@ fn merges_from_scores(tokens: &[&str], scores: &[f32]) -> Vec<(String, String)> 
     merges.into_iter().map(|(l, r, _)| (l, r)).collect()
 }
 
+/// A Hugging Face `tokenizer.json`. tokenizers 0.22 panics (an `expect`) on some malformed
+/// files, so the JSON syntax is checked first and any panic left becomes an error naming the
+/// file.
+pub fn read_tokenizer_json(path: &Path) -> Result<Tokenizer> {
+    let text = crate::input::read_metadata(path)?;
+    serde_json::from_str::<serde::de::IgnoredAny>(&text)
+        .map_err(|e| SeftError::file(path, format!("invalid JSON: {e}")))?;
+    crate::error::catch_panic(|| text.parse::<Tokenizer>())
+        .map_err(|panic| format!("the tokenizers crate failed: {panic}"))
+        .and_then(|parsed| parsed.map_err(|e| e.to_string()))
+        .map_err(|e| SeftError::file(path, format!("invalid tokenizer: {e}")))
+}
+
 impl TextTokenizer {
     /// Loads `tokenizer.json`, `tokenizer_config.json` (chat template, special tokens) and
     /// `generation_config.json` is read by the model loader.
@@ -120,8 +133,7 @@ impl TextTokenizer {
         if !path.exists() {
             return Err(SeftError::file(folder, "missing tokenizer.json"));
         }
-        let inner = Tokenizer::from_file(&path)
-            .map_err(|e| SeftError::file(&path, format!("invalid tokenizer: {e}")))?;
+        let inner = read_tokenizer_json(&path)?;
         let config_path = folder.join("tokenizer_config.json");
         let config: Value = if config_path.exists() {
             let text = crate::input::read_metadata(&config_path)?;

@@ -469,7 +469,6 @@ fn fuzz(target: &str, inputs: Vec<Input>, mut read: impl FnMut(&Path, usize) -> 
         slowest = slowest.max(t.elapsed());
         execs += 1;
     }
-    drop(run_one);
     let secs = started.elapsed().as_secs_f64();
     let summary = json!({
         "target": target,

@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 /// Floors from the ground up; a module may use modules on lower floors only.
 const FLOORS: &[&[&str]] = &[
     &["error", "fault", "memory"],
-    &["numeric", "backend", "ownership", "input"],
+    &["input"],
+    &["numeric", "backend", "ownership"],
     &["fused"],
     &["model"],
     &["data", "select", "sparse", "embed"],

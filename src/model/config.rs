@@ -193,8 +193,9 @@ impl ModelConfig {
                 self.num_attention_heads, self.num_key_value_heads
             ));
         }
+        // Computed in f32: a value that rounds to 0 or ∞ there is as bad as 0 or ∞.
         let positive = |key: &str, x: f64| {
-            if x.is_finite() && x > 0.0 {
+            if x.is_finite() && x > 0.0 && (x as f32).is_normal() {
                 Ok(())
             } else {
                 Err(format!("{key} must be a finite number > 0, got {x}"))

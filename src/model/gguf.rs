@@ -223,6 +223,7 @@ impl<'a> Reader<'a> {
         }
     }
     fn array<const N: usize>(&mut self, what: &str) -> Result<[u8; N], String> {
+        // `take` returned exactly N bytes (or an error), so the conversion cannot fail.
         Ok(self
             .take(N, what)?
             .try_into()

@@ -30,11 +30,16 @@ pub fn fetch_model(id: &str, revision: Option<&str>) -> Result<PathBuf> {
     let have_weights = cached.get("model.safetensors").is_some()
         || cached.get("model.safetensors.index.json").is_some();
     if REQUIRED.iter().all(|f| cached.get(f).is_some()) && have_weights {
+        // Both hold: config.json is in REQUIRED, and a cached file sits in a snapshot folder.
         let config = cached.get("config.json").expect("checked above");
         let folder = config.parent().expect("snapshot folder").to_path_buf();
         // A sharded checkpoint needs every shard in the snapshot.
         let index = folder.join("model.safetensors.index.json");
-        if !index.exists() || shards(&index)?.iter().all(|s| folder.join(s).exists()) {
+        if !index.exists()
+            || crate::model::weights::shards(&index)?
+                .iter()
+                .all(|s| folder.join(s).exists())
+        {
             return Ok(folder);
         }
     }
@@ -61,7 +66,7 @@ pub fn fetch_model(id: &str, revision: Option<&str>) -> Result<PathBuf> {
     }
     match remote.get("model.safetensors.index.json") {
         Ok(index) => {
-            for shard in shards(&index)? {
+            for shard in crate::model::weights::shards(&index)? {
                 get(&shard)?;
             }
         }
@@ -69,21 +74,6 @@ pub fn fetch_model(id: &str, revision: Option<&str>) -> Result<PathBuf> {
             get("model.safetensors")?;
         }
     }
+    // hf-hub returns files inside a snapshot folder.
     Ok(config.parent().expect("snapshot folder").to_path_buf())
-}
-
-fn shards(index: &std::path::Path) -> Result<Vec<String>> {
-    let text = crate::input::read_metadata(index)?;
-    let v: serde_json::Value = serde_json::from_str(&text)
-        .map_err(|e| SeftError::file(index, format!("invalid JSON: {e}")))?;
-    let mut names: Vec<String> = v
-        .get("weight_map")
-        .and_then(|m| m.as_object())
-        .ok_or_else(|| SeftError::file(index, "missing object 'weight_map'"))?
-        .values()
-        .filter_map(|s| s.as_str().map(String::from))
-        .collect();
-    names.sort();
-    names.dedup();
-    Ok(names)
 }

@@ -154,27 +154,7 @@ impl SafetensorsSource {
         let index_path = folder.join("model.safetensors.index.json");
         let mut shard_names: Vec<String> = Vec::new();
         if index_path.exists() {
-            let text = crate::input::read_metadata(&index_path)?;
-            let v: serde_json::Value = serde_json::from_str(&text)
-                .map_err(|e| SeftError::file(&index_path, format!("invalid JSON: {e}")))?;
-            let map = v
-                .get("weight_map")
-                .and_then(|m| m.as_object())
-                .ok_or_else(|| SeftError::file(&index_path, "missing object 'weight_map'"))?;
-            for shard in map.values().filter_map(|s| s.as_str()) {
-                // Shards are files of this folder, never paths that lead out of it.
-                if Path::new(shard).file_name() != Some(std::ffi::OsStr::new(shard)) {
-                    return Err(SeftError::file(
-                        &index_path,
-                        format!(
-                            "weight_map names '{shard}', which is not a file name in this folder"
-                        ),
-                    ));
-                }
-                if !shard_names.iter().any(|s| s == shard) {
-                    shard_names.push(shard.to_string());
-                }
-            }
+            shard_names = shards(&index_path)?;
         } else if single.exists() {
             shard_names.push("model.safetensors".into());
         } else {
@@ -218,6 +198,34 @@ impl SafetensorsSource {
             values,
         })
     }
+}
+
+/// The shard files `model.safetensors.index.json` lists, each once, in name order; a shard
+/// must be a file name in the index's folder, never a path that leads out of it.
+pub(crate) fn shards(index: &Path) -> Result<Vec<String>> {
+    let text = crate::input::read_metadata(index)?;
+    let v: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| SeftError::file(index, format!("invalid JSON: {e}")))?;
+    let mut names = Vec::new();
+    let map = v
+        .get("weight_map")
+        .and_then(|m| m.as_object())
+        .ok_or_else(|| SeftError::file(index, "missing object 'weight_map'"))?;
+    for (tensor, shard) in map {
+        let shard = shard.as_str().ok_or_else(|| {
+            SeftError::file(index, format!("weight_map['{tensor}'] is not a file name"))
+        })?;
+        if Path::new(shard).file_name() != Some(std::ffi::OsStr::new(shard)) {
+            return Err(SeftError::file(
+                index,
+                format!("weight_map names '{shard}', which is not a file name in this folder"),
+            ));
+        }
+        names.push(shard.to_string());
+    }
+    names.sort();
+    names.dedup();
+    Ok(names)
 }
 
 impl ParamSource for SafetensorsSource {

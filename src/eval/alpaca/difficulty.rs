@@ -153,6 +153,7 @@ pub fn estimate(
                     a.generator_2, a.instruction
                 ))
             })?;
+            // `judged` holds only annotations with a preference.
             let pref = a.preference.expect("judged");
             let p = if pref == 0.0 { 0.5 } else { pref - 1.0 };
             rows.push((m, i, if sd > 0.0 { d / sd } else { 0.0 }, p));
@@ -189,6 +190,7 @@ pub fn estimate(
     for &i in present.iter().skip(1) {
         x.push_sparse(
             &format!("C(index)[T.{i}]"),
+            // `present` lists exactly the instructions `by_instruction` was filled with.
             by_instruction.remove(&i).unwrap(),
         );
     }

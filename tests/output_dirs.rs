@@ -149,42 +149,17 @@ fn run_into_a_users_folder_is_refused_and_leaves_it_untouched() {
     assert!(!out.join("config.toml").exists() && !out.join("data").exists());
 }
 
+/// `output.dir = "/"` is refused before anything is written. Checked on the claim every
+/// writer makes first (`seft sft`, `seft run`, `seft export`) rather than through `seft sft`:
+/// were the check ever lost, the command would fill the machine's root folder (seft before the
+/// check wrote config.toml, model/, checkpoints/ and its metrics there).
 #[test]
-fn sft_into_the_root_folder_is_refused() {
-    let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("train.jsonl");
-    std::fs::write(&data, "{\"prompt\": \"a\", \"completion\": \"b\"}\n").unwrap();
-    let config = tmp.path().join("sft.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[model]\npath = {:?}\n[data]\ntrain = {:?}\neval_fraction = 0.0\n[train]\nmax_steps = 1\n",
-            common::fixture("tiny_archs/llama"),
-            data,
-        ),
-    )
-    .unwrap();
-    let before: Vec<_> = ["config.toml", "model", "checkpoints", ".seft-made"]
-        .iter()
-        .map(|n| Path::new("/").join(n).exists())
-        .collect();
-    let o = common::output(
-        common::seft()
-            .args(["sft", "--config"])
-            .arg(&config)
-            .args(["--set", "output.dir=\"/\""]),
-    );
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(1), "{err}");
-    assert!(
-        err.contains("output.dir") && err.contains("did not write"),
-        "{err}"
-    );
-    let after: Vec<_> = ["config.toml", "model", "checkpoints", ".seft-made"]
-        .iter()
-        .map(|n| Path::new("/").join(n).exists())
-        .collect();
-    assert_eq!(before, after);
+fn the_root_folder_is_never_claimed() {
+    let err = seft::ownership::claim_dir(Path::new("/"), "output.dir")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("output.dir") && err.contains("did not write"), "{err}");
+    assert!(!Path::new("/.seft-made").exists());
 }
 
 /// A write that fails part-way (the file-size limit stands in for a full disk: tests run as

@@ -660,3 +660,53 @@ fn alpaca_eval_metrics_without_a_usable_preference_exit_non_zero() {
         "{err}"
     );
 }
+
+#[test]
+fn training_settings_out_of_range_are_refused_before_training() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = write(
+        tmp.path(),
+        "train.jsonl",
+        b"{\"prompt\": \"a\", \"completion\": \"b\"}\n",
+    );
+    let config = tmp.path().join("sft.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[model]\npath = {:?}\n[data]\ntrain = {:?}\neval_fraction = 0.0\n[train]\nmax_steps = 1\n",
+            common::fixture("tiny_archs/llama"),
+            data,
+        ),
+    )
+    .unwrap();
+    for (i, (set, cause)) in [
+        ("train.log_every=0", "train.log_every must be at least 1"),
+        ("train.beta1=1", "train.beta1 must be in [0, 1), got 1"),
+        ("train.beta2=1", "train.beta2 must be in [0, 1), got 1"),
+        ("train.eps=0", "train.eps must be > 0, got 0"),
+        (
+            "train.weight_decay=-0.1",
+            "train.weight_decay must be ≥ 0, got -0.1",
+        ),
+        (
+            "train.max_grad_norm=-1",
+            "train.max_grad_norm must be ≥ 0, got -1",
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let out = tmp.path().join(format!("run{i}"));
+        let o = common::output(
+            common::seft()
+                .args(["sft", "--config"])
+                .arg(&config)
+                .args(["--set", set, "--set"])
+                .arg(format!("output.dir={:?}", out.display().to_string())),
+        );
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{set}: {err}");
+        assert!(err.contains(cause), "{set}: {err}");
+        assert!(!out.exists(), "{set}: trained before refusing");
+    }
+}

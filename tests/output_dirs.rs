@@ -158,7 +158,10 @@ fn the_root_folder_is_never_claimed() {
     let err = seft::ownership::claim_dir(Path::new("/"), "output.dir")
         .unwrap_err()
         .to_string();
-    assert!(err.contains("output.dir") && err.contains("did not write"), "{err}");
+    assert!(
+        err.contains("output.dir") && err.contains("did not write"),
+        "{err}"
+    );
     assert!(!Path::new("/.seft-made").exists());
 }
 

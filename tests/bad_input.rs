@@ -710,3 +710,39 @@ fn training_settings_out_of_range_are_refused_before_training() {
         assert!(!out.exists(), "{set}: trained before refusing");
     }
 }
+
+#[test]
+fn a_chat_template_that_would_render_for_ever_is_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("tiny");
+    common::write_tiny_hf_folder(&folder, 5);
+    for template in [
+        "{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}",
+        "{{ 'x' * 100000000000 }}",
+    ] {
+        let config = serde_json::json!({"eos_token": "<|im_end|>", "chat_template": template});
+        std::fs::write(folder.join("tokenizer_config.json"), config.to_string()).unwrap();
+        let started = std::time::Instant::now();
+        let o = common::output(
+            common::seft()
+                .args([
+                    "generate",
+                    "--chat",
+                    "--max-new-tokens",
+                    "1",
+                    "--prompt",
+                    "hi",
+                    "--model",
+                ])
+                .arg(&folder),
+        );
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{template}: {err}");
+        assert!(err.contains("chat template"), "{template}: {err}");
+        assert!(
+            started.elapsed().as_secs() < 60,
+            "{template}: {:?}",
+            started.elapsed()
+        );
+    }
+}

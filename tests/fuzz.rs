@@ -1,7 +1,8 @@
 //! Fuzzing every reader of users' files: GGUF models, Hugging Face folders (config.json,
 //! safetensors, tokenizer files), `.npy` matrices, datasets (JSON, JSONL, gzip), TOML configs
 //! and the evaluation files (AlpacaEval annotations and outputs, instruction difficulties, judge
-//! templates, MT-Bench questions, answers and judge prompts, leaderboard results).
+//! templates, MT-Bench questions, answers and judge prompts, leaderboard results) and the
+//! server's chat-completions requests.
 //!
 //! Each target mutates seed files (the repository's fixtures, configs and datasets, and files
 //! built here) for `SEFT_FUZZ_SECONDS` (default 2) and calls the reader the way the CLI does.
@@ -658,6 +659,16 @@ fn hugging_face_folders() {
             .iter()
             .map(|a| fixture(&format!("tiny_archs/{a}/{file}")))
             .collect();
+        let mut seeds: Vec<Vec<u8>> = seeds;
+        if file == "tokenizer_config.json" {
+            // First (the unmutated default), with a chat template, so that loads go on to
+            // render and generate.
+            seeds.insert(
+                0,
+                br#"{"eos_token": "<|im_end|>", "chat_template": "{% for m in messages %}{{ m.role }}: {{ m.content }}\n{% endfor %}{% if add_generation_prompt %}assistant:{% endif %}"}"#
+                    .to_vec(),
+            );
+        }
         inputs.push(Input::new(file, Kind::Json, seeds));
     }
     inputs.push(Input::new(
@@ -859,4 +870,50 @@ You are a helpful assistant.
             _ => seft::eval::leaderboard::run(&[dir.to_path_buf()], None).is_ok(),
         }
     });
+}
+
+#[test]
+fn server_requests() {
+    let requests = [
+        json!({"model": "m", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}),
+        json!({"model": "m", "messages": [{"role": "system", "content": "s"}, {"role": "user", "content": [{"type": "text", "text": "hi"}]}],
+            "max_completion_tokens": 2, "temperature": 0.7, "top_p": 0.9, "seed": 3, "stop": ["\n"], "logprobs": true, "top_logprobs": 2}),
+        json!({"model": "m", "messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}, {"role": "user", "content": "c"}], "n": 1, "stop": "x", "max_tokens": 1}),
+    ];
+    let seeds = requests
+        .iter()
+        .map(|r| serde_json::to_vec(r).unwrap())
+        .collect();
+    // The tiny Llama with a chat template.
+    let folder = tempfile::tempdir().unwrap();
+    common::write_tiny_hf_folder(folder.path(), 1);
+    let model = seft::LanguageModel::load(
+        &folder.path().display().to_string(),
+        &burn::tensor::Device::flex(),
+    )
+    .unwrap();
+    let answer = seft::serve::complete(&model, "m", &requests[0], 4, 0);
+    assert!(answer.is_ok(), "{answer:?}");
+    fuzz(
+        "serve",
+        vec![Input::new("request.json", Kind::Json, seeds)],
+        |dir, _| {
+            // The server reads the body as JSON, then answers it (at most 4 new tokens here).
+            let Ok(text) = std::fs::read(dir.join("request.json")) else {
+                return false;
+            };
+            let Ok(body) = serde_json::from_slice::<Value>(&text) else {
+                return false;
+            };
+            let mut body = body;
+            if let Some(obj) = body.as_object_mut() {
+                for key in ["max_tokens", "max_completion_tokens"] {
+                    if let Some(n) = obj.get(key).and_then(Value::as_u64) {
+                        obj.insert(key.into(), json!(n.min(4)));
+                    }
+                }
+            }
+            seft::serve::complete(&model, "m", &body, 4, 0).is_ok()
+        },
+    );
 }

@@ -103,6 +103,9 @@ fn tojson(value: JinjaValue, kwargs: Kwargs) -> Result<String, JinjaError> {
     Ok(out)
 }
 
+/// The most instructions one rendering of a chat template may execute.
+const TEMPLATE_FUEL: u64 = 50_000_000;
+
 impl ChatTemplate {
     pub fn new(
         source: &str,
@@ -112,6 +115,9 @@ impl ChatTemplate {
         let mut env = Environment::new();
         env.set_trim_blocks(true);
         env.set_lstrip_blocks(true);
+        // A template comes from the model's files: nested loops over large ranges would render
+        // for ever. Real templates spend well under a million instructions on a conversation.
+        env.set_fuel(Some(TEMPLATE_FUEL));
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
         env.add_filter("tojson", tojson);
         env.add_function(

@@ -82,12 +82,21 @@ fn string_array<'a>(gguf: &'a GgufFile, key: &str) -> Result<Vec<&'a str>> {
         .collect()
 }
 
+/// The longest token [`merges_from_scores`] splits.
+const MAX_MERGED_TOKEN_BYTES: usize = 1024;
+
 /// Merges implied by a sentencepiece vocabulary without a merge list (transformers'
 /// `generate_merges` with scores): every split of a token into two known tokens, best score first.
 fn merges_from_scores(tokens: &[&str], scores: &[f32]) -> Vec<(String, String)> {
     let vocab: HashMap<&str, usize> = tokens.iter().enumerate().map(|(i, t)| (*t, i)).collect();
     let mut merges: Vec<(String, String, f32)> = Vec::new();
     for (token, &score) in tokens.iter().zip(scores) {
+        // Each split hashes both halves: O(len²) per token. Real vocabularies' tokens are a
+        // few dozen bytes; a file's megabyte-long "token" would stall the load, so such
+        // tokens stay in the vocabulary without merges.
+        if token.len() > MAX_MERGED_TOKEN_BYTES {
+            continue;
+        }
         let chars: Vec<(usize, char)> = token.char_indices().collect();
         let mut local = Vec::new();
         for &(split, _) in chars.iter().skip(1) {

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 pub enum SeftError {
     /// Something is wrong with a file's contents.
-    #[error("{}: {msg}", path.display())]
+    #[error("{}: {}", path.display(), shortened(msg))]
     File { path: PathBuf, msg: String },
     /// A file could not be opened, read or written.
     #[error("{}: {cause}", path.display())]
@@ -16,7 +16,7 @@ pub enum SeftError {
         cause: std::io::Error,
     },
     /// Invalid arguments or configuration that is not tied to a file.
-    #[error("{0}")]
+    #[error("{}", shortened(.0))]
     Invalid(String),
 }
 
@@ -37,6 +37,18 @@ impl SeftError {
 }
 
 pub type Result<T, E = SeftError> = std::result::Result<T, E>;
+
+/// The longest message shown, in characters.
+const MAX_MESSAGE_CHARS: usize = 1000;
+
+/// `msg` cut to [`MAX_MESSAGE_CHARS`]: a message may quote a value from the file ("must be a
+/// number, got ..."), and a hostile file's value can be megabytes long.
+fn shortened(msg: &str) -> std::borrow::Cow<'_, str> {
+    match msg.char_indices().nth(MAX_MESSAGE_CHARS) {
+        Some((cut, _)) => format!("{}… ({} bytes in all)", &msg[..cut], msg.len()).into(),
+        None => msg.into(),
+    }
+}
 
 thread_local! {
     /// Set while [`catch_panic`] runs, so the panic hook stays quiet for panics it turns into
@@ -67,4 +79,25 @@ pub fn catch_panic<T>(f: impl FnOnce() -> T) -> std::result::Result<T, String> {
             .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
             .unwrap_or_else(|| "a library panicked".into())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_quoting_huge_values_are_cut() {
+        let huge = format!(
+            "'rope_theta' must be a number, got \"{}\"",
+            "x".repeat(1 << 20)
+        );
+        let shown = SeftError::file(Path::new("config.json"), huge).to_string();
+        assert!(shown.starts_with("config.json: 'rope_theta' must be a number, got \"xxx"));
+        assert!(
+            shown.chars().count() < 1100 && shown.ends_with("bytes in all)"),
+            "{shown}"
+        );
+        let short = SeftError::Invalid("fine".into()).to_string();
+        assert_eq!(short, "fine");
+    }
 }

@@ -244,8 +244,8 @@ pub fn serve(
                 let n = chat_requests.fetch_add(1, Ordering::Relaxed);
                 let mut text = String::new();
                 let fault = opts.fault_plan.get(n).cloned().unwrap_or(Fault::Ok);
-                let body = std::io::Read::take(request.as_reader(), MAX_BODY_BYTES + 1);
-                if let Err(e) = std::io::Read::read_to_string(&mut { body }, &mut text) {
+                let mut body = std::io::Read::take(request.as_reader(), MAX_BODY_BYTES + 1);
+                if let Err(e) = std::io::Read::read_to_string(&mut body, &mut text) {
                     error_response(400, &format!("cannot read the request body: {e}"))
                 } else if text.len() as u64 > MAX_BODY_BYTES {
                     error_response(

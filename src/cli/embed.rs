@@ -37,7 +37,7 @@ pub struct EmbedArgs {
 /// One text per non-empty line of a .txt file; prompt rows of anything else.
 fn read_texts(path: &Path) -> Result<Vec<String>> {
     if path.extension().is_some_and(|e| e == "txt") {
-        let text = crate::input::read_metadata(path)?;
+        let text = crate::data::read_text(path)?;
         let lines: Vec<String> = text
             .lines()
             .filter(|l| !l.trim().is_empty())

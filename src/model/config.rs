@@ -132,7 +132,7 @@ impl ModelConfig {
         let kv = n(self.num_key_value_heads).checked_mul(n(self.head_dim))?;
         let mut attn = h.checked_mul(q.checked_mul(2)?.checked_add(kv.checked_mul(2)?)?)?;
         if self.qkv_bias {
-            attn = attn.checked_add(q + 2 * kv)?;
+            attn = attn.checked_add(q.checked_add(kv.checked_mul(2)?)?)?;
         }
         if self.o_bias {
             attn = attn.checked_add(h)?;
@@ -142,7 +142,7 @@ impl ModelConfig {
             MlpKind::Relu => 2,
         };
         let mlp = h.checked_mul(i)?.checked_mul(mlp_matrices)?;
-        let per_layer = attn.checked_add(mlp)?.checked_add(2 * h)?;
+        let per_layer = attn.checked_add(mlp)?.checked_add(h.checked_mul(2)?)?;
         let embeddings = v.checked_mul(h)?;
         let head = if self.tie_word_embeddings {
             0

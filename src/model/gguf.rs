@@ -20,8 +20,9 @@ const DEFAULT_ALIGNMENT: u64 = 32;
 /// Arrays nested deeper than this are refused (recursion is bounded; real files nest none).
 const MAX_NESTING: usize = 4;
 /// The most metadata values (array items included) a file may hold: each costs 32 bytes in
-/// memory, and the largest tokenizers (vocabulary, scores, types, merges) have about 10^6.
-const MAX_METADATA_VALUES: usize = 1 << 23;
+/// memory (128 MiB at most), and the largest tokenizers (vocabulary, scores, types, merges)
+/// have about 10^6.
+const MAX_METADATA_VALUES: usize = 1 << 22;
 /// The fewest bytes one tensor-table entry takes (name length, dims, type, offset).
 const MIN_TENSOR_ENTRY_BYTES: usize = 8 + 4 + 4 + 8;
 
@@ -295,7 +296,7 @@ impl<'a> Reader<'a> {
                         self.remaining()
                     ));
                 }
-                let mut items = Vec::with_capacity(n.min(MAX_METADATA_VALUES));
+                let mut items = Vec::with_capacity(n.min(1 << 16));
                 for _ in 0..n {
                     items.push(self.value(item_type, key, depth + 1)?);
                 }

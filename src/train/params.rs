@@ -535,12 +535,16 @@ impl SftParams {
 
 /// toml's messages span several lines (with a source excerpt); keep the first and the cause.
 fn one_line(msg: &str) -> String {
+    // The excerpt lines are `  |`, `1 | <the source line>` and `  ^`: the source line may be
+    // the whole (hostile) file, so only the position and the cause are kept.
+    let excerpt = |l: &str| {
+        let numbered = l.trim_start_matches(|c: char| c.is_ascii_digit());
+        l.starts_with('|') || (numbered.len() < l.len() && numbered.trim_start().starts_with('|'))
+    };
     let lines: Vec<&str> = msg
         .lines()
         .map(str::trim)
-        .filter(|l| {
-            !l.is_empty() && !l.starts_with('|') && !l.chars().all(|c| c == '^' || c == ' ')
-        })
+        .filter(|l| !l.is_empty() && !excerpt(l) && !l.chars().all(|c| c == '^' || c == ' '))
         .collect();
     lines.join(": ")
 }
@@ -551,6 +555,14 @@ mod tests {
 
     const MIN: &str =
         "[model]\npath = \"m.gguf\"\n[data]\ntrain = \"d.jsonl\"\n[output]\ndir = \"runs/x\"\n";
+
+    #[test]
+    fn parse_errors_are_one_short_line_without_the_source_excerpt() {
+        let deep = format!("x = {}{}\n", "[".repeat(100_000), "]".repeat(100_000));
+        let err = SftParams::parse(&deep, &[]).unwrap_err();
+        assert!(err.len() < 500 && !err.contains('\n'), "{err}");
+        assert!(err.contains("line 1"), "{err}");
+    }
 
     #[test]
     fn defaults_and_overrides() {

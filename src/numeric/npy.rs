@@ -38,6 +38,7 @@ pub(crate) fn read_f32_matrix(path: &Path) -> Result<(Vec<f32>, usize, usize)> {
             ),
         ));
     }
+    // `chunks_exact(w)` yields w-byte slices only, so the conversions cannot fail.
     let mut values: Vec<f32> = if header.float64 {
         body.chunks_exact(8)
             .map(|b| f64::from_le_bytes(b.try_into().expect("8-byte chunk")) as f32)

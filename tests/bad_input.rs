@@ -747,3 +747,23 @@ fn a_chat_template_that_would_render_for_ever_is_stopped() {
         );
     }
 }
+
+#[test]
+fn a_tokenizer_with_ids_beyond_the_vocabulary_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("tiny");
+    common::write_tiny_hf_folder(&folder, 4);
+    let mut tok: serde_json::Value = serde_json::from_str(&common::tiny_tokenizer_json()).unwrap();
+    tok["added_tokens"].as_array_mut().unwrap().push(serde_json::json!(
+        {"id": 9901, "content": "<big>", "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": true}
+    ));
+    std::fs::write(folder.join("tokenizer.json"), tok.to_string()).unwrap();
+    let (code, err) = info(&folder);
+    assert_one_line_error(
+        code,
+        &err,
+        &folder.join("tokenizer.json"),
+        // tokenizers numbers an added token after the vocabulary: 258 here.
+        "token \"<big>\" has id 258, outside the model's vocabulary of 258 (vocab_size)",
+    );
+}

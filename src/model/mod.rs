@@ -72,6 +72,22 @@ fn looks_like_hub_id(spec: &str) -> bool {
         && !spec.starts_with('.')
 }
 
+/// Every id the tokenizer can produce must index the model's embedding: a tokenizer larger than
+/// `vocab_size` would make the first unknown id fail inside the network.
+fn check_vocabulary(tokenizer: &TextTokenizer, config: &ModelConfig, file: &Path) -> Result<()> {
+    let vocab = tokenizer.inner.get_vocab(true);
+    match vocab.iter().max_by_key(|(_, id)| **id) {
+        Some((token, &id)) if id as usize >= config.vocab_size => Err(SeftError::file(
+            file,
+            format!(
+                "token {token:?} has id {id}, outside the model's vocabulary of {} (vocab_size)",
+                config.vocab_size
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
 impl LanguageModel {
     /// Loads `spec` on `backend`'s device and says on stderr what was loaded and how long it
     /// took (what every command that loads a model reports).
@@ -120,6 +136,7 @@ impl LanguageModel {
         let gguf = gguf::GgufFile::open(path)?;
         let config = config::ModelConfig::from_gguf(&gguf)?;
         let tokenizer = TextTokenizer::from_gguf(&gguf)?;
+        check_vocabulary(&tokenizer, &config, path)?;
         let net = weights::build_model(
             &config,
             &mut weights::GgufSource {
@@ -160,6 +177,7 @@ impl LanguageModel {
         }
         let config = ModelConfig::from_hf_json(&config_path)?;
         let tokenizer = TextTokenizer::from_hf_folder(folder)?;
+        check_vocabulary(&tokenizer, &config, &folder.join("tokenizer.json"))?;
         let mut source = weights::SafetensorsSource::open(folder)?;
         let net = weights::build_model(&config, &mut source, device)?;
         let gen_path = folder.join("generation_config.json");

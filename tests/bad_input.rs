@@ -612,19 +612,13 @@ fn datasets_larger_than_their_limits_are_refused_naming_the_setting() {
 #[test]
 fn a_lora_rank_larger_than_the_projections_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("train.jsonl");
-    std::fs::write(&data, "{\"prompt\": \"a\", \"completion\": \"b\"}\n").unwrap();
-    let config = tmp.path().join("sft.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[model]\npath = {:?}\n[data]\ntrain = {:?}\neval_fraction = 0.0\n[train]\nmax_steps = 1\n[lora]\nrank = 1000000\nalpha = 16.0\n[output]\ndir = {:?}\n",
-            common::fixture("tiny_archs/llama"),
-            data,
+    let config = common::tiny_sft_config(
+        tmp.path(),
+        &format!(
+            "[lora]\nrank = 1000000\nalpha = 16.0\n[output]\ndir = {:?}\n",
             tmp.path().join("out")
         ),
-    )
-    .unwrap();
+    );
     let o = common::output(common::seft().args(["sft", "--config"]).arg(&config));
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{err}");
@@ -665,21 +659,7 @@ fn alpaca_eval_metrics_without_a_usable_preference_exit_non_zero() {
 #[test]
 fn training_settings_out_of_range_are_refused_before_training() {
     let tmp = tempfile::tempdir().unwrap();
-    let data = write(
-        tmp.path(),
-        "train.jsonl",
-        b"{\"prompt\": \"a\", \"completion\": \"b\"}\n",
-    );
-    let config = tmp.path().join("sft.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[model]\npath = {:?}\n[data]\ntrain = {:?}\neval_fraction = 0.0\n[train]\nmax_steps = 1\n",
-            common::fixture("tiny_archs/llama"),
-            data,
-        ),
-    )
-    .unwrap();
+    let config = common::tiny_sft_config(tmp.path(), "");
     for (i, (set, cause)) in [
         ("train.log_every=0", "train.log_every must be at least 1"),
         ("train.beta1=1", "train.beta1 must be in [0, 1), got 1"),

@@ -102,19 +102,7 @@ fn sft_into_a_users_folder_is_refused_and_leaves_it_untouched() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("project");
     let files = users_folder(&out);
-    let data = tmp.path().join("train.jsonl");
-    std::fs::write(&data, "{\"prompt\": \"a\", \"completion\": \"b\"}\n").unwrap();
-    let config = tmp.path().join("sft.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[model]\npath = {:?}\n[data]\ntrain = {:?}\neval_fraction = 0.0\n[train]\nmax_steps = 1\n[output]\ndir = {:?}\n",
-            common::fixture("tiny_archs/llama"),
-            data,
-            out
-        ),
-    )
-    .unwrap();
+    let config = common::tiny_sft_config(tmp.path(), &format!("[output]\ndir = {out:?}\n"));
     let o = common::output(common::seft().args(["sft", "--config"]).arg(&config));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success(), "{err}");

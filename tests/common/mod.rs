@@ -224,3 +224,21 @@ pub fn write_tiny_hf_folder(dir: &Path, seed: u64) {
     let net = build_model(&cfg, &mut InitSource::new(seed, 0.2), &device).unwrap();
     seft::model::weights::save_safetensors(&net, &dir.join("model.safetensors")).unwrap();
 }
+
+/// `dir/sft.toml`: one step of SFT on the tiny Llama fixture with a one-row dataset
+/// (`dir/train.jsonl`), followed by the TOML in `extra` (more sections).
+pub fn tiny_sft_config(dir: &Path, extra: &str) -> PathBuf {
+    let data = dir.join("train.jsonl");
+    std::fs::write(&data, "{\"prompt\": \"a\", \"completion\": \"b\"}\n").unwrap();
+    let config = dir.join("sft.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[model]\npath = {:?}\n[data]\ntrain = {:?}\neval_fraction = 0.0\n[train]\nmax_steps = 1\n{extra}",
+            fixture("tiny_archs/llama"),
+            data,
+        ),
+    )
+    .unwrap();
+    config
+}

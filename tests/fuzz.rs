@@ -521,14 +521,7 @@ fn tiny_gguf() -> Vec<u8> {
         .map(|i| lm.tokenizer.decode(&[i as u32], false).unwrap_or_default())
         .map(|t| if t.is_empty() { "<e>".into() } else { t })
         .collect();
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("tiny.gguf");
-    let tensor_refs: Vec<(&str, Vec<usize>, u32, Vec<u8>)> = tensors
-        .iter()
-        .map(|(n, s, t, d)| (n.as_str(), s.clone(), *t, d.clone()))
-        .collect();
-    common::write_gguf(
-        &path,
+    gguf_bytes(
         &[
             ("general.architecture", Meta::Str("llama".into())),
             ("llama.embedding_length", Meta::U32(cfg.hidden_size as u32)),
@@ -561,8 +554,22 @@ fn tiny_gguf() -> Vec<u8> {
             ("tokenizer.ggml.eos_token_id", Meta::U32(1)),
             ("tokenizer.ggml.add_bos_token", Meta::Bool(false)),
         ],
-        &tensor_refs,
-    );
+        &tensors,
+    )
+}
+
+/// The bytes of a GGUF file with these metadata and (name, shape, ggml type, raw) tensors.
+fn gguf_bytes(
+    meta: &[(&str, common::Meta)],
+    tensors: &[(String, Vec<usize>, u32, Vec<u8>)],
+) -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("seed.gguf");
+    let refs: Vec<(&str, Vec<usize>, u32, Vec<u8>)> = tensors
+        .iter()
+        .map(|(n, s, t, d)| (n.as_str(), s.clone(), *t, d.clone()))
+        .collect();
+    common::write_gguf(&path, meta, &refs);
     read(&path)
 }
 
@@ -616,14 +623,7 @@ fn gguf_models() {
             )
         })
         .collect();
-    let dir = tempfile::tempdir().unwrap();
-    let all = dir.path().join("all.gguf");
-    let refs: Vec<(&str, Vec<usize>, u32, Vec<u8>)> = tensors
-        .iter()
-        .map(|(n, s, t, d)| (n.as_str(), s.clone(), *t, d.clone()))
-        .collect();
-    common::write_gguf(&all, &[], &refs);
-    seeds.push(read(&all));
+    seeds.push(gguf_bytes(&[], &tensors));
     let device = burn::tensor::Device::flex();
     fuzz(
         "gguf",

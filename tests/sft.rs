@@ -9,7 +9,6 @@ use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::{Device, Tensor, TensorData};
 use seft::LanguageModel;
 use seft::numeric::to_f32_vec;
-use seft::train::Objective;
 use seft::train::SftParams;
 use seft::train::loss::masked_token_loss;
 use seft::train::tokenize::tokenize_conversation;
@@ -68,7 +67,7 @@ fn micro_batches_accumulate_to_the_full_batch_gradient() {
     let lengths: std::collections::HashSet<usize> = train.iter().map(|e| e.ids.len()).collect();
     assert!(lengths.len() > 4, "lengths differ: {lengths:?}");
     let gradients = |micro: Vec<Vec<usize>>| {
-        let (grads, loss, _, _) = accumulate_step(&lm.net, &train, &micro, 1, Objective::Sft);
+        let (grads, loss, _, _) = accumulate_step(&lm.net, &train, &micro, 1);
         let mut c = Collect {
             grads: &grads,
             out: Vec::new(),
@@ -395,7 +394,6 @@ fn one_optimizer_step_matches_pytorch() {
         &examples,
         &[vec![0, 1]],
         fx["pad_id"].as_u64().unwrap() as u32,
-        Objective::Sft,
     );
     let expected_loss = fx["loss"].as_f64().unwrap();
     eprintln!("loss: seft {loss} PyTorch {expected_loss}");
@@ -411,42 +409,7 @@ fn one_optimizer_step_matches_pytorch() {
         (grad_norm - expected_norm).abs() <= 1e-3 * expected_norm,
         "grad norm {grad_norm} vs {expected_norm}"
     );
-    let tensors = seft::model::layout::named_tensors(&lm.net);
-    for (name, t) in fx["tensors"].as_object().unwrap() {
-        let (shape, data) = &tensors[name];
-        let ranges: Vec<(usize, usize)> = serde_json::from_value(t["slice"].clone()).unwrap();
-        let mut got = Vec::new();
-        match ranges.as_slice() {
-            [(a, b)] => got.extend_from_slice(&data[*a..*b]),
-            [(r0, r1), (c0, c1)] => {
-                for r in *r0..*r1 {
-                    got.extend_from_slice(&data[r * shape[1] + c0..r * shape[1] + c1]);
-                }
-            }
-            other => panic!("slice {other:?}"),
-        }
-        let after: Vec<f32> = serde_json::from_value(t["after"].clone()).unwrap();
-        let before: Vec<f32> = serde_json::from_value(t["before"].clone()).unwrap();
-        // Relative to the tensor's scale (max-norm): an element-wise ratio is ill-conditioned
-        // for the first Adam step, whose update g/(|g| + eps) leaves ±lr only where |g| ≫ eps;
-        // an element with |g| ≈ 10·eps moves by 0.9·lr and carries the float noise of its
-        // gradient (sums that cancel to ~1e-7) into the weight. The element-wise worst case is
-        // printed as well.
-        let scale = after.iter().fold(0f32, |m, a| m.max(a.abs()));
-        let (mut worst, mut worst_element) = (0f32, 0f32);
-        for ((g, a), b) in got.iter().zip(&after).zip(&before) {
-            assert_ne!(a, b, "{name}: PyTorch did not move this weight");
-            worst = worst.max((g - a).abs() / scale);
-            worst_element = worst_element.max((g - a).abs() / a.abs().max(1e-6));
-        }
-        eprintln!(
-            "{name}: max difference {worst:.2e} of the largest weight; element-wise {worst_element:.2e}"
-        );
-        assert!(
-            worst <= 1e-5,
-            "{name}: max difference {worst} of the largest weight after one step"
-        );
-    }
+    common::assert_weights_match(&lm.net, &fx["tensors"], 1e-5);
 }
 
 fn all_targets() -> seft::train::params::LoraSection {
@@ -550,7 +513,7 @@ fn merged_lora_weights_give_the_adapter_models_logits() {
     let examples = vec![ex];
     let mut optim = adamw(&Default::default());
     for _ in 0..5 {
-        let (grads, _, _, _) = accumulate_step(&net, &examples, &[vec![0]], 1, Objective::Sft);
+        let (grads, _, _, _) = accumulate_step(&net, &examples, &[vec![0]], 1);
         net = optimizer_step(net, &mut optim, grads, 1.0, 0.01).0;
     }
     let batch = seft::train::batch::collate(&[&examples[0]], 1);

@@ -89,6 +89,24 @@ pub fn token_nll_sum(logits: Tensor<2>, targets: &[i64]) -> Tensor<1> {
     }
 }
 
+/// −log softmax(row)[target] per row of `logits` `[rows, vocab]`, 0 where the target is
+/// negative: [`token_nll`] where it runs, Burn's `log_softmax` + `gather` elsewhere.
+pub fn token_nll_per_row(logits: Tensor<2>, targets: &[i64]) -> Tensor<1> {
+    if let Some(per_token) = token_nll(&logits, targets) {
+        return per_token;
+    }
+    let [rows, _] = logits.dims();
+    let device = logits.device();
+    let ids: Vec<i64> = targets.iter().map(|&t| t.max(0)).collect();
+    let mask: Vec<f32> = targets
+        .iter()
+        .map(|&t| if t >= 0 { 1.0 } else { 0.0 })
+        .collect();
+    let ids = Tensor::<2, Int>::from_data(TensorData::new(ids, [rows, 1]), &device);
+    let mask = Tensor::<1>::from_data(TensorData::new(mask, [rows]), &device);
+    (log_softmax(logits, 1).gather(1, ids).reshape([rows]) * mask).neg()
+}
+
 /// [`token_nll_sum`] from Burn's operations (any backend; the reference for the fused path).
 pub fn token_nll_sum_composed(logits: Tensor<2>, targets: &[i64]) -> Tensor<1> {
     let [rows, _] = logits.dims();

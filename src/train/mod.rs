@@ -10,9 +10,14 @@ pub mod checkpoint;
 pub mod loss;
 pub mod params;
 pub mod plot;
+pub mod preference;
+pub mod reference;
 pub mod schedule;
 pub mod tokenize;
 pub mod trainer;
 
-pub use params::{LoraSection, Objective, Schedule, SftParams, TrainSection};
+pub use params::{
+    LoraSection, Objective, PreferenceLoss, PreferenceLossKind, PreferenceSection, Schedule,
+    SftParams, TrainSection,
+};
 pub use trainer::{SftOutcome, Trainer, run_sft};

@@ -21,28 +21,190 @@ pub struct SftParams {
     #[serde(default)]
     pub lora: Option<LoraSection>,
     pub output: OutputSection,
-    /// What each step minimizes.
-    #[serde(default, skip_serializing_if = "Objective::is_sft")]
-    pub objective: Objective,
+    /// Present: train on preference pairs with this loss instead of SFT (see
+    /// [`PreferenceSection`]); absent: token cross-entropy on the targets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preference: Option<PreferenceSection>,
 }
 
-/// The loss a training run minimizes. Token cross-entropy on the targets (SFT) is the one
-/// objective today; preference losses are further variants, computed by the same loop
-/// ([`crate::train::trainer`]) from the same batches.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+/// The loss a training run minimizes; both are computed by the same loop
+/// ([`crate::train::trainer`]) with the same optimizer, schedule, accumulation, checkpoints
+/// and metrics file.
+#[derive(Debug, Clone, Copy, PartialEq)]
 #[non_exhaustive]
 pub enum Objective {
     /// Mean −log p(target) over the target tokens of the accumulated step.
-    #[default]
     Sft,
+    /// A pairwise preference loss over (chosen, rejected) completions of the same prompt
+    /// ([`crate::train::preference`]), averaged over the pairs of the accumulated step.
+    Preference(PreferenceLoss),
 }
 
-impl Objective {
-    fn is_sft(&self) -> bool {
-        *self == Objective::Sft
+/// The preference losses, with TRL's definitions (see [`crate::train::preference`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PreferenceLossKind {
+    /// DPO, TRL's `sigmoid`: −(1−ε)·log σ(βΔ) − ε·log σ(−βΔ) (ε = label_smoothing, cDPO).
+    Dpo,
+    /// Robust DPO: (−(1−ε)·log σ(βΔ) + ε·log σ(−βΔ)) / (1 − 2ε).
+    Robust,
+    /// IPO: (Δ − 1/(2β))² with log-probabilities averaged per completion token.
+    Ipo,
+    /// SimPO (reference-free): −log σ(β·(avg_c − avg_r) − γ).
+    Simpo,
+    /// ORPO (reference-free): NLL(chosen) − β·log σ(log-odds ratio), averaged log-probs.
+    Orpo,
+}
+
+impl PreferenceLossKind {
+    /// Whether the loss compares the policy with a reference model.
+    pub fn uses_reference(self) -> bool {
+        matches!(self, Self::Dpo | Self::Robust | Self::Ipo)
+    }
+
+    /// Whether sequence log-probabilities are averaged over completion tokens (else summed).
+    pub fn averages_log_probs(self) -> bool {
+        matches!(self, Self::Ipo | Self::Simpo | Self::Orpo)
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Dpo => "dpo",
+            Self::Robust => "robust",
+            Self::Ipo => "ipo",
+            Self::Simpo => "simpo",
+            Self::Orpo => "orpo",
+        }
     }
 }
+
+/// A preference loss and its constants, as the training step needs them.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PreferenceLoss {
+    pub kind: PreferenceLossKind,
+    pub beta: f64,
+    pub label_smoothing: f64,
+    pub simpo_gamma: f64,
+}
+
+/// `[preference]`: train on (prompt, chosen, rejected) pairs. Defaults are TRL's (β 0.1,
+/// SimPO's γ 0.5, no label smoothing; `train.lr` defaults to 1e-6 here, as DPOConfig's).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PreferenceSection {
+    pub loss: PreferenceLossKind,
+    /// β: the inverse temperature of the reward (ORPO: λ, the weight of the odds-ratio term,
+    /// which TRL's ORPOConfig also calls beta).
+    #[serde(default = "default_beta")]
+    pub beta: f64,
+    /// ε in [0, 0.5): dpo, robust and simpo only.
+    #[serde(default)]
+    pub label_smoothing: f64,
+    /// SimPO's target reward margin γ.
+    #[serde(default = "default_simpo_gamma")]
+    pub simpo_gamma: f64,
+    /// The reference model of dpo/robust/ipo: "initial" (the starting weights; with LoRA the
+    /// base with adapters off, no second copy) or a model path (GGUF, folder or hub id).
+    #[serde(default = "default_reference")]
+    pub reference: String,
+    /// Compute the reference log-probabilities once before training (resumable, cached in
+    /// the run directory) so that training holds one model.
+    #[serde(default)]
+    pub precompute_ref: bool,
+}
+
+impl PreferenceSection {
+    /// `loss` with TRL's defaults (β 0.1, γ 0.5, ε 0, the starting weights as reference).
+    pub fn new(loss: PreferenceLossKind) -> Self {
+        PreferenceSection {
+            loss,
+            beta: default_beta(),
+            label_smoothing: 0.0,
+            simpo_gamma: default_simpo_gamma(),
+            reference: default_reference(),
+            precompute_ref: false,
+        }
+    }
+
+    pub fn with_beta(mut self, beta: f64) -> Self {
+        self.beta = beta;
+        self
+    }
+
+    pub fn with_precompute_ref(mut self, precompute: bool) -> Self {
+        self.precompute_ref = precompute;
+        self
+    }
+
+    pub fn loss(&self) -> PreferenceLoss {
+        PreferenceLoss {
+            kind: self.loss,
+            beta: self.beta,
+            label_smoothing: self.label_smoothing,
+            simpo_gamma: self.simpo_gamma,
+        }
+    }
+
+    /// The reference model's path, or `None` for the starting weights.
+    pub fn reference_model(&self) -> Option<&str> {
+        Some(self.reference.as_str()).filter(|r| *r != "initial")
+    }
+
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        if !(self.beta > 0.0 && self.beta.is_finite()) {
+            return Err(format!("preference.beta must be > 0, got {}", self.beta));
+        }
+        if !(0.0..0.5).contains(&self.label_smoothing) {
+            return Err(format!(
+                "preference.label_smoothing must be in [0, 0.5), got {}",
+                self.label_smoothing
+            ));
+        }
+        let kind = self.loss;
+        if self.label_smoothing != 0.0
+            && !matches!(
+                kind,
+                PreferenceLossKind::Dpo | PreferenceLossKind::Robust | PreferenceLossKind::Simpo
+            )
+        {
+            return Err(format!(
+                "preference.label_smoothing applies to dpo, robust and simpo, not {}",
+                kind.name()
+            ));
+        }
+        if !(self.simpo_gamma >= 0.0 && self.simpo_gamma.is_finite()) {
+            return Err(format!(
+                "preference.simpo_gamma must be ≥ 0, got {}",
+                self.simpo_gamma
+            ));
+        }
+        if !kind.uses_reference() && (self.precompute_ref || self.reference != "initial") {
+            return Err(format!(
+                "preference.loss = \"{}\" is reference-free: remove preference.reference and preference.precompute_ref",
+                kind.name()
+            ));
+        }
+        if self.reference.trim().is_empty() {
+            return Err("preference.reference is empty (\"initial\" or a model path)".into());
+        }
+        Ok(())
+    }
+}
+
+fn default_beta() -> f64 {
+    0.1
+}
+
+fn default_simpo_gamma() -> f64 {
+    0.5
+}
+
+fn default_reference() -> String {
+    "initial".into()
+}
+
+/// TRL's DPOConfig learning rate, the default of `train.lr` under `[preference]`.
+pub const PREFERENCE_DEFAULT_LR: f64 = 1e-6;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -437,7 +599,7 @@ impl SftParams {
             output: OutputSection {
                 dir: out.as_ref().to_path_buf(),
             },
-            objective: Objective::Sft,
+            preference: None,
         }
     }
 
@@ -449,6 +611,20 @@ impl SftParams {
     pub fn with_train(mut self, train: TrainSection) -> Self {
         self.train = train;
         self
+    }
+
+    /// Train on preference pairs with this loss (the data must be preference rows).
+    pub fn with_preference(mut self, preference: PreferenceSection) -> Self {
+        self.preference = Some(preference);
+        self
+    }
+
+    /// What each optimizer step minimizes.
+    pub fn objective(&self) -> Objective {
+        match &self.preference {
+            Some(p) => Objective::Preference(p.loss()),
+            None => Objective::Sft,
+        }
     }
 
     pub fn with_lora(mut self, lora: LoraSection) -> Self {
@@ -486,7 +662,10 @@ impl SftParams {
     }
 
     pub fn parse(text: &str, overrides: &[String]) -> std::result::Result<Self, String> {
-        let cfg: SftParams = parse_toml(text, overrides)?;
+        let mut cfg: SftParams = parse_toml(text, overrides)?;
+        if cfg.preference.is_some() && !sets_key(text, overrides, "train", "lr") {
+            cfg.train.lr = PREFERENCE_DEFAULT_LR;
+        }
         cfg.validate()?;
         Ok(cfg.with_home_expanded())
     }
@@ -525,12 +704,32 @@ impl SftParams {
         if self.data.max_len < 2 {
             return Err("data.max_len must be at least 2".into());
         }
+        if let Some(p) = &self.preference {
+            p.validate()?;
+            if self.data.train_on_prompt || self.data.packing {
+                return Err("data.train_on_prompt and data.packing do not apply to [preference] training: the loss is on the completions, one pair per row".into());
+            }
+        }
         Ok(())
     }
 
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(self).expect("config serializes")
     }
+}
+
+/// Whether the config text or an override sets `section.key` (to tell a default from a choice).
+fn sets_key(text: &str, overrides: &[String], section: &str, key: &str) -> bool {
+    let dotted = format!("{section}.{key}");
+    let in_text = toml::from_str::<toml::Table>(text).ok().is_some_and(|t| {
+        t.get(section)
+            .and_then(toml::Value::as_table)
+            .is_some_and(|s| s.contains_key(key))
+    });
+    in_text
+        || overrides
+            .iter()
+            .any(|o| o.split_once('=').is_some_and(|(k, _)| k.trim() == dotted))
 }
 
 /// toml's messages span several lines (with a source excerpt); keep the first and the cause.

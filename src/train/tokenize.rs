@@ -41,10 +41,19 @@ pub fn assistant_spans(
     tok: &TextTokenizer,
     messages: &[Message],
 ) -> Result<(String, Vec<(usize, usize)>)> {
+    assistant_spans_from(tok, messages, 0)
+}
+
+/// [`assistant_spans`] of the assistant turns at index `from_turn` or later.
+fn assistant_spans_from(
+    tok: &TextTokenizer,
+    messages: &[Message],
+    from_turn: usize,
+) -> Result<(String, Vec<(usize, usize)>)> {
     let full = render(tok, messages, false)?;
     let mut spans = Vec::new();
     for (i, m) in messages.iter().enumerate() {
-        if m.role != "assistant" {
+        if m.role != "assistant" || i < from_turn {
             continue;
         }
         let before = render(tok, &messages[..i], true)?;
@@ -71,22 +80,52 @@ pub fn tokenize_conversation(
     } else {
         assistant_spans(tok, messages)?
     };
+    encode_with_targets(
+        tok,
+        &text,
+        (!train_on_prompt).then_some(spans.as_slice()),
+        max_len,
+    )
+}
+
+/// Tokenizes `prompt` followed by `completion` with targets on the completion's assistant
+/// turns only (earlier assistant turns of the prompt carry no loss), as preference training
+/// needs. Returns the example and whether it was truncated to `max_len`.
+pub fn tokenize_completion(
+    tok: &TextTokenizer,
+    prompt: &[Message],
+    completion: &[Message],
+    max_len: usize,
+) -> Result<(TokenizedExample, bool)> {
+    let messages: Vec<Message> = prompt.iter().chain(completion).cloned().collect();
+    let (text, spans) = assistant_spans_from(tok, &messages, prompt.len())?;
+    encode_with_targets(tok, &text, Some(spans.as_slice()), max_len)
+}
+
+/// Encodes `text`; tokens whose text starts inside one of `spans` are targets (every token
+/// when `spans` is `None`).
+fn encode_with_targets(
+    tok: &TextTokenizer,
+    text: &str,
+    spans: Option<&[(usize, usize)]>,
+    max_len: usize,
+) -> Result<(TokenizedExample, bool)> {
     let enc = tok
         .inner
-        .encode(text.as_str(), false)
+        .encode(text, false)
         .map_err(|e| SeftError::Invalid(format!("tokenization failed: {e}")))?;
     let mut ids = enc.get_ids().to_vec();
-    let mut is_target: Vec<bool> = if train_on_prompt {
-        vec![true; ids.len()]
-    } else {
-        enc.get_offsets()
+    let mut is_target: Vec<bool> = match spans {
+        None => vec![true; ids.len()],
+        Some(spans) => enc
+            .get_offsets()
             .iter()
             .map(|&(start, end)| {
                 spans
                     .iter()
                     .any(|&(a, b)| start >= a && start < b && end > start)
             })
-            .collect()
+            .collect(),
     };
     // A BOS the template did not write but the tokenizer wants.
     if tok.add_bos_token

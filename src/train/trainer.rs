@@ -13,7 +13,7 @@ use rand::{SeedableRng, rngs::StdRng};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::data::{read_records, resolve_dataset};
+use crate::data::{ReadReport, read_preferences, read_records, resolve_dataset};
 use crate::error::{Result, SeftError};
 use crate::fault::fault_point;
 use crate::model::llama::CausalLm;
@@ -25,7 +25,10 @@ use crate::train::checkpoint::{
     TrainState, io, latest_checkpoint, restore_checkpoint, save_checkpoint, truncate_metrics,
 };
 use crate::train::loss::{masked_token_loss, scalar};
-use crate::train::params::{Objective, SftParams};
+use crate::train::params::{Objective, PreferenceLoss, SftParams};
+use crate::train::preference::{
+    PairSkip, TokenizedPair, accumulate_pair_step, evaluate_pairs, tokenize_pair,
+};
 use crate::train::schedule::learning_rate;
 use crate::train::tokenize::{TokenizedExample, tokenize_conversation};
 
@@ -67,6 +70,13 @@ pub struct DataSummary {
     /// Rows left without any target token after truncation (dropped).
     pub dropped_no_target: usize,
     pub train_target_tokens: usize,
+    /// Preference pairs whose chosen and rejected completions are the same (dropped).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub identical_pairs: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 fn tokenize_all(
@@ -93,6 +103,38 @@ fn tokenize_all(
     Ok(out)
 }
 
+/// Reads the training rows with `read` (shuffled with the seed, cut to `max_rows`) and the
+/// held-out rows (the eval file, or `eval_fraction` of the training rows).
+fn read_split<T>(
+    cfg: &SftParams,
+    summary: &mut DataSummary,
+    read: impl Fn(&Path) -> Result<(Vec<T>, ReadReport)>,
+) -> Result<(Vec<T>, Vec<T>)> {
+    let (mut rows, report) = read(&resolve_dataset(&cfg.data.train)?)?;
+    summary.skipped_rows += report.skipped;
+    for example in &report.skipped_examples {
+        eprintln!("skipped: {example}");
+    }
+    let mut rng = StdRng::seed_from_u64(cfg.train.seed);
+    rows.shuffle(&mut rng);
+    let eval_rows = match &cfg.data.eval {
+        Some(path) => {
+            let (r, rep) = read(&resolve_dataset(path)?)?;
+            summary.skipped_rows += rep.skipped;
+            r
+        }
+        None => {
+            let n_eval = ((rows.len() as f64) * cfg.data.eval_fraction).round() as usize;
+            let n_eval = n_eval.min(rows.len().saturating_sub(1));
+            rows.split_off(rows.len() - n_eval)
+        }
+    };
+    if cfg.data.max_rows > 0 {
+        rows.truncate(cfg.data.max_rows);
+    }
+    Ok((rows, eval_rows))
+}
+
 /// Reads, splits and tokenizes the configured data.
 pub fn prepare_data(
     cfg: &SftParams,
@@ -100,28 +142,7 @@ pub fn prepare_data(
 ) -> Result<(Vec<TokenizedExample>, Vec<TokenizedExample>, DataSummary)> {
     let opts = cfg.data.read_options();
     let mut summary = DataSummary::default();
-    let (mut records, report) = read_records(&resolve_dataset(&cfg.data.train)?, &opts)?;
-    summary.skipped_rows += report.skipped;
-    for example in &report.skipped_examples {
-        eprintln!("skipped: {example}");
-    }
-    let mut rng = StdRng::seed_from_u64(cfg.train.seed);
-    records.shuffle(&mut rng);
-    let eval_records = match &cfg.data.eval {
-        Some(path) => {
-            let (r, rep) = read_records(&resolve_dataset(path)?, &opts)?;
-            summary.skipped_rows += rep.skipped;
-            r
-        }
-        None => {
-            let n_eval = ((records.len() as f64) * cfg.data.eval_fraction).round() as usize;
-            let n_eval = n_eval.min(records.len().saturating_sub(1));
-            records.split_off(records.len() - n_eval)
-        }
-    };
-    if cfg.data.max_rows > 0 {
-        records.truncate(cfg.data.max_rows);
-    }
+    let (records, eval_records) = read_split(cfg, &mut summary, |p| read_records(p, &opts))?;
     let mut train = tokenize_all(tok, &records, cfg, &mut summary)?;
     let eval = tokenize_all(tok, &eval_records, cfg, &mut summary)?;
     if train.is_empty() {
@@ -136,6 +157,46 @@ pub fn prepare_data(
     if cfg.data.packing {
         train = crate::train::tokenize::pack(train, cfg.data.max_len);
     }
+    Ok((train, eval, summary))
+}
+
+/// Reads, splits and tokenizes preference pairs (every row must be one); pairs with
+/// identical sides or a completion truncated away are counted and dropped.
+pub fn prepare_pairs(
+    cfg: &SftParams,
+    tok: &TextTokenizer,
+) -> Result<(Vec<TokenizedPair>, Vec<TokenizedPair>, DataSummary)> {
+    let opts = cfg.data.read_options();
+    let mut summary = DataSummary::default();
+    let (rows, eval_rows) = read_split(cfg, &mut summary, |p| read_preferences(p, &opts))?;
+    let mut tokenize = |rows: &[crate::data::Preference]| -> Result<Vec<TokenizedPair>> {
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            match tokenize_pair(tok, row, cfg.data.max_len)? {
+                Ok((pair, truncated)) => {
+                    summary.truncated_rows += truncated as usize;
+                    out.push(pair);
+                }
+                Err(PairSkip::Identical) => summary.identical_pairs += 1,
+                Err(PairSkip::NoTarget) => summary.dropped_no_target += 1,
+            }
+        }
+        Ok(out)
+    };
+    let train = tokenize(&rows)?;
+    let eval = tokenize(&eval_rows)?;
+    if train.is_empty() {
+        return Err(SeftError::Invalid(format!(
+            "{}: no usable preference pair ({} with identical chosen and rejected, {} whose prompt fills data.max_len = {})",
+            cfg.data.train, summary.identical_pairs, summary.dropped_no_target, cfg.data.max_len
+        )));
+    }
+    summary.train_rows = train.len();
+    summary.eval_rows = eval.len();
+    summary.train_target_tokens = train
+        .iter()
+        .map(|p| p.chosen.n_targets() + p.rejected.n_targets())
+        .sum();
     Ok((train, eval, summary))
 }
 
@@ -167,14 +228,13 @@ impl ModuleVisitor for ScaleGrads<'_> {
     }
 }
 
-/// Forward + backward over one optimizer step's micro-batches under `objective`; returns the
+/// Forward + backward over one optimizer step's micro-batches of sequences (SFT); returns the
 /// accumulated gradients, the mean loss per target token, token accuracy and token count.
 pub fn accumulate_step(
     net: &CausalLm,
     examples: &[TokenizedExample],
     micro_batches: &[Vec<usize>],
     pad_id: u32,
-    objective: Objective,
 ) -> (GradientsParams, f64, f64, usize) {
     let total_targets: usize = micro_batches
         .iter()
@@ -187,9 +247,7 @@ pub fn accumulate_step(
         let batch = collate(&rows, pad_id);
         tokens += batch.n_tokens;
         let logits = net.forward(&batch.input);
-        let (sum, ok) = match objective {
-            Objective::Sft => masked_token_loss(logits, &batch.targets),
-        };
+        let (sum, ok) = masked_token_loss(logits, &batch.targets);
         correct += ok;
         let loss = sum / total_targets.max(1) as f64;
         loss_sum += scalar(loss.clone().detach());
@@ -285,6 +343,116 @@ fn append_metrics(path: &Path, line: &serde_json::Value) -> Result<()> {
     crate::data::jsonl::append_jsonl(path, std::slice::from_ref(line))
 }
 
+/// What a run trains on: sequences (SFT) or preference pairs with their loss, and the frozen
+/// reference model when its log-probabilities are computed at each step.
+enum TrainData {
+    Sequences {
+        train: Vec<TokenizedExample>,
+        eval: Vec<TokenizedExample>,
+    },
+    Pairs {
+        train: Vec<TokenizedPair>,
+        eval: Vec<TokenizedPair>,
+        loss: PreferenceLoss,
+        reference: Option<CausalLm>,
+    },
+}
+
+/// One optimizer step's gradients, loss, tokens and logged metrics.
+struct StepOutput {
+    grads: GradientsParams,
+    loss: f64,
+    tokens: usize,
+    metrics: serde_json::Map<String, serde_json::Value>,
+}
+
+impl TrainData {
+    /// Token length of each training example (a pair: its longer row).
+    fn lengths(&self) -> Vec<usize> {
+        match self {
+            TrainData::Sequences { train, .. } => train.iter().map(|e| e.ids.len()).collect(),
+            TrainData::Pairs { train, .. } => train.iter().map(TokenizedPair::len).collect(),
+        }
+    }
+
+    fn has_eval(&self) -> bool {
+        match self {
+            TrainData::Sequences { eval, .. } => !eval.is_empty(),
+            TrainData::Pairs { eval, .. } => !eval.is_empty(),
+        }
+    }
+
+    fn step(&self, net: &CausalLm, micro_batches: &[Vec<usize>], pad_id: u32) -> StepOutput {
+        let mut metrics = serde_json::Map::new();
+        match self {
+            TrainData::Sequences { train, .. } => {
+                let (grads, loss, acc, tokens) = accumulate_step(net, train, micro_batches, pad_id);
+                metrics.insert("loss".into(), json!(loss));
+                metrics.insert("token_accuracy".into(), json!(acc));
+                StepOutput {
+                    grads,
+                    loss,
+                    tokens,
+                    metrics,
+                }
+            }
+            TrainData::Pairs {
+                train,
+                loss,
+                reference,
+                ..
+            } => {
+                let (grads, value, stats, tokens) = accumulate_pair_step(
+                    net,
+                    reference.as_ref(),
+                    train,
+                    micro_batches,
+                    pad_id,
+                    *loss,
+                );
+                metrics.insert("loss".into(), json!(value));
+                let mut trl = stats.metrics(loss.kind, "");
+                trl.remove("loss");
+                metrics.extend(trl);
+                StepOutput {
+                    grads,
+                    loss: value,
+                    tokens,
+                    metrics,
+                }
+            }
+        }
+    }
+
+    /// The held-out loss and the metrics to log with it (`eval_` names).
+    fn evaluate(
+        &self,
+        net: &CausalLm,
+        micro_batch: usize,
+        pad_id: u32,
+    ) -> (f64, serde_json::Map<String, serde_json::Value>) {
+        match self {
+            TrainData::Sequences { eval, .. } => {
+                let (l, a) = evaluate(net, eval, micro_batch, pad_id);
+                let mut m = serde_json::Map::new();
+                m.insert("eval_loss".into(), json!(l));
+                m.insert("eval_token_accuracy".into(), json!(a));
+                (l, m)
+            }
+            TrainData::Pairs {
+                eval,
+                loss,
+                reference,
+                ..
+            } => {
+                let stats =
+                    evaluate_pairs(net, reference.as_ref(), eval, micro_batch, pad_id, *loss);
+                (stats.loss(loss.kind), stats.metrics(loss.kind, "eval_"))
+            }
+        }
+    }
+}
+
 /// An SFT run ready to start: `Trainer::new(params).resume(true).run()`.
 pub struct Trainer {
     params: SftParams,
@@ -316,8 +484,7 @@ struct Session {
     lm: LanguageModel,
     optim: burn::optim::ModuleOptimizer,
     state: TrainState,
-    train: Vec<TokenizedExample>,
-    eval: Vec<TokenizedExample>,
+    data: TrainData,
     summary: DataSummary,
     pad_id: u32,
     total_steps: usize,
@@ -374,23 +541,56 @@ fn open_session(cfg: &SftParams, resume: bool) -> Result<Session> {
     io(&config_path, std::fs::write(&config_path, cfg.to_toml()))?;
     let device = cfg.model.backend.device()?.autodiff();
     let mut lm = LanguageModel::load(&cfg.model.path, &device)?;
+    // The starting weights (without LoRA adapters), frozen: they share storage with the model,
+    // so they cost memory only once full fine-tuning rewrites the weights. They stay on the
+    // autodiff device, untracked, so that their forward runs the same kernels as the policy's
+    // and the first step's Δ is exactly 0, as in PyTorch.
+    let initial = lm.net.clone().no_grad();
     if let Some(l) = &cfg.lora {
         lm.net = apply_lora(lm.net, &lm.config, l, cfg.train.seed)?;
     }
-    let (train, eval, summary) = prepare_data(cfg, &lm.tokenizer)?;
-    eprintln!(
-        "data: {} train / {} eval rows, {} skipped, {} truncated to {} tokens, {} without targets dropped, {} target tokens",
-        summary.train_rows,
-        summary.eval_rows,
-        summary.skipped_rows,
-        summary.truncated_rows,
-        cfg.data.max_len,
-        summary.dropped_no_target,
-        summary.train_target_tokens
-    );
     let pad_id = lm.eos_token_ids.first().copied().unwrap_or(0);
+    let (data, summary) = match cfg.objective() {
+        Objective::Sft => {
+            let (train, eval, summary) = prepare_data(cfg, &lm.tokenizer)?;
+            (TrainData::Sequences { train, eval }, summary)
+        }
+        Objective::Preference(loss) => {
+            let (train, eval, summary) = prepare_pairs(cfg, &lm.tokenizer)?;
+            let reference = match &cfg.preference {
+                Some(p) if loss.kind.uses_reference() => {
+                    Some(reference_model(p.reference_model(), initial, &lm, &device)?)
+                }
+                _ => None,
+            };
+            let mut data = TrainData::Pairs {
+                train,
+                eval,
+                loss,
+                reference,
+            };
+            if cfg.preference.as_ref().is_some_and(|p| p.precompute_ref)
+                && let TrainData::Pairs {
+                    train,
+                    eval,
+                    reference,
+                    ..
+                } = &mut data
+                && let Some(net) = reference.take()
+            {
+                crate::train::reference::precompute(
+                    out,
+                    &net,
+                    [("train", train), ("eval", eval)],
+                    cfg.train.micro_batch,
+                    pad_id,
+                )?;
+            }
+            (data, summary)
+        }
+    };
     let t = &cfg.train;
-    let micro_per_epoch = train.len().div_ceil(t.micro_batch);
+    let micro_per_epoch = data.lengths().len().div_ceil(t.micro_batch);
     let steps_per_epoch = micro_per_epoch.div_ceil(t.grad_accum);
     // As transformers: max_steps, when set, wins over epochs (cycling through the data).
     let total_steps = match t.max_steps {
@@ -413,14 +613,38 @@ fn open_session(cfg: &SftParams, resume: bool) -> Result<Session> {
         lm,
         optim,
         state,
-        train,
-        eval,
+        data,
         summary,
         pad_id,
         total_steps,
         metrics_path,
         losses,
     })
+}
+
+/// The frozen reference of dpo/robust/ipo: the starting weights (`initial`), or the model at
+/// `path`, which must share the policy's vocabulary.
+fn reference_model(
+    path: Option<&str>,
+    initial: CausalLm,
+    policy: &LanguageModel,
+    device: &burn::tensor::Device,
+) -> Result<CausalLm> {
+    let Some(path) = path else {
+        return Ok(initial);
+    };
+    drop(initial);
+    let reference = LanguageModel::load(path, device)?;
+    if reference.config.vocab_size != policy.config.vocab_size
+        || reference.tokenizer.inner.get_vocab_size(true)
+            != policy.tokenizer.inner.get_vocab_size(true)
+    {
+        return Err(SeftError::Invalid(format!(
+            "preference.reference {path}: its vocabulary ({} tokens) is not the policy's ({}): the log-probabilities would not compare",
+            reference.config.vocab_size, policy.config.vocab_size
+        )));
+    }
+    Ok(reference.net.no_grad())
 }
 
 /// (step, loss) of the training lines in a metrics file (none when it does not exist).
@@ -447,20 +671,32 @@ fn progress(total_steps: usize, step: usize) -> ProgressBar {
     bar
 }
 
+/// A metrics.jsonl line: the step (and epoch), then `metrics` in their order.
+fn step_line(
+    step: usize,
+    epoch: Option<usize>,
+    metrics: serde_json::Map<String, serde_json::Value>,
+) -> serde_json::Value {
+    let mut line = serde_json::Map::new();
+    line.insert("step".into(), json!(step));
+    if let Some(e) = epoch {
+        line.insert("epoch".into(), json!(e));
+    }
+    line.extend(metrics);
+    serde_json::Value::Object(line)
+}
+
 /// Optimizer steps from the session's position to the end, with metrics, evaluation and
 /// checkpoints. Returns the last held-out loss and the tokens this invocation trained on.
 fn train_steps(cfg: &SftParams, mut s: Session) -> Result<(Session, Option<f64>, usize)> {
     let t = &cfg.train;
-    let lengths: Vec<usize> = s.train.iter().map(|e| e.ids.len()).collect();
+    let lengths = s.data.lengths();
     let bar = progress(s.total_steps, s.state.step);
     let (mut eval_loss, mut trained_tokens) = (None, 0usize);
     // The starting point, so every run shows how far training moved the held-out loss.
-    if s.state.step == 0 && t.eval_every > 0 && !s.eval.is_empty() {
-        let (l, a) = evaluate(&s.lm.net, &s.eval, t.micro_batch, s.pad_id);
-        append_metrics(
-            &s.metrics_path,
-            &json!({"step": 0, "eval_loss": l, "eval_token_accuracy": a}),
-        )?;
+    if s.state.step == 0 && t.eval_every > 0 && s.data.has_eval() {
+        let (_, metrics) = s.data.evaluate(&s.lm.net, t.micro_batch, s.pad_id);
+        append_metrics(&s.metrics_path, &step_line(0, None, metrics))?;
     }
     while s.state.step < s.total_steps {
         let batches = epoch_batches(
@@ -477,13 +713,14 @@ fn train_steps(cfg: &SftParams, mut s: Session) -> Result<(Session, Option<f64>,
             continue;
         }
         let started = Instant::now();
-        let (grads, loss, acc, tokens) = accumulate_step(
-            &s.lm.net,
-            &s.train,
-            steps[s.state.step_in_epoch],
-            s.pad_id,
-            cfg.objective,
-        );
+        let StepOutput {
+            grads,
+            loss,
+            tokens,
+            mut metrics,
+        } = s
+            .data
+            .step(&s.lm.net, steps[s.state.step_in_epoch], s.pad_id);
         let lr = learning_rate(
             t.schedule,
             t.lr,
@@ -506,24 +743,23 @@ fn train_steps(cfg: &SftParams, mut s: Session) -> Result<(Session, Option<f64>,
             )));
         }
         if t.log_every > 0 && (step.is_multiple_of(t.log_every) || step == s.total_steps) {
+            metrics.insert("grad_norm".into(), json!(grad_norm));
+            metrics.insert("lr".into(), json!(lr));
+            metrics.insert("tokens_per_s".into(), json!(tokens as f64 / secs));
             append_metrics(
                 &s.metrics_path,
-                &json!({"step": step, "epoch": s.state.epoch, "loss": loss, "token_accuracy": acc,
-                "grad_norm": grad_norm, "lr": lr, "tokens_per_s": tokens as f64 / secs}),
+                &step_line(step, Some(s.state.epoch), metrics),
             )?;
             s.losses.push((step, loss));
         }
         bar.set_message(format!("loss {loss:.4} lr {lr:.2e}"));
         bar.set_position(step as u64);
         let at_end = step == s.total_steps;
-        if !s.eval.is_empty() && ((t.eval_every > 0 && step.is_multiple_of(t.eval_every)) || at_end)
+        if s.data.has_eval() && ((t.eval_every > 0 && step.is_multiple_of(t.eval_every)) || at_end)
         {
-            let (l, a) = evaluate(&s.lm.net, &s.eval, t.micro_batch, s.pad_id);
+            let (l, metrics) = s.data.evaluate(&s.lm.net, t.micro_batch, s.pad_id);
             eval_loss = Some(l);
-            append_metrics(
-                &s.metrics_path,
-                &json!({"step": step, "eval_loss": l, "eval_token_accuracy": a}),
-            )?;
+            append_metrics(&s.metrics_path, &step_line(step, None, metrics))?;
         }
         if (t.save_every > 0 && step.is_multiple_of(t.save_every)) || at_end {
             save_checkpoint(&cfg.output.dir, &s.lm.net, &s.optim, &s.state)?;

@@ -242,3 +242,53 @@ pub fn tiny_sft_config(dir: &Path, extra: &str) -> PathBuf {
     .unwrap();
     config
 }
+
+/// Checks the weights of `net` against a fixture's `tensors` (name → slice, before, after):
+/// each slice's largest difference, relative to the largest weight of the slice (max-norm),
+/// must be ≤ `tolerance`, and every weight must have moved in the reference. Returns the
+/// worst relative difference.
+///
+/// Relative to the tensor's scale: an element-wise ratio is ill-conditioned for the first
+/// Adam step, whose update g/(|g| + eps) leaves ±lr only where |g| ≫ eps; an element with
+/// |g| ≈ 10·eps moves by 0.9·lr and carries the float noise of its gradient (sums that
+/// cancel to ~1e-7) into the weight. The element-wise worst case is printed as well.
+pub fn assert_weights_match(
+    net: &seft::model::llama::CausalLm,
+    fixture: &serde_json::Value,
+    tolerance: f32,
+) -> f32 {
+    let tensors = seft::model::layout::named_tensors(net);
+    let mut worst_of_all = 0f32;
+    for (name, t) in fixture.as_object().unwrap() {
+        let (shape, data) = &tensors[name];
+        let ranges: Vec<(usize, usize)> = serde_json::from_value(t["slice"].clone()).unwrap();
+        let mut got = Vec::new();
+        match ranges.as_slice() {
+            [(a, b)] => got.extend_from_slice(&data[*a..*b]),
+            [(r0, r1), (c0, c1)] => {
+                for r in *r0..*r1 {
+                    got.extend_from_slice(&data[r * shape[1] + c0..r * shape[1] + c1]);
+                }
+            }
+            other => panic!("slice {other:?}"),
+        }
+        let after: Vec<f32> = serde_json::from_value(t["after"].clone()).unwrap();
+        let before: Vec<f32> = serde_json::from_value(t["before"].clone()).unwrap();
+        let scale = after.iter().fold(0f32, |m, a| m.max(a.abs()));
+        let (mut worst, mut worst_element) = (0f32, 0f32);
+        for ((g, a), b) in got.iter().zip(&after).zip(&before) {
+            assert_ne!(a, b, "{name}: PyTorch did not move this weight");
+            worst = worst.max((g - a).abs() / scale);
+            worst_element = worst_element.max((g - a).abs() / a.abs().max(1e-6));
+        }
+        eprintln!(
+            "{name}: max difference {worst:.2e} of the largest weight; element-wise {worst_element:.2e}"
+        );
+        assert!(
+            worst <= tolerance,
+            "{name}: max difference {worst} of the largest weight"
+        );
+        worst_of_all = worst_of_all.max(worst);
+    }
+    worst_of_all
+}

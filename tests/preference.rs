@@ -319,6 +319,9 @@ fn a_dpo_run_logs_trl_metrics_and_starts_at_log_2() {
         "{}",
         train[2]
     );
+    for plot in ["loss.svg", "reward_margins.svg", "reward_accuracies.svg"] {
+        assert!(dir.path().join("run").join(plot).exists(), "{plot}");
+    }
     let resolved = std::fs::read_to_string(dir.path().join("run/config.toml")).unwrap();
     assert!(resolved.contains("[preference]") && resolved.contains("loss = \"dpo\""));
     // TRL's DPO learning rate when the config does not set one.

@@ -51,7 +51,9 @@ pub enum Command {
     Cluster(cluster::ClusterArgs),
     /// SEFT's prompt selectors (random, kmeans, kde, kmeans+kde) on texts or an .npy matrix.
     Select(select::SelectArgs),
-    /// Supervised fine-tuning from a TOML config.
+    /// Train from a TOML config: SFT, or a preference loss (dpo, robust, ipo, simpo, orpo)
+    /// when it has a [preference] section.
+    #[command(alias = "train")]
     Sft(sft::SftArgs),
     /// Embed texts into an n×d float32 .npy (all-MiniLM-L6-v2 or a decoder's hidden states).
     Embed(embed::EmbedArgs),

@@ -1,4 +1,5 @@
-//! The loss curve of a run (training loss per step, eval loss where measured) as an SVG.
+//! The curves of a run as SVGs: the loss (training per step, held-out where measured) and, for
+//! preference runs, the reward margin and accuracy (TRL's `rewards/margins`, `rewards/accuracies`).
 
 use std::path::Path;
 
@@ -6,49 +7,59 @@ use plotters::prelude::*;
 
 use crate::error::{Result, SeftError};
 
-pub fn loss_curve(metrics: &Path, out: &Path) -> Result<()> {
+/// (step, value) of `key` in every metrics line that has it.
+fn series(lines: &[serde_json::Value], key: &str) -> Vec<(f64, f64)> {
+    lines
+        .iter()
+        .filter_map(|v| Some((v.get("step")?.as_f64()?, v.get(key)?.as_f64()?)))
+        .filter(|(_, y)| y.is_finite())
+        .collect()
+}
+
+fn read_lines(metrics: &Path) -> Result<Vec<serde_json::Value>> {
     let text = std::fs::read_to_string(metrics).map_err(|e| SeftError::io(metrics, e))?;
-    let (mut train, mut eval) = (Vec::new(), Vec::new());
-    for line in text.lines() {
-        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
-            continue;
-        };
-        let Some(step) = v.get("step").and_then(|s| s.as_f64()) else {
-            continue;
-        };
-        if let Some(l) = v.get("loss").and_then(|l| l.as_f64()) {
-            train.push((step, l));
-        }
-        if let Some(l) = v.get("eval_loss").and_then(|l| l.as_f64()) {
-            eval.push((step, l));
-        }
-    }
-    if train.is_empty() {
-        return Ok(());
-    }
-    let max_step = train.iter().chain(&eval).map(|p| p.0).fold(1.0, f64::max);
-    let max_loss = train.iter().chain(&eval).map(|p| p.1).fold(0.0, f64::max) * 1.05;
+    Ok(text
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect())
+}
+
+/// One chart of training (blue) and held-out (red, dotted with points) series.
+fn chart(
+    out: &Path,
+    caption: &str,
+    y_desc: &str,
+    train: &[(f64, f64)],
+    eval: &[(f64, f64)],
+) -> Result<()> {
+    let max_step = train.iter().chain(eval).map(|p| p.0).fold(1.0, f64::max);
+    let max_y = train.iter().chain(eval).map(|p| p.1).fold(0.0, f64::max);
+    let min_y = train.iter().chain(eval).map(|p| p.1).fold(0.0, f64::min);
+    let pad = 0.05 * (max_y - min_y).max(1e-6);
     let draw = || -> std::result::Result<(), Box<dyn std::error::Error>> {
         let root = SVGBackend::new(out, (800, 480)).into_drawing_area();
         root.fill(&WHITE)?;
         let mut chart = ChartBuilder::on(&root)
-            .caption("loss", ("sans-serif", 20))
+            .caption(caption, ("sans-serif", 20))
             .margin(10)
             .x_label_area_size(35)
             .y_label_area_size(50)
-            .build_cartesian_2d(0.0..max_step, 0.0..max_loss.max(1e-6))?;
+            .build_cartesian_2d(
+                0.0..max_step,
+                (min_y - if min_y < 0.0 { pad } else { 0.0 })..(max_y + pad),
+            )?;
         chart
             .configure_mesh()
             .x_desc("step")
-            .y_desc("loss per target token")
+            .y_desc(y_desc)
             .draw()?;
         chart
-            .draw_series(LineSeries::new(train.clone(), &BLUE))?
+            .draw_series(LineSeries::new(train.to_vec(), &BLUE))?
             .label("train")
             .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 15, y)], BLUE));
         if !eval.is_empty() {
             chart
-                .draw_series(LineSeries::new(eval.clone(), &RED))?
+                .draw_series(LineSeries::new(eval.to_vec(), &RED))?
                 .label("eval")
                 .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 15, y)], RED));
             chart.draw_series(eval.iter().map(|&p| Circle::new(p, 3, RED.filled())))?;
@@ -57,5 +68,43 @@ pub fn loss_curve(metrics: &Path, out: &Path) -> Result<()> {
         root.present()?;
         Ok(())
     };
-    draw().map_err(|e| SeftError::file(out, format!("cannot draw the loss curve: {e}")))
+    draw().map_err(|e| SeftError::file(out, format!("cannot draw {caption}: {e}")))
+}
+
+/// `loss.svg` from the run's metrics file (nothing when no training step was logged).
+pub fn loss_curve(metrics: &Path, out: &Path) -> Result<()> {
+    let lines = read_lines(metrics)?;
+    let train = series(&lines, "loss");
+    if train.is_empty() {
+        return Ok(());
+    }
+    let y_desc = match lines.iter().any(|l| l.get("rewards/margins").is_some()) {
+        true => "preference loss",
+        false => "loss per target token",
+    };
+    chart(out, "loss", y_desc, &train, &series(&lines, "eval_loss"))
+}
+
+/// `reward_margins.svg` and `reward_accuracies.svg` next to `loss.svg` for a preference run: the reward margin (chosen −
+/// rejected) and the share of pairs whose chosen reward is higher, training and held-out.
+pub fn reward_curves(metrics: &Path, out_dir: &Path) -> Result<()> {
+    let lines = read_lines(metrics)?;
+    let margins = series(&lines, "rewards/margins");
+    if margins.is_empty() {
+        return Ok(());
+    }
+    chart(
+        &out_dir.join("reward_margins.svg"),
+        "rewards/margins",
+        "chosen − rejected reward",
+        &margins,
+        &series(&lines, "eval_rewards/margins"),
+    )?;
+    chart(
+        &out_dir.join("reward_accuracies.svg"),
+        "rewards/accuracies",
+        "pairs with chosen reward > rejected",
+        &series(&lines, "rewards/accuracies"),
+        &series(&lines, "eval_rewards/accuracies"),
+    )
 }

@@ -410,10 +410,9 @@ impl TrainData {
                     pad_id,
                     *loss,
                 );
+                // TRL's names, with the loss that was backpropagated.
+                metrics.extend(stats.metrics(loss.kind, ""));
                 metrics.insert("loss".into(), json!(value));
-                let mut trl = stats.metrics(loss.kind, "");
-                trl.remove("loss");
-                metrics.extend(trl);
                 StepOutput {
                     grads,
                     loss: value,
@@ -504,6 +503,7 @@ pub fn run_sft(cfg: &SftParams, resume: bool) -> Result<SftOutcome> {
     session.lm.net = session.lm.net.valid().materialize();
     session.lm.save_hf_folder(&model_dir)?;
     crate::train::plot::loss_curve(&session.metrics_path, &out.join("loss.svg"))?;
+    crate::train::plot::reward_curves(&session.metrics_path, out)?;
     let outcome = SftOutcome {
         steps: session.state.step,
         last_loss: session.state.last_loss,

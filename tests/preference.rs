@@ -577,3 +577,46 @@ fn accumulating_one_pair_at_a_time_equals_one_batch_of_eight() {
         assert!(worst <= 1e-5, "{kind:?}: {worst}");
     }
 }
+
+/// With `[lora]` the reference is the frozen base (the adapters start at zero, so the first
+/// step's loss is exactly log 2), with or without precomputed references, and the merged model
+/// is saved.
+#[test]
+fn lora_preference_runs_use_the_frozen_base_as_reference() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = write_pairs(dir.path());
+    let train = "max_steps = 3\n[lora]\nrank = 4\nalpha = 8.0";
+    for (name, preference) in [
+        ("per_step", "loss = \"dpo\""),
+        ("cached", "loss = \"dpo\"\nprecompute_ref = true"),
+    ] {
+        let text = std::fs::read_to_string(tiny_config(dir.path(), name, &data, "", preference))
+            .unwrap()
+            .replace("\n[preference]", &format!("{train}\n[preference]"));
+        let cfg = dir.path().join(format!("{name}.toml"));
+        std::fs::write(&cfg, text).unwrap();
+        succeeded(&sft_cli(&cfg, &[], None));
+        let metrics = std::fs::read_to_string(dir.path().join(name).join("metrics.jsonl")).unwrap();
+        let first: Value = metrics
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .find(|l| l.get("loss").is_some())
+            .unwrap();
+        assert_eq!(
+            first["loss"].as_f64().unwrap(),
+            std::f64::consts::LN_2 as f32 as f64,
+            "{name}"
+        );
+        assert!(
+            dir.path()
+                .join(name)
+                .join("model/model.safetensors")
+                .exists()
+        );
+    }
+    let worst = max_relative_difference(
+        &weights(&dir.path().join("per_step")),
+        &weights(&dir.path().join("cached")),
+    );
+    assert!(worst <= 1e-5, "{worst}");
+}

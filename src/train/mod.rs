@@ -1,7 +1,9 @@
-//! Supervised fine-tuning: the engine that trains both SEFT's reviser and its policy.
+//! The training engine: supervised fine-tuning (which trains SEFT's reviser and its policy) and
+//! preference optimization (DPO and its family, [`preference`]), one loop for both.
 //!
-//! Loss on assistant tokens only (by default), normalized by the target-token count of the whole
-//! accumulated batch; AdamW with decoupled weight decay, warmup + cosine/linear schedule and
+//! SFT: loss on assistant tokens only (by default), normalized by the target-token count of the
+//! whole accumulated batch. Preference losses: averaged over the pairs of the accumulated step.
+//! Both: AdamW with decoupled weight decay, warmup + cosine/linear schedule and
 //! global gradient-norm clipping; atomic, exactly resumable checkpoints; metrics on disk.
 
 pub mod adamw;

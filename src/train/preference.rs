@@ -233,8 +233,8 @@ pub fn pair_terms(
     } else {
         sums.clone()
     };
-    let chosen = logps.clone().slice([0..n]);
-    let rejected = logps.slice([n..2 * n]);
+    let chosen = logps.clone().slice(0..n);
+    let rejected = logps.slice(n..2 * n);
     let sigmoid_terms = |z: Tensor<1>| {
         log_sigmoid(z.clone()).mul_scalar(-(1.0 - eps)) - log_sigmoid(z.neg()).mul_scalar(eps)
     };
@@ -357,7 +357,7 @@ pub fn accumulate_pair_step(
         stats.add(&mb_stats);
         let mut total = terms.sum() / total_pairs.max(1) as f64;
         if loss.kind == PreferenceLossKind::Orpo {
-            let nll = sums.slice([0..batch.len()]).sum().neg();
+            let nll = sums.slice(0..batch.len()).sum().neg();
             total = total + nll / chosen_tokens.max(1) as f64;
         }
         loss_sum += scalar(total.clone().detach());

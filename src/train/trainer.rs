@@ -1,5 +1,6 @@
-//! The SFT loop: data → micro-batches → accumulated gradients → clip → AdamW, with metrics,
-//! evaluation, atomic checkpoints and exact resume.
+//! The training loop, for SFT and the preference losses alike: data → micro-batches →
+//! accumulated gradients → clip → AdamW, with metrics, evaluation, atomic checkpoints and
+//! exact resume.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -354,7 +355,8 @@ enum TrainData {
         train: Vec<TokenizedPair>,
         eval: Vec<TokenizedPair>,
         loss: PreferenceLoss,
-        reference: Option<CausalLm>,
+        /// Boxed: a model is much larger than the other variant.
+        reference: Option<Box<CausalLm>>,
     },
 }
 
@@ -404,7 +406,7 @@ impl TrainData {
             } => {
                 let (grads, value, stats, tokens) = accumulate_pair_step(
                     net,
-                    reference.as_ref(),
+                    reference.as_deref(),
                     train,
                     micro_batches,
                     pad_id,
@@ -445,7 +447,7 @@ impl TrainData {
                 ..
             } => {
                 let stats =
-                    evaluate_pairs(net, reference.as_ref(), eval, micro_batch, pad_id, *loss);
+                    evaluate_pairs(net, reference.as_deref(), eval, micro_batch, pad_id, *loss);
                 (stats.loss(loss.kind), stats.metrics(loss.kind, "eval_"))
             }
         }
@@ -567,7 +569,7 @@ fn open_session(cfg: &SftParams, resume: bool) -> Result<Session> {
                 train,
                 eval,
                 loss,
-                reference,
+                reference: reference.map(Box::new),
             };
             if cfg.preference.as_ref().is_some_and(|p| p.precompute_ref)
                 && let TrainData::Pairs {
@@ -660,12 +662,16 @@ fn logged_losses(path: &Path) -> Result<Vec<(usize, f64)>> {
         .collect())
 }
 
-fn progress(total_steps: usize, step: usize) -> ProgressBar {
+fn progress(total_steps: usize, step: usize, objective: Objective) -> ProgressBar {
     let bar = ProgressBar::new(total_steps as u64).with_position(step as u64);
+    let name = match objective {
+        Objective::Sft => "sft",
+        Objective::Preference(loss) => loss.kind.name(),
+    };
     bar.set_style(
-        ProgressStyle::with_template(
-            "sft {bar:30} {pos}/{len} [{elapsed_precise}<{eta_precise}] {msg}",
-        )
+        ProgressStyle::with_template(&format!(
+            "{name} {{bar:30}} {{pos}}/{{len}} [{{elapsed_precise}}<{{eta_precise}}] {{msg}}"
+        ))
         .expect("valid template"),
     );
     bar
@@ -691,7 +697,7 @@ fn step_line(
 fn train_steps(cfg: &SftParams, mut s: Session) -> Result<(Session, Option<f64>, usize)> {
     let t = &cfg.train;
     let lengths = s.data.lengths();
-    let bar = progress(s.total_steps, s.state.step);
+    let bar = progress(s.total_steps, s.state.step, cfg.objective());
     let (mut eval_loss, mut trained_tokens) = (None, 0usize);
     // The starting point, so every run shows how far training moved the held-out loss.
     if s.state.step == 0 && t.eval_every > 0 && s.data.has_eval() {

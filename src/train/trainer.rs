@@ -591,6 +591,17 @@ fn open_session(cfg: &SftParams, resume: bool) -> Result<Session> {
             (data, summary)
         }
     };
+    eprintln!(
+        "data: {} train / {} eval rows, {} skipped, {} truncated to {} tokens, {} without targets dropped, {} identical pairs dropped, {} target tokens",
+        summary.train_rows,
+        summary.eval_rows,
+        summary.skipped_rows,
+        summary.truncated_rows,
+        cfg.data.max_len,
+        summary.dropped_no_target,
+        summary.identical_pairs,
+        summary.train_target_tokens
+    );
     let t = &cfg.train;
     let micro_per_epoch = data.lengths().len().div_ceil(t.micro_batch);
     let steps_per_epoch = micro_per_epoch.div_ceil(t.grad_accum);

@@ -19,6 +19,17 @@ fn messages(v: &Value) -> Vec<Message> {
     serde_json::from_value(v.clone()).unwrap()
 }
 
+/// A pair of the fixture's `prompt` and `chosen` with `rejected` as its rejected side.
+fn preference(pair: &Value, rejected: &Value) -> Preference {
+    Preference {
+        prompt: messages(&pair["prompt"]),
+        chosen: messages(&pair["chosen"]),
+        rejected: messages(rejected),
+        score_chosen: None,
+        score_rejected: None,
+    }
+}
+
 fn kind(name: &str) -> PreferenceLossKind {
     serde_json::from_value(Value::String(name.into())).unwrap()
 }
@@ -38,13 +49,7 @@ fn fixture_pairs(lm: &LanguageModel, fx: &Value) -> Vec<TokenizedPair> {
         .iter()
         .zip(fx["rows"].as_array().unwrap())
     {
-        let pref = Preference {
-            prompt: messages(&p["prompt"]),
-            chosen: messages(&p["chosen"]),
-            rejected: messages(&p["rejected"]),
-            score_chosen: None,
-            score_rejected: None,
-        };
+        let pref = preference(p, &p["rejected"]);
         let (pair, truncated) = tokenize_pair(&lm.tokenizer, &pref, 1024)
             .unwrap()
             .expect("a usable pair");
@@ -230,24 +235,20 @@ fn succeeded(out: &std::process::Output) -> String {
     err
 }
 
-/// The f32 values of every tensor of a saved model.
+/// Every weight of a model (name, values in row-major order), sorted by name.
+fn tensors_of(net: &seft::model::llama::CausalLm) -> Vec<(String, Vec<f32>)> {
+    let tensors = seft::model::layout::named_tensors(net).into_iter();
+    tensors.map(|(name, (_, values))| (name, values)).collect()
+}
+
+/// The weights of the model a run saved in `dir/model`.
 fn weights(dir: &std::path::Path) -> Vec<(String, Vec<f32>)> {
-    let bytes = std::fs::read(dir.join("model/model.safetensors")).unwrap();
-    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    let mut out: Vec<(String, Vec<f32>)> = st
-        .tensors()
-        .into_iter()
-        .map(|(name, t)| {
-            let values = t
-                .data()
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect();
-            (name, values)
-        })
-        .collect();
-    out.sort_by(|a, b| a.0.cmp(&b.0));
-    out
+    let model = dir.join("model");
+    tensors_of(
+        &LanguageModel::load(model.to_str().unwrap(), &Device::flex())
+            .unwrap()
+            .net,
+    )
 }
 
 /// Largest difference between two models' weights, relative to each tensor's largest weight.
@@ -530,13 +531,7 @@ fn accumulating_one_pair_at_a_time_equals_one_batch_of_eight() {
     let fixture = fx["pairs"].as_array().unwrap();
     for (i, p) in fixture.iter().enumerate() {
         let next = &fixture[(i + 1) % fixture.len()];
-        let pref = Preference {
-            prompt: messages(&p["prompt"]),
-            chosen: messages(&p["chosen"]),
-            rejected: messages(&next["rejected"]),
-            score_chosen: None,
-            score_rejected: None,
-        };
+        let pref = preference(p, &next["rejected"]);
         pairs.push(
             tokenize_pair(&lm.tokenizer, &pref, 1024)
                 .unwrap()
@@ -561,18 +556,14 @@ fn accumulating_one_pair_at_a_time_equals_one_batch_of_eight() {
                     accumulate_pair_step(&net, Some(&reference), &pairs, &micro, 2, loss);
                 net = optimizer_step(net, &mut optim, grads, 1.0, train.lr).0;
             }
-            seft::model::layout::named_tensors(&net)
+            let tensors = seft::model::layout::named_tensors(&net).into_iter();
+            tensors
+                .map(|(name, (_, values))| (name, values))
+                .collect::<Vec<_>>()
         };
         let one = run(vec![(0..8).collect()]);
         let eight = run((0..8).map(|i| vec![i]).collect());
-        let mut worst = 0f32;
-        for (name, (_, a)) in &one {
-            let b = &eight[name].1;
-            let scale = a.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-12);
-            for (x, y) in a.iter().zip(b) {
-                worst = worst.max((x - y).abs() / scale);
-            }
-        }
+        let worst = max_relative_difference(&one, &eight);
         eprintln!("{kind:?}: 1×8 vs 8×1 after 3 steps: {worst:.2e} of the largest weight");
         assert!(worst <= 1e-5, "{kind:?}: {worst}");
     }

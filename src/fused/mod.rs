@@ -90,11 +90,16 @@ pub fn token_nll_sum(logits: Tensor<2>, targets: &[i64]) -> Tensor<1> {
 }
 
 /// −log softmax(row)[target] per row of `logits` `[rows, vocab]`, 0 where the target is
-/// negative: [`token_nll`] where it runs, Burn's `log_softmax` + `gather` elsewhere.
+/// negative: [`token_nll`] where it runs, [`token_nll_per_row_composed`] elsewhere.
 pub fn token_nll_per_row(logits: Tensor<2>, targets: &[i64]) -> Tensor<1> {
-    if let Some(per_token) = token_nll(&logits, targets) {
-        return per_token;
+    match token_nll(&logits, targets) {
+        Some(per_token) => per_token,
+        None => token_nll_per_row_composed(logits, targets),
     }
+}
+
+/// [`token_nll_per_row`] from Burn's `log_softmax` + `gather` (any backend).
+pub fn token_nll_per_row_composed(logits: Tensor<2>, targets: &[i64]) -> Tensor<1> {
     let [rows, _] = logits.dims();
     let device = logits.device();
     let ids: Vec<i64> = targets.iter().map(|&t| t.max(0)).collect();
@@ -109,17 +114,7 @@ pub fn token_nll_per_row(logits: Tensor<2>, targets: &[i64]) -> Tensor<1> {
 
 /// [`token_nll_sum`] from Burn's operations (any backend; the reference for the fused path).
 pub fn token_nll_sum_composed(logits: Tensor<2>, targets: &[i64]) -> Tensor<1> {
-    let [rows, _] = logits.dims();
-    let device = logits.device();
-    let ids: Vec<i64> = targets.iter().map(|&t| t.max(0)).collect();
-    let mask: Vec<f32> = targets
-        .iter()
-        .map(|&t| if t >= 0 { 1.0 } else { 0.0 })
-        .collect();
-    let ids = Tensor::<2, Int>::from_data(TensorData::new(ids, [rows, 1]), &device);
-    let mask = Tensor::<1>::from_data(TensorData::new(mask, [rows]), &device);
-    let picked = log_softmax(logits, 1).gather(1, ids).reshape([rows]);
-    (picked * mask).sum().neg()
+    token_nll_per_row_composed(logits, targets).sum()
 }
 
 /// RMSNorm over the last axis with scale `weight` (fused on flex).

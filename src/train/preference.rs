@@ -67,7 +67,8 @@ impl TokenizedPair {
 /// Why a well-formed pair is not trained on (counted in the data summary, not an error).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PairSkip {
-    /// Chosen and rejected are the same text: Δ is 0 whatever the weights.
+    /// Chosen and rejected are the same text (or the same tokens once cut to `max_len`): Δ is 0
+    /// whatever the weights.
     Identical,
     /// The prompt fills `max_len`, so a completion has no token left after truncation.
     NoTarget,
@@ -88,6 +89,7 @@ pub fn tokenize_pair(
     if chosen.n_targets() == 0 || rejected.n_targets() == 0 {
         return Ok(Err(PairSkip::NoTarget));
     }
+    // Different completions can still be cut to the same tokens by max_len.
     if chosen == rejected {
         return Ok(Err(PairSkip::Identical));
     }

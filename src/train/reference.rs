@@ -106,20 +106,21 @@ fn read_cache(path: &Path) -> Result<HashMap<(String, usize), [f64; 2]>> {
     Ok(found)
 }
 
-/// Fills every pair's reference log-probabilities from the cache in the run directory `out`,
-/// computing (and appending) the missing chunks with `reference`. Returns the cache file.
+/// Fills every training and held-out pair's reference log-probabilities from the cache in
+/// the run directory `out`, computing (and appending) the missing chunks with `reference`.
+/// Returns the cache file.
 pub fn precompute(
     out: &Path,
     reference: &CausalLm,
-    splits: [(&str, &mut [TokenizedPair]); 2],
+    train: &mut [TokenizedPair],
+    eval: &mut [TokenizedPair],
     micro_batch: usize,
     pad_id: u32,
 ) -> Result<PathBuf> {
-    let [(train_name, train), (eval_name, eval)] = splits;
     let path = cache_path(out, &weights_hash(reference), &pairs_hash(train, eval));
     let cached = read_cache(&path)?;
     let chunk = micro_batch.max(1);
-    let splits = [(train_name, train), (eval_name, eval)];
+    let splits = [("train", train), ("eval", eval)];
     let missing: usize = splits
         .iter()
         .map(|(name, pairs)| {

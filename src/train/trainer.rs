@@ -30,6 +30,7 @@ use crate::train::params::{Objective, PreferenceLoss, SftParams};
 use crate::train::preference::{
     PairSkip, TokenizedPair, accumulate_pair_step, evaluate_pairs, tokenize_pair,
 };
+use crate::train::reference::precompute;
 use crate::train::schedule::learning_rate;
 use crate::train::tokenize::{TokenizedExample, tokenize_conversation};
 
@@ -552,42 +553,32 @@ fn open_session(cfg: &SftParams, resume: bool) -> Result<Session> {
         lm.net = apply_lora(lm.net, &lm.config, l, cfg.train.seed)?;
     }
     let pad_id = lm.eos_token_ids.first().copied().unwrap_or(0);
-    let (data, summary) = match cfg.objective() {
-        Objective::Sft => {
+    let (data, summary) = match &cfg.preference {
+        None => {
             let (train, eval, summary) = prepare_data(cfg, &lm.tokenizer)?;
             (TrainData::Sequences { train, eval }, summary)
         }
-        Objective::Preference(loss) => {
-            let (train, eval, summary) = prepare_pairs(cfg, &lm.tokenizer)?;
-            let reference = match &cfg.preference {
-                Some(p) if loss.kind.uses_reference() => {
-                    Some(reference_model(p.reference_model(), initial, &lm, &device)?)
-                }
-                _ => None,
+        Some(p) => {
+            let loss = p.loss();
+            let (mut train, mut eval, summary) = prepare_pairs(cfg, &lm.tokenizer)?;
+            let mut reference = match loss.kind.uses_reference() {
+                true => Some(reference_model(p.reference_model(), initial, &lm, &device)?),
+                false => None,
             };
-            let mut data = TrainData::Pairs {
+            // Precomputed: the reference's values go into the pairs and the model is dropped.
+            if p.precompute_ref
+                && let Some(net) = reference.take()
+            {
+                let micro_batch = cfg.train.micro_batch;
+                precompute(out, &net, &mut train, &mut eval, micro_batch, pad_id)?;
+            }
+            let reference = reference.map(Box::new);
+            let data = TrainData::Pairs {
                 train,
                 eval,
                 loss,
-                reference: reference.map(Box::new),
+                reference,
             };
-            if cfg.preference.as_ref().is_some_and(|p| p.precompute_ref)
-                && let TrainData::Pairs {
-                    train,
-                    eval,
-                    reference,
-                    ..
-                } = &mut data
-                && let Some(net) = reference.take()
-            {
-                crate::train::reference::precompute(
-                    out,
-                    &net,
-                    [("train", train), ("eval", eval)],
-                    cfg.train.micro_batch,
-                    pad_id,
-                )?;
-            }
             (data, summary)
         }
     };

@@ -285,24 +285,16 @@ pub struct Evaluation {
     pub answer_sets: Vec<AnswerSet>,
 }
 
-/// Evaluates the starting policy and the evolved ones on the held-out prompts: graded, with
-/// the reviser's confusion table, when the run has a task; answered for a judge otherwise.
-/// Sets each evaluated iteration's accuracy.
-pub fn evaluate_run(
-    run: &Run,
-    held_out: &[PromptRow],
-    start: &str,
-    reviser: &str,
-    evolution: &mut Evolution,
-) -> Result<Evaluation> {
-    if held_out.is_empty() {
-        return Ok(Evaluation::default());
-    }
-    if run.cfg.task.is_none() {
-        return answer_run(run, held_out, start, evolution);
-    }
-    let mut evaluation = Evaluation::default();
-    let mut grade_policy = |name: &str, path: &str| -> Result<f64> {
+impl Evaluation {
+    /// Grades the policy at `path` on the held-out prompts (a resumable `eval/<name>` stage),
+    /// keeps its evaluation and answers under `name`, and returns its accuracy.
+    pub fn grade(
+        &mut self,
+        run: &Run,
+        held_out: &[PromptRow],
+        name: &str,
+        path: &str,
+    ) -> Result<f64> {
         let (eval, rows) = run.stage_with(
             &stages::eval(name),
             &format!("evaluate {name}"),
@@ -321,18 +313,37 @@ pub fn evaluate_run(
             |dir| read_jsonl(&dir.join(files::RESPONSES)),
         )?;
         let accuracy = eval.accuracy;
-        evaluation.evals.push(eval);
-        evaluation.graded.insert(name.to_string(), rows);
+        self.evals.push(eval);
+        self.graded.insert(name.to_string(), rows);
         Ok(accuracy)
-    };
-    grade_policy("start", start)?;
+    }
+}
+
+/// Evaluates the starting policy and the evolved ones on the held-out prompts: graded, with
+/// the reviser's confusion table, when the run has a task; answered for a judge otherwise.
+/// Sets each evaluated iteration's accuracy.
+pub fn evaluate_run(
+    run: &Run,
+    held_out: &[PromptRow],
+    start: &str,
+    reviser: &str,
+    evolution: &mut Evolution,
+) -> Result<Evaluation> {
+    if held_out.is_empty() {
+        return Ok(Evaluation::default());
+    }
+    if run.cfg.task.is_none() {
+        return answer_run(run, held_out, start, evolution);
+    }
+    let mut evaluation = Evaluation::default();
+    evaluation.grade(run, held_out, "start", start)?;
     for (arm, policies) in &evolution.policies {
         for (i, path) in policies.iter().enumerate() {
             let t = i + 1;
             if !run.cfg.eval.every_iteration && t != policies.len() {
                 continue;
             }
-            let accuracy = grade_policy(&policy_name(*arm, t), path)?;
+            let accuracy = evaluation.grade(run, held_out, &policy_name(*arm, t), path)?;
             if let Some(it) = evolution
                 .iterations
                 .iter_mut()

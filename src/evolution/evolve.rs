@@ -220,6 +220,7 @@ pub fn evolve(run: &Run, inputs: &EvolutionInputs) -> Result<Evolution> {
                         train: &run.cfg.evolution.train,
                         lora: run.cfg.evolution.lora.as_ref(),
                         max_len: run.cfg.evolution.max_len,
+                        preference: None,
                     };
                     fine_tune(run, job, dir)
                 },

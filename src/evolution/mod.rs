@@ -17,9 +17,11 @@
 //! (tags, data, output format), [`gate`] (the quality gate that skips the reviser),
 //! [`selection`] (which prompts each iteration), [`evolve`] (generate → revise → filter
 //! ([`filters`]) → fine-tune, per arm and iteration; [`generation`] writes the answers),
-//! [`evaluate`] (held-out grading, the reviser's confusion table) and [`report`];
+//! [`evaluate`] (held-out grading, the reviser's confusion table), [`baselines`] (the
+//! comparison arms: SFT on chosen, DPO and its family, SEFT+DPO) and [`report`];
 //! [`pipeline`] chains them.
 
+pub mod baselines;
 pub mod data;
 pub mod evaluate;
 pub mod evolve;

@@ -1,5 +1,5 @@
 //! `seft run`: data → (starting policy) → reviser → (quality gate) → prompt selection →
-//! T evolution iterations per arm → evaluation → report. Every step is a resumable stage
+//! T evolution iterations per arm → evaluation → (comparison arms) → report. Every step is a resumable stage
 //! ([`Run::stage`]) with its artifacts in the run directory ([`crate::evolution::layout`]); the
 //! stages hand their results to the next in memory and read artifacts back only when a
 //! rerun skips a finished stage.
@@ -7,11 +7,12 @@
 use std::path::Path;
 
 use crate::error::{Result, SeftError};
+use crate::evolution::baselines::run_baselines;
 use crate::evolution::data::{RunInputs, make_data};
 use crate::evolution::evaluate::evaluate_run;
 use crate::evolution::evolve::{EvolutionInputs, evolve};
 use crate::evolution::gate::gate_stage;
-use crate::evolution::layout::{DataFile, files, stages};
+use crate::evolution::layout::{Arm, DataFile, files, stages};
 use crate::evolution::report::{Report, RunResults, write_report};
 use crate::evolution::run_config::{ReviserBase, RunConfig};
 use crate::evolution::scratch::write_scratch_model;
@@ -41,6 +42,7 @@ pub fn run(cfg: &RunConfig, out: &Path) -> Result<Report> {
             train: &cfg.reviser.train,
             lora: cfg.reviser.lora.as_ref(),
             max_len: cfg.reviser.max_len,
+            preference: None,
         };
         fine_tune(&run, job, dir)
     })?;
@@ -57,13 +59,20 @@ pub fn run(cfg: &RunConfig, out: &Path) -> Result<Report> {
             selection: &selection.iterations,
         },
     )?;
-    let evaluation = evaluate_run(
+    let mut evaluation = evaluate_run(
         &run,
         &inputs.held_out,
         &start,
         &reviser_model,
         &mut evolution,
     )?;
+    let seft_final = evolution
+        .policies
+        .iter()
+        .find(|(arm, _)| *arm == Arm::Seft)
+        .and_then(|(_, policies)| policies.last())
+        .map(String::as_str);
+    let baselines = run_baselines(&run, &start, seft_final, &inputs.held_out, &mut evaluation)?;
     let selection_report = SelectionReport::new(
         &selection,
         &inputs.pool,
@@ -79,6 +88,7 @@ pub fn run(cfg: &RunConfig, out: &Path) -> Result<Report> {
             reviser,
             iterations: evolution.iterations,
             evaluation,
+            baselines,
             gate: gate.map(|g| g.outcome),
             selection: Some(selection_report),
             stage_seconds: run.stage_seconds(),
@@ -121,6 +131,7 @@ fn starting_policy(run: &Run, base: &str) -> Result<(String, Option<SftStage>)> 
             train: &sp.train,
             lora: sp.lora.as_ref(),
             max_len: sp.max_len,
+            preference: None,
         };
         fine_tune(run, job, dir)
     })?;

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::jsonl::write_atomic;
 use crate::error::Result;
+use crate::evolution::baselines::BaselineResult;
 use crate::evolution::data::DataOutcome;
 use crate::evolution::evaluate::{AnswerSet, Evaluation, PolicyEval, ReviserEval, win_rate};
 use crate::evolution::evolve::IterationReport;
@@ -41,6 +42,9 @@ pub struct Report {
     /// How the evolution prompts were chosen, and which kinds of prompts were revised most.
     #[serde(default)]
     pub selection: Option<SelectionReport>,
+    /// Comparison arms (`[[baselines]]`): every sweep point, trained and graded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub baselines: Vec<BaselineResult>,
     /// The quality gate: its training (firing trees vs dense), calibration, and use.
     #[serde(default)]
     pub gate: Option<GateOutcome>,
@@ -57,6 +61,7 @@ pub struct RunResults {
     pub reviser: SftStage,
     pub iterations: Vec<IterationReport>,
     pub evaluation: Evaluation,
+    pub baselines: Vec<BaselineResult>,
     pub gate: Option<GateOutcome>,
     pub selection: Option<SelectionReport>,
     pub stage_seconds: Vec<(String, f64)>,
@@ -103,6 +108,7 @@ impl Report {
             evals: evaluation.evals,
             answer_sets: evaluation.answer_sets,
             selection: results.selection,
+            baselines: results.baselines,
             gate: results.gate,
             stage_seconds: results.stage_seconds,
             seconds: results.seconds,
@@ -113,6 +119,7 @@ impl Report {
         let mut s = String::new();
         self.write_result(&mut s);
         self.write_iterations(&mut s);
+        self.write_baselines(&mut s);
         self.write_reviser_eval(&mut s);
         self.write_answer_sets(&mut s);
         let d = &self.data;
@@ -208,6 +215,66 @@ impl Report {
                 r.mean_response_chars,
                 r.mean_enhanced_chars,
                 pct(it.accuracy)
+            );
+        }
+    }
+
+    /// Every arm in one table: start, SEFT, the identity control, then each comparison arm at
+    /// its best sweep point, with its whole sweep.
+    fn write_baselines(&self, s: &mut String) {
+        if self.baselines.is_empty() {
+            return;
+        }
+        let pct = |x: Option<f64>| x.map_or("–".to_string(), |v| format!("{:.1}%", 100.0 * v));
+        let _ = writeln!(
+            *s,
+            "\n## Comparison arms\n\nAll from the same preference pairs and the same starting policy (`from = seft`: the final SEFT policy); each arm's best sweep point, with the whole sweep.\n"
+        );
+        let _ = writeln!(
+            *s,
+            "| arm | method | from | accuracy | best β | best lr | sweep: β, lr → accuracy |"
+        );
+        let _ = writeln!(*s, "|---|---|---|---|---|---|---|");
+        for (name, accuracy) in [
+            ("start", self.before_accuracy),
+            ("SEFT", self.after_accuracy),
+            ("identity control", self.identity_reviser_accuracy),
+        ] {
+            let _ = writeln!(*s, "| {name} | | | {} | | | |", pct(accuracy));
+        }
+        let mut names: Vec<&str> = self.baselines.iter().map(|b| b.name.as_str()).collect();
+        names.dedup();
+        for name in names {
+            let points: Vec<&BaselineResult> =
+                self.baselines.iter().filter(|b| b.name == name).collect();
+            let best = points
+                .iter()
+                .max_by(|a, b| {
+                    a.accuracy
+                        .unwrap_or(f64::NAN)
+                        .total_cmp(&b.accuracy.unwrap_or(f64::NAN))
+                })
+                .expect("an arm has at least one point");
+            let beta = |b: Option<f64>| b.map_or("–".to_string(), |v| v.to_string());
+            let sweep: Vec<String> = points
+                .iter()
+                .map(|p| format!("{}, {} → {}", beta(p.beta), p.lr, pct(p.accuracy)))
+                .collect();
+            let _ = writeln!(
+                *s,
+                "| {name} | {} | {} | {} | {} | {} | {} |",
+                serde_json::to_value(best.method)
+                    .expect("serializable")
+                    .as_str()
+                    .unwrap_or(""),
+                serde_json::to_value(best.from)
+                    .expect("serializable")
+                    .as_str()
+                    .unwrap_or(""),
+                pct(best.accuracy),
+                beta(best.beta),
+                best.lr,
+                sweep.join("; ")
             );
         }
     }

@@ -40,6 +40,10 @@ pub struct RunConfig {
     pub gate: Option<GateSection>,
     #[serde(default)]
     pub eval: EvalConfig,
+    /// Comparison arms trained on the same preference pairs (`[[baselines]]`: sft-chosen,
+    /// dpo, robust, ipo, simpo, orpo, from the starting or the final SEFT policy).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub baselines: Vec<crate::evolution::baselines::BaselineSection>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -361,6 +365,12 @@ impl RunConfig {
             t.validate(&format!("{name}."))?;
             if let Some(l) = lora {
                 l.validate().map_err(|e| format!("{name}.{e}"))?;
+            }
+        }
+        for (i, arm) in self.baselines.iter().enumerate() {
+            arm.validate()?;
+            if self.baselines[..i].iter().any(|a| a.name == arm.name) {
+                return Err(format!("baselines: the name '{}' is used twice", arm.name));
             }
         }
         Ok(())

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
 use crate::evolution::stage::Run;
-use crate::train::{LoraSection, SftParams, TrainSection, Trainer};
+use crate::train::{LoraSection, PreferenceSection, SftParams, TrainSection, Trainer};
 
 /// What an SFT stage reports.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -26,11 +26,13 @@ pub struct SftStage {
 pub struct SftJob<'a> {
     /// The model to start from (a path or hub id).
     pub model: &'a str,
-    /// The training file (prompt/completion or messages rows).
+    /// The training file (prompt/completion or messages rows; preference rows with a loss).
     pub data: &'a Path,
     pub train: &'a TrainSection,
     pub lora: Option<&'a LoraSection>,
     pub max_len: usize,
+    /// A preference loss instead of SFT (the data are then preference pairs).
+    pub preference: Option<&'a PreferenceSection>,
 }
 
 /// Runs `job` in `dir` on the run's backend.
@@ -42,6 +44,9 @@ pub fn fine_tune(run: &Run, job: SftJob, dir: &Path) -> Result<SftStage> {
         .with_eval_fraction(0.0);
     if let Some(lora) = job.lora {
         params = params.with_lora(lora.clone());
+    }
+    if let Some(preference) = job.preference {
+        params = params.with_preference(preference.clone());
     }
     let outcome = Trainer::new(params).resume(true).run()?;
     let (first_loss, final_loss) = outcome.loss_ends();

@@ -128,3 +128,44 @@ fn readmes_quote_the_committed_quickstart_report() {
         }
     }
 }
+
+/// README's comparison table quotes the committed comparison report
+/// (experiments/preference/quickstart_comparison): start, SEFT, control and each arm's best
+/// sweep point.
+#[test]
+fn readme_quotes_the_committed_comparison_report() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let read = |rel: &str| std::fs::read_to_string(root.join(rel)).unwrap();
+    let r: serde_json::Value = serde_json::from_str(&read(
+        "experiments/preference/quickstart_comparison/report.json",
+    ))
+    .unwrap();
+    let pct = |v: &serde_json::Value| format!("{:.1}%", 100.0 * v.as_f64().unwrap());
+    let mut lines = vec![
+        format!("| start | {} |", pct(&r["before_accuracy"])),
+        format!("| SEFT (2 iterations) | {} |", pct(&r["after_accuracy"])),
+        format!(
+            "| identity control | {} |",
+            pct(&r["identity_reviser_accuracy"])
+        ),
+    ];
+    let points = r["baselines"].as_array().unwrap();
+    let mut names: Vec<&str> = points.iter().map(|p| p["name"].as_str().unwrap()).collect();
+    names.dedup();
+    assert!(names.len() >= 6, "{names:?}");
+    for name in names {
+        let best = points
+            .iter()
+            .filter(|p| p["name"] == name)
+            .map(|p| p["accuracy"].as_f64().unwrap())
+            .fold(0.0, f64::max);
+        lines.push(format!("| {name} | {} |", pct(&best.into())));
+    }
+    let readme = read("README.md");
+    for line in lines {
+        assert!(
+            readme.contains(&line),
+            "README.md does not quote the comparison report: missing `{line}`"
+        );
+    }
+}

@@ -611,3 +611,46 @@ fn lora_preference_runs_use_the_frozen_base_as_reference() {
     );
     assert!(worst <= 1e-5, "{worst}");
 }
+
+/// `preference.reference = "<model>"`: a separate reference model (here a different tiny
+/// Llama with the same vocabulary) is loaded and used, so the first step's loss is not log 2,
+/// with or without precomputed references; a reference that cannot be loaded is an error.
+#[test]
+fn a_separate_reference_model_is_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = write_pairs(dir.path());
+    let reference = dir.path().join("reference");
+    common::write_tiny_hf_folder(&reference, 11);
+    let mut first_losses = Vec::new();
+    for (name, precompute) in [("per_step", false), ("cached", true)] {
+        let preference = format!(
+            "loss = \"dpo\"\nreference = {:?}\nprecompute_ref = {precompute}",
+            reference
+        );
+        let cfg = tiny_config(dir.path(), name, &data, "max_steps = 2", &preference);
+        succeeded(&sft_cli(&cfg, &[], None));
+        let metrics = std::fs::read_to_string(dir.path().join(name).join("metrics.jsonl")).unwrap();
+        let first: Value = metrics
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .find(|l| l.get("loss").is_some())
+            .unwrap();
+        first_losses.push(first["loss"].as_f64().unwrap());
+    }
+    assert!(
+        (first_losses[0] - std::f64::consts::LN_2).abs() > 1e-3,
+        "{first_losses:?}"
+    );
+    assert!(
+        (first_losses[0] - first_losses[1]).abs() <= 1e-5 * first_losses[0].abs(),
+        "{first_losses:?}"
+    );
+    let missing = format!(
+        "loss = \"dpo\"\nreference = {:?}",
+        dir.path().join("no_such_model")
+    );
+    let cfg = tiny_config(dir.path(), "missing", &data, "max_steps = 1", &missing);
+    let out = sft_cli(&cfg, &[], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no_such_model"));
+}

@@ -31,15 +31,24 @@ pub enum BaselineMethod {
 }
 
 impl BaselineMethod {
+    /// The name a config uses.
+    pub fn name(self) -> &'static str {
+        match self.loss() {
+            Some(kind) => kind.name(),
+            None => "sft-chosen",
+        }
+    }
+
+    /// The preference loss, `None` for SFT on the chosen answers.
     fn loss(self) -> Option<PreferenceLossKind> {
-        Some(match self {
-            BaselineMethod::SftChosen => return None,
-            BaselineMethod::Dpo => PreferenceLossKind::Dpo,
-            BaselineMethod::Robust => PreferenceLossKind::Robust,
-            BaselineMethod::Ipo => PreferenceLossKind::Ipo,
-            BaselineMethod::Simpo => PreferenceLossKind::Simpo,
-            BaselineMethod::Orpo => PreferenceLossKind::Orpo,
-        })
+        match self {
+            BaselineMethod::SftChosen => None,
+            BaselineMethod::Dpo => Some(PreferenceLossKind::Dpo),
+            BaselineMethod::Robust => Some(PreferenceLossKind::Robust),
+            BaselineMethod::Ipo => Some(PreferenceLossKind::Ipo),
+            BaselineMethod::Simpo => Some(PreferenceLossKind::Simpo),
+            BaselineMethod::Orpo => Some(PreferenceLossKind::Orpo),
+        }
     }
 }
 
@@ -52,6 +61,15 @@ pub enum BaselineStart {
     Start,
     /// The SEFT arm's final policy.
     Seft,
+}
+
+impl BaselineStart {
+    pub fn name(self) -> &'static str {
+        match self {
+            BaselineStart::Start => "start",
+            BaselineStart::Seft => "seft",
+        }
+    }
 }
 
 /// `[[baselines]]`: one comparison arm and its sweep.
@@ -101,9 +119,12 @@ impl BaselineSection {
 
     fn preference(&self, beta: f64) -> Option<PreferenceSection> {
         let kind = self.method.loss()?;
-        let mut p = PreferenceSection::new(kind).with_beta(beta);
-        p.precompute_ref = self.precompute_ref && kind.uses_reference();
-        Some(p)
+        let precompute = self.precompute_ref && kind.uses_reference();
+        Some(
+            PreferenceSection::new(kind)
+                .with_beta(beta)
+                .with_precompute_ref(precompute),
+        )
     }
 
     pub fn validate(&self) -> std::result::Result<(), String> {
@@ -122,9 +143,7 @@ impl BaselineSection {
         if self.lr.is_empty() || self.beta.is_empty() {
             return Err(key("lr and beta need at least one value"));
         }
-        self.train
-            .validate(&format!("baselines.{}.", self.name))
-            .map_err(|e| key(&e))?;
+        self.train.validate(&format!("baselines.{}.", self.name))?;
         for &lr in &self.lr {
             if !(lr > 0.0 && lr.is_finite()) {
                 return Err(key(&format!("lr must be > 0, got {lr}")));

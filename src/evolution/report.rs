@@ -263,14 +263,8 @@ impl Report {
             let _ = writeln!(
                 *s,
                 "| {name} | {} | {} | {} | {} | {} | {} |",
-                serde_json::to_value(best.method)
-                    .expect("serializable")
-                    .as_str()
-                    .unwrap_or(""),
-                serde_json::to_value(best.from)
-                    .expect("serializable")
-                    .as_str()
-                    .unwrap_or(""),
+                best.method.name(),
+                best.from.name(),
                 pct(best.accuracy),
                 beta(best.beta),
                 best.lr,

@@ -1,4 +1,4 @@
-//! `seft eval alpaca-eval | mt-bench | leaderboard | difficulty`: arguments checked and turned
+//! `seft eval alpaca-eval | mt-bench | ifeval | leaderboard | difficulty`: arguments checked and turned
 //! into the typed options of [`crate::eval`], which does the work; the results are printed.
 
 use std::collections::BTreeMap;
@@ -22,6 +22,9 @@ pub enum EvalCommand {
     AlpacaEval(AlpacaEvalArgs),
     /// MT-Bench: two-turn answers graded 1-10 per turn by a judge (FastChat's single grading).
     MtBench(MtBenchArgs),
+    /// IFEval: 541 prompts with verifiable instructions, checked by rules (no judge); prompt-
+    /// and instruction-level accuracy, strict and loose.
+    Ifeval(IfevalArgs),
     /// One table of every model evaluated under the given result folders.
     Leaderboard(LeaderboardArgs),
     /// Estimate AlpacaEval instruction difficulties from several models' annotations.
@@ -315,6 +318,89 @@ fn mt_bench(args: MtBenchArgs) -> Result<()> {
 }
 
 #[derive(clap::Args, Debug)]
+pub struct IfevalArgs {
+    /// Generate the responses with this model (GGUF, HF folder or hub id).
+    #[arg(long, conflicts_with = "responses")]
+    pub model: Option<String>,
+    /// Score existing responses: JSONL of {"prompt", "response"} (the reference's format).
+    #[arg(long)]
+    pub responses: Option<PathBuf>,
+    /// Name of --model in reports (default: the model spec).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// The prompts, IFEval's input_data.jsonl format (default: ifeval/input_data.jsonl in the
+    /// data folder, else the hub dataset google/IFEval's ifeval_input_data.jsonl).
+    #[arg(long)]
+    pub input_data: Option<PathBuf>,
+    #[command(flatten)]
+    pub data: DataArgs,
+    #[command(flatten)]
+    pub compute: super::BackendArgs,
+    /// Generation length limit (tokens); the reference setup uses 1280.
+    #[arg(long, default_value_t = 1280)]
+    pub max_new_tokens: usize,
+    /// Sampling temperature (0 = greedy, the reference setup).
+    #[arg(long, default_value_t = 0.0)]
+    pub temperature: f32,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Prompts generated per batch.
+    #[arg(long, default_value_t = 8)]
+    pub batch_size: usize,
+    /// Only the first N prompts (a quick look, not comparable with full scores).
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Run folder: responses.jsonl (resumed), verdicts.jsonl, metrics.json, metrics.md.
+    /// Required with --model.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Print {"prompt_level_strict", "inst_level_strict", "prompt_level_loose",
+    /// "inst_level_loose"} (fractions in [0, 1]) as JSON instead of the Markdown report.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn ifeval(args: IfevalArgs) -> Result<()> {
+    use crate::eval::ifeval::{IfevalOptions, ResponsesSource};
+    let responses = match (args.responses, args.model) {
+        (Some(path), _) => ResponsesSource::File(path),
+        (None, Some(spec)) => ResponsesSource::Model {
+            spec,
+            name: args.name,
+        },
+        (None, None) => bail!("give --model MODEL or --responses responses.jsonl"),
+    };
+    if matches!(responses, ResponsesSource::Model { .. }) && args.out.is_none() {
+        bail!("--out is needed to generate responses (they are saved there and resumed)");
+    }
+    let outcome = crate::eval::ifeval::run(&IfevalOptions {
+        responses,
+        input_data: args.input_data,
+        data: args.data.bench_data(),
+        out: args.out,
+        backend: args.compute.backend,
+        max_new_tokens: args.max_new_tokens,
+        temperature: args.temperature,
+        seed: args.seed,
+        batch_size: args.batch_size.max(1),
+        limit: args.limit,
+    })?;
+    let m = &outcome.metrics;
+    if args.json {
+        let scores = serde_json::json!({
+            "prompt_level_strict": m.prompt_level_strict,
+            "inst_level_strict": m.inst_level_strict,
+            "prompt_level_loose": m.prompt_level_loose,
+            "inst_level_loose": m.inst_level_loose,
+        });
+        println!("{}", serde_json::to_string_pretty(&scores)?);
+    } else {
+        println!("{}", crate::eval::ifeval::evaluate::markdown(m));
+    }
+    Ok(())
+}
+
+#[derive(clap::Args, Debug)]
 pub struct LeaderboardArgs {
     /// Result folders of `seft eval alpaca-eval --out` and `seft eval mt-bench --out`
     /// (searched recursively for metrics.json and scores.json).
@@ -357,6 +443,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
     match args.command {
         EvalCommand::AlpacaEval(a) => alpaca_eval(a),
         EvalCommand::MtBench(a) => mt_bench(a),
+        EvalCommand::Ifeval(a) => ifeval(a),
         EvalCommand::Leaderboard(a) => {
             let board = crate::eval::leaderboard::run(&a.dirs, a.out.as_deref())?;
             println!("{}", board.markdown);

@@ -1,6 +1,7 @@
-//! One table of every model evaluated: the `metrics.json` (AlpacaEval) and `scores.json`
-//! (MT-Bench) files found under result folders, one row per model, best AlpacaEval LC win rate
-//! first (then best MT-Bench score).
+//! One table of every model evaluated: the `metrics.json` (AlpacaEval, or IFEval's, told apart
+//! by its `"benchmark": "ifeval"`) and `scores.json` (MT-Bench) files found under result
+//! folders, one row per model, best AlpacaEval LC win rate first (then best MT-Bench score,
+//! then best IFEval prompt-level strict accuracy).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -10,6 +11,7 @@ use serde::Serialize;
 use crate::data::jsonl::{io, write_atomic};
 use crate::error::{Result, SeftError};
 use crate::eval::alpaca::protocol::AlpacaEvalMetrics;
+use crate::eval::ifeval::IfevalMetrics;
 use crate::eval::mt_bench::report::ModelScores;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -22,6 +24,11 @@ pub struct LeaderboardRow {
     pub mt_bench: Option<f64>,
     pub mt_bench_turn_1: Option<f64>,
     pub mt_bench_turn_2: Option<f64>,
+    /// IFEval accuracies as fractions in [0, 1].
+    pub ifeval_prompt_strict: Option<f64>,
+    pub ifeval_inst_strict: Option<f64>,
+    pub ifeval_prompt_loose: Option<f64>,
+    pub ifeval_inst_loose: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -58,7 +65,22 @@ pub fn run(dirs: &[PathBuf], out: Option<&Path>) -> Result<Leaderboard> {
         find_files(dir, "metrics.json", &mut ae)?;
         find_files(dir, "scores.json", &mut mt)?;
         for p in ae {
-            for m in read_rows::<AlpacaEvalMetrics>(&p, "AlpacaEval metrics")? {
+            let text = crate::input::read_metadata(&p)?;
+            let value: serde_json::Value = serde_json::from_str(&text)
+                .map_err(|e| SeftError::file(&p, format!("not JSON: {e}")))?;
+            if value.get("benchmark").and_then(|b| b.as_str()) == Some("ifeval") {
+                let m: IfevalMetrics = serde_json::from_value(value)
+                    .map_err(|e| SeftError::file(&p, format!("not IFEval metrics: {e}")))?;
+                let r = by_model.entry(m.model.clone()).or_default();
+                r.ifeval_prompt_strict = Some(m.prompt_level_strict);
+                r.ifeval_inst_strict = Some(m.inst_level_strict);
+                r.ifeval_prompt_loose = Some(m.prompt_level_loose);
+                r.ifeval_inst_loose = Some(m.inst_level_loose);
+                continue;
+            }
+            let rows: Vec<AlpacaEvalMetrics> = serde_json::from_value(value)
+                .map_err(|e| SeftError::file(&p, format!("not AlpacaEval metrics: {e}")))?;
+            for m in rows {
                 let r = by_model.entry(m.generator.clone()).or_default();
                 r.alpaca_eval_lc = m.length_controlled_winrate;
                 r.alpaca_eval_win_rate = Some(m.win_rate.win_rate);
@@ -89,6 +111,7 @@ pub fn run(dirs: &[PathBuf], out: Option<&Path>) -> Result<Leaderboard> {
         key(b.alpaca_eval_lc)
             .total_cmp(&key(a.alpaca_eval_lc))
             .then(key(b.mt_bench).total_cmp(&key(a.mt_bench)))
+            .then(key(b.ifeval_prompt_strict).total_cmp(&key(a.ifeval_prompt_strict)))
     });
     let md = markdown(&rows);
     if let Some(out) = out {
@@ -103,12 +126,13 @@ pub fn run(dirs: &[PathBuf], out: Option<&Path>) -> Result<Leaderboard> {
 pub fn markdown(rows: &[LeaderboardRow]) -> String {
     let f = |v: Option<f64>| v.map_or("–".to_string(), |x| format!("{x:.2}"));
     let n = |v: Option<usize>| v.map_or("–".to_string(), |x| x.to_string());
+    let pct = |v: Option<f64>| v.map_or("–".to_string(), |x| format!("{:.1}", 100.0 * x));
     let mut md = String::from(
-        "| model | AlpacaEval LC | AlpacaEval WR | avg length | n | MT-Bench | turn 1 | turn 2 |\n|---|---|---|---|---|---|---|---|\n",
+        "| model | AlpacaEval LC | AlpacaEval WR | avg length | n | MT-Bench | turn 1 | turn 2 | IFEval prompt strict | IFEval inst strict | IFEval prompt loose | IFEval inst loose |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for r in rows {
         md.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
             r.model,
             f(r.alpaca_eval_lc),
             f(r.alpaca_eval_win_rate),
@@ -116,7 +140,11 @@ pub fn markdown(rows: &[LeaderboardRow]) -> String {
             n(r.alpaca_eval_n),
             f(r.mt_bench),
             f(r.mt_bench_turn_1),
-            f(r.mt_bench_turn_2)
+            f(r.mt_bench_turn_2),
+            pct(r.ifeval_prompt_strict),
+            pct(r.ifeval_inst_strict),
+            pct(r.ifeval_prompt_loose),
+            pct(r.ifeval_inst_loose)
         ));
     }
     md

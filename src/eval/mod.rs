@@ -1,5 +1,6 @@
 //! Evaluation: AlpacaEval 2.0-style win rates against a reference ([`alpaca`]), MT-Bench
-//! single-answer grading ([`mt_bench`]), one table of both ([`leaderboard`]), judges behind one
+//! single-answer grading ([`mt_bench`]), IFEval's rule-checked instruction following
+//! ([`ifeval`]), one table of all three ([`leaderboard`]), judges behind one
 //! trait, local or over HTTP ([`judges`]), pairwise preferences between two answer files
 //! ([`judge`]), and where the benchmark files come from ([`data_source`]).
 //!
@@ -8,6 +9,7 @@
 
 pub mod alpaca;
 pub mod data_source;
+pub mod ifeval;
 pub mod judge;
 pub mod judges;
 pub mod leaderboard;

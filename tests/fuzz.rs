@@ -1,8 +1,9 @@
 //! Fuzzing every reader of users' files: GGUF models, Hugging Face folders (config.json,
 //! safetensors, tokenizer files), `.npy` matrices, datasets (JSON, JSONL, gzip), TOML configs
 //! and the evaluation files (AlpacaEval annotations and outputs, instruction difficulties, judge
-//! templates, MT-Bench questions, answers and judge prompts, leaderboard results) and the
-//! server's chat-completions requests.
+//! templates, MT-Bench questions, answers and judge prompts, leaderboard results, IFEval input
+//! data and responses, whose texts then reach every instruction checker) and the server's
+//! chat-completions requests.
 //!
 //! Each target mutates seed files (the repository's fixtures, configs and datasets, and files
 //! built here) for `SEFT_FUZZ_SECONDS` (default 2) and calls the reader the way the CLI does.
@@ -868,6 +869,69 @@ You are a helpful assistant.
             "difficulty.csv" => alpaca::difficulty::InstructionDifficulty::read_csv(&path).is_ok(),
             "template.txt" => alpaca::protocol::JudgeTemplate::read(&path).is_ok(),
             _ => seft::eval::leaderboard::run(&[dir.to_path_buf()], None).is_ok(),
+        }
+    });
+}
+
+#[test]
+fn ifeval_files() {
+    let shared = std::env::var("SEFT_SHARED_DATA").ok().map(PathBuf::from);
+    // Every instruction type with its kwargs, then the official rows when the data is here.
+    let mut input = r#"{"key": 1, "prompt": "a", "instruction_id_list": ["keywords:existence", "keywords:frequency", "keywords:forbidden_words"], "kwargs": [{"keywords": ["x", "y"]}, {"keyword": "z", "frequency": 2, "relation": "at least"}, {"forbidden_words": ["w"]}]}
+{"key": 2, "prompt": "b", "instruction_id_list": ["keywords:letter_frequency", "language:response_language", "length_constraints:number_sentences"], "kwargs": [{"letter": "q", "let_frequency": 3, "let_relation": "less than"}, {"language": "de"}, {"num_sentences": 2, "relation": "at least"}]}
+{"key": 3, "prompt": "c", "instruction_id_list": ["length_constraints:number_paragraphs", "length_constraints:number_words", "length_constraints:nth_paragraph_first_word"], "kwargs": [{"num_paragraphs": 2}, {"num_words": 5, "relation": "less than"}, {"num_paragraphs": 2, "nth_paragraph": 1, "first_word": "hi"}]}
+{"key": 4, "prompt": "d", "instruction_id_list": ["detectable_content:number_placeholders", "detectable_content:postscript", "detectable_format:number_bullet_lists", "detectable_format:constrained_response"], "kwargs": [{"num_placeholders": 1}, {"postscript_marker": "P.P.S"}, {"num_bullets": 2}, {}]}
+{"key": 5, "prompt": "e", "instruction_id_list": ["detectable_format:number_highlighted_sections", "detectable_format:multiple_sections", "detectable_format:json_format", "detectable_format:title"], "kwargs": [{"num_highlights": 1}, {"section_spliter": "Section", "num_sections": 2}, {}, {}]}
+{"key": 6, "prompt": "f", "instruction_id_list": ["combination:two_responses", "combination:repeat_prompt", "startend:end_checker", "startend:quotation"], "kwargs": [{}, {"prompt_to_repeat": "f"}, {"end_phrase": "Bye."}, {}]}
+{"key": 7, "prompt": "g", "instruction_id_list": ["change_case:capital_word_frequency", "change_case:english_capital", "change_case:english_lowercase", "punctuation:no_comma"], "kwargs": [{"capital_frequency": 2, "capital_relation": "at least"}, {}, {}, {}]}"#
+        .to_string();
+    if let Some(text) = shared
+        .as_ref()
+        .and_then(|d| std::fs::read_to_string(d.join("ifeval/input_data.jsonl")).ok())
+    {
+        input.push('\n');
+        input.push_str(&text.lines().take(20).collect::<Vec<_>>().join("\n"));
+    }
+    let responses: String = ["a", "b", "c", "d", "e", "f", "g"]
+        .iter()
+        .zip([
+            "x y z z. Not w!",
+            "Dies ist ein Satz. Noch einer.",
+            "hi there\n\n***\n\nsecond",
+            "[a] * one\n- two\nMy answer is yes.\np.p.s bye",
+            "*hi* SECTION 1 Section 2 ```json\n{\"a\": [1, NaN]}\n``` <<t>>",
+            "\"f then one ****** two Bye.\"",
+            "HELLO WORLD, I CANNOT",
+        ])
+        .map(|(p, r)| json!({"prompt": p, "response": r}).to_string() + "\n")
+        .collect();
+    let inputs = vec![
+        Input::new("input_data.jsonl", Kind::Json, vec![input.into_bytes()]),
+        Input::new("responses.jsonl", Kind::Json, vec![responses.into_bytes()]),
+    ];
+    fuzz("ifeval_files", inputs, |dir, _| {
+        use seft::eval::ifeval::evaluate;
+        let Ok(prompts) = evaluate::read_input_data(&dir.join("input_data.jsonl")) else {
+            return false;
+        };
+        let path = dir.join("responses.jsonl");
+        let Ok(mut responses) = evaluate::read_responses(&path) else {
+            return false;
+        };
+        // Every prompt answered (by a mutated response where there is one), so that each
+        // mutated text reaches every checker.
+        let texts: Vec<String> = responses.values().cloned().collect();
+        for (i, p) in prompts.iter().enumerate() {
+            if !responses.contains_key(&p.prompt) && !texts.is_empty() {
+                responses.insert(p.prompt.clone(), texts[i % texts.len()].clone());
+            }
+        }
+        match evaluate::judge_all(&prompts, &responses, &path) {
+            Ok(verdicts) => {
+                let _ = evaluate::markdown(&evaluate::metrics("fuzz", &verdicts));
+                true
+            }
+            Err(_) => false,
         }
     });
 }

@@ -40,7 +40,7 @@ pub struct EvalArgs {
 /// Where benchmark files not named by their own flag are found.
 #[derive(clap::Args, Debug, Clone)]
 pub struct DataArgs {
-    /// Benchmark data folder laid out as alpaca_eval/… and mt_bench/… (default:
+    /// Benchmark data folder laid out as alpaca_eval/…, mt_bench/… and ifeval/… (default:
     /// $SEFT_BENCH_DATA). Files not there come from the Hugging Face hub cache, or are
     /// downloaded into it unless HF_HUB_OFFLINE=1.
     #[arg(long)]

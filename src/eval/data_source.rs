@@ -3,9 +3,9 @@
 //!
 //! 1. the file named explicitly (a per-file flag such as `--reference` or `--questions`);
 //! 2. a benchmark data folder the user names, `--data-dir DIR` or else `SEFT_BENCH_DATA=DIR`,
-//!    laid out as `alpaca_eval/…` and `mt_bench/…` (the layout of the project's shared data
-//!    folder; `SEFT_SHARED_DATA`, which names that folder for the tests and experiments, is
-//!    read as an alias when `SEFT_BENCH_DATA` is unset);
+//!    laid out as `alpaca_eval/…`, `mt_bench/…` and `ifeval/…` (the layout of the project's
+//!    shared data folder; `SEFT_SHARED_DATA`, which names that folder for the tests and
+//!    experiments, is read as an alias when `SEFT_BENCH_DATA` is unset);
 //! 3. the Hugging Face hub cache (`$HF_HOME/hub`, default `~/.cache/huggingface/hub`), for the
 //!    files published on the hub;
 //! 4. a download from the hub into that cache, unless `HF_HUB_OFFLINE=1`.
@@ -15,6 +15,7 @@
 //! `instruction_difficulty.csv`, both in the dataset `tatsu-lab/alpaca_eval` (the files
 //! alpaca_eval itself loads). MT-Bench's `data/mt_bench/question.jsonl` is in the Space
 //! `lmsys/mt-bench` (where FastChat's `download_mt_bench_pregenerated.py` fetches from).
+//! IFEval's prompts are `ifeval_input_data.jsonl` in the dataset `google/IFEval`.
 //! FastChat's `judge_prompts.jsonl` and `reference_answer/gpt-4.jsonl`, and alpaca_eval's judge
 //! prompt `alpaca_eval_clf.txt`, are published on GitHub only (FastChat, alpaca_eval), so they
 //! come from a flag or a data folder.

@@ -333,3 +333,49 @@ fn the_fixture_has_one_verdict_row_per_response() {
     assert_eq!(gz.lines().count(), reference.lines().count());
     assert!(Path::new(&fixture("ifeval/make_reference.py")).is_file());
 }
+
+/// Training prompts with attached constraints come from Alpaca and LIMA instructions, never
+/// from IFEval's 541 prompts, and the checkers read every one of them back.
+#[test]
+#[ignore = "needs the shared data (../shared/data or SEFT_SHARED_DATA)"]
+fn constraint_prompts_never_overlap_ifeval() {
+    let data = shared();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("train.jsonl");
+    success(
+        seft()
+            .args([
+                "eval",
+                "constraint-prompts",
+                "--count",
+                "2500",
+                "--seed",
+                "3",
+                "--instructions",
+            ])
+            .arg(data.join("instructions/alpaca_en_demo.json"))
+            .arg(data.join("instructions/lima.json"))
+            .arg(data.join("instructions/alpaca_seed_tasks.jsonl"))
+            .arg("--data-dir")
+            .arg(&data)
+            .arg("--out")
+            .arg(&out),
+    );
+    let ours = read_input_data(&out).unwrap();
+    assert_eq!(ours.len(), 2500);
+    let ifeval = read_input_data(&data.join("ifeval/input_data.jsonl")).unwrap();
+    for p in &ours {
+        let head: String = p.prompt.chars().take(60).collect();
+        for q in &ifeval {
+            assert_ne!(p.prompt, q.prompt);
+            assert!(
+                !q.prompt.starts_with(&head),
+                "{head:?} starts IFEval prompt {}",
+                q.key
+            );
+        }
+    }
+    let types: std::collections::BTreeSet<&String> =
+        ours.iter().flat_map(|p| &p.instruction_ids).collect();
+    assert_eq!(types.len(), 25);
+}

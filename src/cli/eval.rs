@@ -1,4 +1,4 @@
-//! `seft eval alpaca-eval | mt-bench | ifeval | leaderboard | difficulty`: arguments checked and turned
+//! `seft eval alpaca-eval | mt-bench | ifeval | constraint-prompts | leaderboard | difficulty`: arguments checked and turned
 //! into the typed options of [`crate::eval`], which does the work; the results are printed.
 
 use std::collections::BTreeMap;
@@ -25,6 +25,9 @@ pub enum EvalCommand {
     /// IFEval: 541 prompts with verifiable instructions, checked by rules (no judge); prompt-
     /// and instruction-level accuracy, strict and loose.
     Ifeval(IfevalArgs),
+    /// Verifiable-instruction prompts in IFEval's format: ordinary instructions with 1-3 of
+    /// IFEval's instruction types attached (random parameters), never IFEval's own prompts.
+    ConstraintPrompts(ConstraintPromptsArgs),
     /// One table of every model evaluated under the given result folders.
     Leaderboard(LeaderboardArgs),
     /// Estimate AlpacaEval instruction difficulties from several models' annotations.
@@ -401,6 +404,99 @@ fn ifeval(args: IfevalArgs) -> Result<()> {
 }
 
 #[derive(clap::Args, Debug)]
+pub struct ConstraintPromptsArgs {
+    /// Instruction files (JSON/JSONL prompt rows: prompt, instruction + input, question, …).
+    #[arg(long, required = true, num_args = 1..)]
+    pub instructions: Vec<PathBuf>,
+    /// How many prompts to write.
+    #[arg(long)]
+    pub count: usize,
+    /// The most instructions attached to one prompt (1-3).
+    #[arg(long, default_value_t = 3)]
+    pub max_instructions: usize,
+    /// Skip instructions longer than this many characters.
+    #[arg(long, default_value_t = 600)]
+    pub max_chars: usize,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Files of prompts to keep out (e.g. an earlier held-out set), in IFEval's format or as
+    /// prompt rows; IFEval's own prompts are always kept out when found (--input-data or the
+    /// data folder).
+    #[arg(long, num_args = 1..)]
+    pub exclude: Vec<PathBuf>,
+    #[arg(long)]
+    pub input_data: Option<PathBuf>,
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Where to write the prompts (JSONL, IFEval's input_data format).
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+fn constraint_prompts(args: ConstraintPromptsArgs) -> Result<()> {
+    use crate::eval::ifeval::synthetic;
+    let opts = crate::data::ReadOptions::default();
+    let mut bases = Vec::new();
+    for path in &args.instructions {
+        let (prompts, _) = crate::data::read_prompts(path, &opts)?;
+        bases.extend(
+            prompts
+                .into_iter()
+                .filter(|p| p.chars().count() <= args.max_chars),
+        );
+    }
+    let mut exclude = std::collections::HashSet::new();
+    let data = args.data.bench_data();
+    let ifeval_input = match &args.input_data {
+        Some(p) => Some(p.clone()),
+        None => data.find_local(&crate::eval::ifeval::pipeline::IFEVAL_INPUT),
+    };
+    let mut excluded_files = Vec::new();
+    if let Some(path) = ifeval_input {
+        for p in crate::eval::ifeval::evaluate::read_input_data(&path)? {
+            exclude.insert(p.prompt.trim().to_string());
+        }
+        excluded_files.push(path);
+    }
+    for path in &args.exclude {
+        let (prompts, _) = crate::data::read_prompts(path, &opts)?;
+        exclude.extend(prompts.into_iter().map(|p| p.trim().to_string()));
+        excluded_files.push(path.clone());
+    }
+    // An IFEval prompt is an instruction with constraints appended: keep out any base that
+    // starts one of them, not only exact copies.
+    let ifeval_like: Vec<String> = exclude.iter().cloned().collect();
+    bases.retain(|b| {
+        let b = b.trim();
+        b.len() < 20 || !ifeval_like.iter().any(|p| p.starts_with(b))
+    });
+    let rows = synthetic::make_prompts(
+        &bases,
+        args.count,
+        args.max_instructions,
+        args.seed,
+        &exclude,
+    );
+    if rows.len() < args.count {
+        bail!("no usable instructions in {:?}", args.instructions);
+    }
+    crate::data::jsonl::write_jsonl(&args.out, &rows)?;
+    eprintln!(
+        "{} prompts from {} instructions ({} kept out: {}) -> {}",
+        rows.len(),
+        bases.len(),
+        exclude.len(),
+        excluded_files
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+        args.out.display()
+    );
+    Ok(())
+}
+
+#[derive(clap::Args, Debug)]
 pub struct LeaderboardArgs {
     /// Result folders of `seft eval alpaca-eval --out` and `seft eval mt-bench --out`
     /// (searched recursively for metrics.json and scores.json).
@@ -444,6 +540,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
         EvalCommand::AlpacaEval(a) => alpaca_eval(a),
         EvalCommand::MtBench(a) => mt_bench(a),
         EvalCommand::Ifeval(a) => ifeval(a),
+        EvalCommand::ConstraintPrompts(a) => constraint_prompts(a),
         EvalCommand::Leaderboard(a) => {
             let board = crate::eval::leaderboard::run(&a.dirs, a.out.as_deref())?;
             println!("{}", board.markdown);

@@ -379,3 +379,78 @@ fn constraint_prompts_never_overlap_ifeval() {
         ours.iter().flat_map(|p| &p.instruction_ids).collect();
     assert_eq!(types.len(), 25);
 }
+
+/// `seft eval constraint-pairs`: K samples per prompt, scored by rules, best against worst;
+/// the pairs read back as seft's preference data, and a rerun resumes without sampling again.
+#[test]
+fn constraint_pairs_are_sampled_scored_and_paired() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("tiny");
+    common::write_tiny_hf_folder(&model, 3);
+    let prompts = dir.path().join("prompts.jsonl");
+    let rows: String = (0..6)
+        .map(|i| {
+            json!({"key": i, "prompt": format!("Say something, number {i}."),
+                   "instruction_id_list": ["length_constraints:number_words", "punctuation:no_comma"],
+                   "kwargs": [{"num_words": 2, "relation": "less than"}, {}]})
+            .to_string()
+                + "\n"
+        })
+        .collect();
+    std::fs::write(&prompts, rows).unwrap();
+    let out = dir.path().join("pairs");
+    let run = || {
+        success(
+            seft()
+                .args([
+                    "eval",
+                    "constraint-pairs",
+                    "--samples",
+                    "4",
+                    "--max-new-tokens",
+                    "6",
+                    "--temperature",
+                    "1.5",
+                    "--batch-size",
+                    "8",
+                    "--model",
+                ])
+                .arg(&model)
+                .arg("--prompts")
+                .arg(&prompts)
+                .arg("--out")
+                .arg(&out),
+        )
+    };
+    let summary: Value = serde_json::from_str(&run()).unwrap();
+    assert_eq!(summary["prompts"], json!(6));
+    assert_eq!(summary["samples_per_prompt"], json!(4));
+    let pairs = summary["pairs"].as_u64().unwrap();
+    assert_eq!(pairs + summary["ties"].as_u64().unwrap(), 6);
+    let samples = std::fs::read_to_string(out.join("samples.jsonl")).unwrap();
+    let samples: Vec<Value> = samples
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(samples.len(), 24);
+    // Every score is the checkers' fraction for that sample.
+    let parsed = read_input_data(&prompts).unwrap();
+    for (i, s) in samples.iter().enumerate() {
+        let expected = seft::eval::ifeval::synthetic::constraint_score(
+            &parsed[i / 4],
+            s["response"].as_str().unwrap(),
+        );
+        assert_eq!(s["score"].as_f64().unwrap(), expected);
+        assert_eq!(s["key"], json!(i / 4));
+    }
+    let (prefs, _) =
+        seft::data::read_preferences(&out.join("pairs.jsonl"), &Default::default()).unwrap();
+    assert_eq!(prefs.len() as u64, pairs);
+    for p in &prefs {
+        assert!(p.score_chosen.unwrap() > p.score_rejected.unwrap());
+    }
+    // Resumed: the same samples, not new ones.
+    let before = std::fs::read(out.join("samples.jsonl")).unwrap();
+    run();
+    assert_eq!(std::fs::read(out.join("samples.jsonl")).unwrap(), before);
+}

@@ -1,4 +1,5 @@
-//! `seft eval alpaca-eval | mt-bench | ifeval | constraint-prompts | leaderboard | difficulty`: arguments checked and turned
+//! `seft eval alpaca-eval | mt-bench | ifeval | constraint-prompts | constraint-pairs |
+//! leaderboard | difficulty`: arguments checked and turned
 //! into the typed options of [`crate::eval`], which does the work; the results are printed.
 
 use std::collections::BTreeMap;
@@ -28,6 +29,9 @@ pub enum EvalCommand {
     /// Verifiable-instruction prompts in IFEval's format: ordinary instructions with 1-3 of
     /// IFEval's instruction types attached (random parameters), never IFEval's own prompts.
     ConstraintPrompts(ConstraintPromptsArgs),
+    /// Preference pairs graded by rules: a model samples K responses per constraint prompt;
+    /// the best and worst by fraction of instructions followed make a pair (ties dropped).
+    ConstraintPairs(ConstraintPairsArgs),
     /// One table of every model evaluated under the given result folders.
     Leaderboard(LeaderboardArgs),
     /// Estimate AlpacaEval instruction difficulties from several models' annotations.
@@ -497,6 +501,57 @@ fn constraint_prompts(args: ConstraintPromptsArgs) -> Result<()> {
 }
 
 #[derive(clap::Args, Debug)]
+pub struct ConstraintPairsArgs {
+    /// The policy that samples (GGUF, HF folder or hub id).
+    #[arg(long)]
+    pub model: String,
+    /// Prompts in IFEval's format (`seft eval constraint-prompts`).
+    #[arg(long)]
+    pub prompts: PathBuf,
+    /// Samples per prompt.
+    #[arg(long, default_value_t = 4)]
+    pub samples: usize,
+    #[arg(long, default_value_t = 0.8)]
+    pub temperature: f32,
+    #[arg(long, default_value_t = 0.95)]
+    pub top_p: f32,
+    #[arg(long, default_value_t = 256)]
+    pub max_new_tokens: usize,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Sequences generated per batch.
+    #[arg(long, default_value_t = 16)]
+    pub batch_size: usize,
+    #[command(flatten)]
+    pub compute: super::BackendArgs,
+    /// Run folder: samples.jsonl (resumed), pairs.jsonl, summary.json.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+fn constraint_pairs(args: ConstraintPairsArgs) -> Result<()> {
+    use crate::eval::ifeval::pairs::{PairOptions, make_pairs};
+    use crate::model::generate::SamplingConfig;
+    let summary = make_pairs(&PairOptions {
+        model: args.model,
+        backend: args.compute.backend,
+        prompts: args.prompts,
+        samples: args.samples,
+        sampling: SamplingConfig {
+            max_new_tokens: args.max_new_tokens,
+            temperature: args.temperature,
+            top_p: args.top_p,
+            seed: args.seed,
+            ..Default::default()
+        },
+        batch_size: args.batch_size.max(1),
+        out: args.out,
+    })?;
+    println!("{}", serde_json::to_string_pretty(&summary)?);
+    Ok(())
+}
+
+#[derive(clap::Args, Debug)]
 pub struct LeaderboardArgs {
     /// Result folders of `seft eval alpaca-eval --out` and `seft eval mt-bench --out`
     /// (searched recursively for metrics.json and scores.json).
@@ -541,6 +596,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
         EvalCommand::MtBench(a) => mt_bench(a),
         EvalCommand::Ifeval(a) => ifeval(a),
         EvalCommand::ConstraintPrompts(a) => constraint_prompts(a),
+        EvalCommand::ConstraintPairs(a) => constraint_pairs(a),
         EvalCommand::Leaderboard(a) => {
             let board = crate::eval::leaderboard::run(&a.dirs, a.out.as_deref())?;
             println!("{}", board.markdown);

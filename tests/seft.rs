@@ -653,3 +653,103 @@ train = { seed = 3, max_steps = 4, micro_batch = 8, save_every = 2 }
         );
     }
 }
+
+/// A run without a task graded by IFEval's checkers (`eval.grader = "constraints"`), with IFEval
+/// scores for every graded policy (`[eval.ifeval]`): accuracies, fractions, the reviser's table
+/// and the report sections, all consistent with the files the stages wrote.
+#[test]
+fn constraint_graded_run_scores_every_policy_on_ifeval() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let prompts_file = |name: &str, n: usize| {
+        let path = dir.join(name);
+        let rows: String = (0..n)
+            .map(|i| {
+                serde_json::json!({"key": i, "prompt": format!("{name} {i}: say max {i} 9."),
+                    "instruction_id_list": ["length_constraints:number_words", "punctuation:no_comma"],
+                    "kwargs": [{"num_words": 1 + i % 3, "relation": "less than"}, {}]})
+                .to_string()
+                    + "\n"
+            })
+            .collect();
+        std::fs::write(&path, rows).unwrap();
+        path
+    };
+    let held_out = prompts_file("held_out", 5);
+    let ifeval = prompts_file("ifeval", 3);
+    let config = file_config(dir, &write_prefs(dir), &write_prompts(dir), 2);
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text = text.replace(
+        "[starting_policy]",
+        &format!(
+            "eval_prompts = \"{}\"\n[starting_policy]",
+            held_out.display()
+        ),
+    );
+    text = text.replace("[evolution]\n", "[evolution]\ncompare_identity = true\n");
+    text.push_str(&format!(
+        "[eval]\ngrader = \"constraints\"\nifeval = {{ input_data = \"{}\", max_new_tokens = 5, batch_size = 2 }}\n",
+        ifeval.display()
+    ));
+    std::fs::write(&config, text).unwrap();
+    let out = dir.join("out");
+    let o = run(&config, &out, None);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r = report(&out);
+    assert!(
+        r["judge"]
+            .as_str()
+            .unwrap()
+            .starts_with("programmatic: IFEval's checkers on 5")
+    );
+    let evals = r["evals"].as_array().unwrap();
+    assert_eq!(
+        evals.len(),
+        3,
+        "start and both arms' final policies: {evals:?}"
+    );
+    for e in evals {
+        let name = e["model"].as_str().unwrap();
+        let rows: Vec<serde_json::Value> =
+            std::fs::read_to_string(out.join(format!("eval/{name}/responses.jsonl")))
+                .unwrap()
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect();
+        assert_eq!(rows.len(), 5);
+        let all = rows.iter().filter(|r| r["score"] == 1.0).count() as f64 / 5.0;
+        let mean = rows
+            .iter()
+            .map(|r| r["score"].as_f64().unwrap())
+            .sum::<f64>()
+            / 5.0;
+        assert_eq!(e["accuracy"].as_f64().unwrap(), all);
+        assert!((e["mean_score"].as_f64().unwrap() - mean).abs() < 1e-12);
+        for row in &rows {
+            let s = row["score"].as_f64().unwrap();
+            let expected = if s == 1.0 {
+                "correct"
+            } else if s > 0.0 {
+                "slip"
+            } else {
+                "wrong"
+            };
+            assert_eq!(row["grade"], expected);
+        }
+    }
+    let ifeval_scores = r["ifeval"].as_array().unwrap();
+    assert_eq!(ifeval_scores.len(), 3);
+    for m in ifeval_scores {
+        assert_eq!(m["prompts"]["total"], 3);
+        let name = m["model"].as_str().unwrap();
+        let metrics: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(out.join(format!("eval/{name}-ifeval/metrics.json"))).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(&metrics, m);
+    }
+    assert!(r["reviser_eval"]["responses"] == 5);
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(md.contains("## Held-out instructions followed"), "{md}");
+    assert!(md.contains("## IFEval"), "{md}");
+}

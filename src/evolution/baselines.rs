@@ -228,11 +228,10 @@ pub fn run_baselines(
                     fine_tune(run, job, dir)
                 },
             )?;
-            let accuracy = match run.cfg.task {
-                Some(_) if !held_out.is_empty() => {
-                    Some(evaluation.grade(run, held_out, &point, &stage.model.to_string_lossy())?)
-                }
-                _ => None,
+            let accuracy = if evaluation.grader.is_some() && !held_out.is_empty() {
+                Some(evaluation.grade(run, held_out, &point, &stage.model.to_string_lossy())?)
+            } else {
+                None
             };
             results.push(BaselineResult {
                 name: arm.name.clone(),

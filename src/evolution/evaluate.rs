@@ -10,13 +10,16 @@ use serde::{Deserialize, Serialize};
 use crate::data::generation::{RowsOutput, generate_rows};
 use crate::data::jsonl::read_jsonl;
 use crate::error::Result;
+use crate::eval::data_source::BenchData;
+use crate::eval::ifeval::{IfevalMetrics, IfevalOptions, ResponsesSource};
 use crate::evolution::data::PromptRow;
 use crate::evolution::evolve::Evolution;
 use crate::evolution::generation::{ResponseRow, answer_prompts, user};
+use crate::evolution::grader::Grader;
 use crate::evolution::layout::{files, policy_name, stages};
 use crate::evolution::reviser::{ReviserFormat, Tag};
 use crate::evolution::stage::Run;
-use crate::evolution::task::{Grade, grade};
+use crate::evolution::task::Grade;
 use crate::model::generate::{FinishReason, SamplingConfig};
 use crate::model::{LanguageModel, Message};
 
@@ -26,6 +29,9 @@ pub struct GradedRow {
     pub prompt: String,
     pub response: String,
     pub grade: Grade,
+    /// Fraction of the prompt's instructions followed (constraints grader).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -37,6 +43,9 @@ pub struct PolicyEval {
     pub wrong: usize,
     pub accuracy: f64,
     pub mean_response_chars: f64,
+    /// Mean fraction of instructions followed (constraints grader).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mean_score: Option<f64>,
 }
 
 /// Generates answers to the held-out prompts (into `dir/responses.jsonl`) and grades them.
@@ -47,6 +56,7 @@ pub fn eval_policy(
     sampling: &SamplingConfig,
     batch_size: usize,
     dir: &Path,
+    grader: &Grader,
 ) -> Result<(PolicyEval, Vec<GradedRow>)> {
     let inputs: Vec<Vec<Message>> = held_out.iter().map(|p| user(&p.prompt)).collect();
     let rows = generate_rows(
@@ -63,7 +73,8 @@ pub fn eval_policy(
             id: held_out[i].id.clone(),
             prompt: held_out[i].prompt.clone(),
             response: g.text.clone(),
-            grade: grade(&held_out[i].prompt, &g.text),
+            grade: grader.grade(&held_out[i].prompt, &g.text),
+            score: grader.score(&held_out[i].prompt, &g.text),
         },
     )?;
     let count = |g: Grade| rows.iter().filter(|r| r.grade == g).count();
@@ -80,6 +91,10 @@ pub fn eval_policy(
             .map(|r| r.response.chars().count())
             .sum::<usize>() as f64
             / n,
+        mean_score: match grader {
+            Grader::Task => None,
+            Grader::Constraints(_) => Some(rows.iter().filter_map(|r| r.score).sum::<f64>() / n),
+        },
     };
     Ok((eval, rows))
 }
@@ -161,6 +176,7 @@ pub fn eval_reviser(
     sampling: &SamplingConfig,
     batch_size: usize,
     dir: &Path,
+    grader: &Grader,
 ) -> Result<ReviserEval> {
     let sampling = &format.decoding(sampling);
     let inputs: Vec<Vec<Message>> = responses
@@ -186,7 +202,7 @@ pub fn eval_reviser(
                 response: r.response.clone(),
                 grade: r.grade,
                 tag,
-                enhanced_grade: grade(&r.prompt, &enhanced),
+                enhanced_grade: grader.grade(&r.prompt, &enhanced),
                 enhanced,
                 reviser_output: g.text.clone(),
                 reviser_tokens: g.token_ids.len(),
@@ -283,6 +299,10 @@ pub struct Evaluation {
     pub reviser: Option<ReviserEval>,
     /// Ungraded answers of the start and each arm's final policy (runs without a task).
     pub answer_sets: Vec<AnswerSet>,
+    /// How held-out answers are graded (`None`: they are only answered).
+    pub grader: Option<Grader>,
+    /// IFEval scores of every graded policy (`[eval.ifeval]`), in grading order.
+    pub ifeval: Vec<IfevalMetrics>,
 }
 
 impl Evaluation {
@@ -295,6 +315,7 @@ impl Evaluation {
         name: &str,
         path: &str,
     ) -> Result<f64> {
+        let grader = self.grader.as_ref().unwrap_or(&Grader::Task);
         let (eval, rows) = run.stage_with(
             &stages::eval(name),
             &format!("evaluate {name}"),
@@ -308,6 +329,7 @@ impl Evaluation {
                     &cfg.evolution.sampling,
                     cfg.eval.batch_size,
                     dir,
+                    grader,
                 )
             },
             |dir| read_jsonl(&dir.join(files::RESPONSES)),
@@ -315,7 +337,40 @@ impl Evaluation {
         let accuracy = eval.accuracy;
         self.evals.push(eval);
         self.graded.insert(name.to_string(), rows);
+        self.score_ifeval(run, name, path)?;
         Ok(accuracy)
+    }
+
+    /// IFEval on the policy at `path` (`[eval.ifeval]`), as the resumable stage
+    /// `eval/<name>-ifeval` (its folder holds responses, verdicts and metrics).
+    fn score_ifeval(&mut self, run: &Run, name: &str, path: &str) -> Result<()> {
+        let Some(cfg) = &run.cfg.eval.ifeval else {
+            return Ok(());
+        };
+        let metrics = run.stage(
+            &format!("{}-ifeval", stages::eval(name)),
+            &format!("IFEval {name}"),
+            |dir| {
+                let opts = IfevalOptions {
+                    responses: ResponsesSource::Model {
+                        spec: path.to_string(),
+                        name: Some(name.to_string()),
+                    },
+                    input_data: cfg.input_data.as_ref().map(|s| s.into()),
+                    data: BenchData::from_env(None),
+                    out: Some(dir.to_path_buf()),
+                    backend: run.cfg.backend,
+                    max_new_tokens: cfg.max_new_tokens,
+                    temperature: 0.0,
+                    seed: run.cfg.seed,
+                    batch_size: cfg.batch_size,
+                    limit: (cfg.limit > 0).then_some(cfg.limit),
+                };
+                Ok(crate::eval::ifeval::run(&opts)?.metrics)
+            },
+        )?;
+        self.ifeval.push(metrics);
+        Ok(())
     }
 }
 
@@ -332,10 +387,13 @@ pub fn evaluate_run(
     if held_out.is_empty() {
         return Ok(Evaluation::default());
     }
-    if run.cfg.task.is_none() {
+    let Some(grader) = Grader::for_run(run.cfg, held_out)? else {
         return answer_run(run, held_out, start, evolution);
-    }
-    let mut evaluation = Evaluation::default();
+    };
+    let mut evaluation = Evaluation {
+        grader: Some(grader),
+        ..Evaluation::default()
+    };
     evaluation.grade(run, held_out, "start", start)?;
     for (arm, policies) in &evolution.policies {
         for (i, path) in policies.iter().enumerate() {
@@ -354,20 +412,21 @@ pub fn evaluate_run(
         }
     }
     let start_rows = &evaluation.graded["start"];
-    evaluation.reviser = Some(
-        run.stage(stages::EVAL_REVISER, "evaluate the reviser", |dir| {
-            let model = LanguageModel::load(reviser, &run.device)?;
-            let r = &run.cfg.reviser;
-            eval_reviser(
-                &model,
-                &r.format,
-                start_rows,
-                &r.sampling,
-                r.batch_size,
-                dir,
-            )
-        })?,
-    );
+    let grader = evaluation.grader.as_ref().unwrap_or(&Grader::Task);
+    let reviser_eval = run.stage(stages::EVAL_REVISER, "evaluate the reviser", |dir| {
+        let model = LanguageModel::load(reviser, &run.device)?;
+        let r = &run.cfg.reviser;
+        eval_reviser(
+            &model,
+            &r.format,
+            start_rows,
+            &r.sampling,
+            r.batch_size,
+            dir,
+            grader,
+        )
+    })?;
+    evaluation.reviser = Some(reviser_eval);
     Ok(evaluation)
 }
 

@@ -17,7 +17,8 @@
 //! (tags, data, output format), [`gate`] (the quality gate that skips the reviser),
 //! [`selection`] (which prompts each iteration), [`evolve`] (generate → revise → filter
 //! ([`filters`]) → fine-tune, per arm and iteration; [`generation`] writes the answers),
-//! [`evaluate`] (held-out grading, the reviser's confusion table), [`baselines`] (the
+//! [`evaluate`] (held-out grading by the run's [`grader`], the reviser's confusion table,
+//! IFEval scores), [`baselines`] (the
 //! comparison arms: SFT on chosen, DPO and its family, SEFT+DPO) and [`report`];
 //! [`pipeline`] chains them.
 
@@ -28,6 +29,7 @@ pub mod evolve;
 pub mod filters;
 pub mod gate;
 pub mod generation;
+pub mod grader;
 pub mod layout;
 pub mod pipeline;
 pub mod report;

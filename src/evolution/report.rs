@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::jsonl::write_atomic;
 use crate::error::Result;
+use crate::eval::ifeval::IfevalMetrics;
 use crate::evolution::baselines::BaselineResult;
 use crate::evolution::data::DataOutcome;
 use crate::evolution::evaluate::{AnswerSet, Evaluation, PolicyEval, ReviserEval, win_rate};
@@ -48,6 +49,9 @@ pub struct Report {
     /// The quality gate: its training (firing trees vs dense), calibration, and use.
     #[serde(default)]
     pub gate: Option<GateOutcome>,
+    /// IFEval scores of every graded policy (`[eval.ifeval]`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ifeval: Vec<IfevalMetrics>,
     /// (stage, seconds of the run that finished it).
     pub stage_seconds: Vec<(String, f64)>,
     /// Wall time of this invocation (a resumed run counts only its own part).
@@ -92,13 +96,17 @@ impl Report {
             identity_reviser_accuracy: accuracy(&identity_final),
             win_rate_vs_start: win(&seft_final),
             identity_win_rate_vs_start: win(&identity_final),
-            judge: match &cfg.task {
-                Some(task) => format!(
+            judge: match (&cfg.task, cfg.eval.grader) {
+                (Some(task), _) => format!(
                     "programmatic: exact grading of the built-in {} task on {} held-out prompts",
                     serde_json::to_string(&task.family).expect("serializable"),
                     results.data.held_out
                 ),
-                None => "none: this run has no graded task; its held-out answers (eval/*/responses.jsonl) are for `seft judge`".into(),
+                (None, Some(_)) => format!(
+                    "programmatic: IFEval's checkers on {} held-out verifiable-instruction prompts (accuracy = every instruction followed; score = fraction followed)",
+                    results.data.held_out
+                ),
+                (None, None) => "none: this run has no graded task; its held-out answers (eval/*/responses.jsonl) are for `seft judge`".into(),
             },
             data: results.data,
             starting_policy: results.starting_policy,
@@ -110,6 +118,7 @@ impl Report {
             selection: results.selection,
             baselines: results.baselines,
             gate: results.gate,
+            ifeval: evaluation.ifeval,
             stage_seconds: results.stage_seconds,
             seconds: results.seconds,
         }
@@ -122,6 +131,7 @@ impl Report {
         self.write_baselines(&mut s);
         self.write_reviser_eval(&mut s);
         self.write_answer_sets(&mut s);
+        self.write_scores(&mut s);
         let d = &self.data;
         let _ = writeln!(
             s,
@@ -149,6 +159,49 @@ impl Report {
         }
         let _ = writeln!(s, "\nThis invocation: {:.1} s.", self.seconds);
         s
+    }
+
+    /// The fraction-of-instructions scores (constraints grader) and IFEval's accuracies, when
+    /// the run has them.
+    fn write_scores(&self, s: &mut String) {
+        let scored: Vec<&PolicyEval> = self
+            .evals
+            .iter()
+            .filter(|e| e.mean_score.is_some())
+            .collect();
+        if !scored.is_empty() {
+            let _ = writeln!(
+                *s,
+                "\n## Held-out instructions followed\n\n| policy | all followed | mean fraction followed |\n|---|---|---|"
+            );
+            for e in scored {
+                let _ = writeln!(
+                    *s,
+                    "| {} | {:.1}% | {:.1}% |",
+                    e.model,
+                    100.0 * e.accuracy,
+                    100.0 * e.mean_score.unwrap_or_default()
+                );
+            }
+        }
+        if !self.ifeval.is_empty() {
+            let _ = writeln!(
+                *s,
+                "\n## IFEval\n\n| policy | prompts | prompt strict | inst strict | prompt loose | inst loose |\n|---|---|---|---|---|---|"
+            );
+            for m in &self.ifeval {
+                let _ = writeln!(
+                    *s,
+                    "| {} | {} | {:.1}% | {:.1}% | {:.1}% | {:.1}% |",
+                    m.model,
+                    m.prompts.total,
+                    100.0 * m.prompt_level_strict,
+                    100.0 * m.inst_level_strict,
+                    100.0 * m.prompt_level_loose,
+                    100.0 * m.inst_level_loose
+                );
+            }
+        }
     }
 
     fn write_result(&self, s: &mut String) {

@@ -252,6 +252,15 @@ pub struct EvalConfig {
     /// Grade every iteration's policy, not only the first and last.
     pub every_iteration: bool,
     pub batch_size: usize,
+    /// How held-out answers are graded in a run without a [task]: "constraints" reads
+    /// data.eval_prompts as IFEval-format prompts (`seft eval constraint-prompts`) and grades
+    /// each answer with IFEval's checkers: correct = every instruction followed, slip = some,
+    /// wrong = none. Without it such runs only answer the held-out prompts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grader: Option<GraderKind>,
+    /// Score every graded policy (start, each arm's policies, each baseline point) on IFEval.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ifeval: Option<IfevalEvalConfig>,
 }
 
 impl Default for EvalConfig {
@@ -259,6 +268,40 @@ impl Default for EvalConfig {
         EvalConfig {
             every_iteration: true,
             batch_size: 32,
+            grader: None,
+            ifeval: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GraderKind {
+    Constraints,
+}
+
+/// `[eval.ifeval]`: IFEval's prompts answered greedily by each graded policy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IfevalEvalConfig {
+    /// IFEval's input_data.jsonl (default: the benchmark data folder or the hub's google/IFEval).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub input_data: Option<String>,
+    /// The reference setup generates up to 1280 tokens; fewer is cheaper, and changes the
+    /// scores of models that write long answers.
+    pub max_new_tokens: usize,
+    pub batch_size: usize,
+    /// Only the first N prompts (0 = all 541).
+    pub limit: usize,
+}
+
+impl Default for IfevalEvalConfig {
+    fn default() -> Self {
+        IfevalEvalConfig {
+            input_data: None,
+            max_new_tokens: 1280,
+            batch_size: 16,
+            limit: 0,
         }
     }
 }
@@ -286,6 +329,9 @@ impl RunConfig {
         d.prompts.iter_mut().for_each(expand_home);
         d.annotated.iter_mut().for_each(expand_home);
         d.eval_prompts.iter_mut().for_each(expand_home);
+        if let Some(i) = cfg.eval.ifeval.as_mut() {
+            i.input_data.iter_mut().for_each(expand_home);
+        }
         Ok(cfg)
     }
 
@@ -322,6 +368,22 @@ impl RunConfig {
                     return Err("[starting_policy] needs data.annotated (or a [task])".into());
                 }
             }
+        }
+        if self.eval.grader == Some(GraderKind::Constraints) {
+            if self.task.is_some() {
+                return Err("eval.grader = \"constraints\" is for runs without a [task]".into());
+            }
+            if self.data.eval_prompts.is_none() {
+                return Err(
+                    "eval.grader = \"constraints\" needs data.eval_prompts (IFEval-format prompts)"
+                        .into(),
+                );
+            }
+        }
+        if let Some(i) = &self.eval.ifeval
+            && (i.max_new_tokens == 0 || i.batch_size == 0)
+        {
+            return Err("eval.ifeval: max_new_tokens and batch_size must be at least 1".into());
         }
         if self.model.scratch.is_some() && self.starting_policy.is_none() {
             return Err(

@@ -1,5 +1,5 @@
-//! `seft eval alpaca-eval | mt-bench | ifeval | constraint-prompts | constraint-pairs |
-//! leaderboard | difficulty`: arguments checked and turned
+//! `seft eval alpaca-eval | mt-bench | ifeval | ifeval-compare | constraint-prompts |
+//! constraint-pairs | leaderboard | difficulty`: arguments checked and turned
 //! into the typed options of [`crate::eval`], which does the work; the results are printed.
 
 use std::collections::BTreeMap;
@@ -28,6 +28,9 @@ pub enum EvalCommand {
     Ifeval(IfevalArgs),
     /// Verifiable-instruction prompts in IFEval's format: ordinary instructions with 1-3 of
     /// IFEval's instruction types attached (random parameters), never IFEval's own prompts.
+    /// Several IFEval runs on the same prompts: accuracies with 95% bootstrap intervals over
+    /// prompts, and paired tests of each run against reference runs.
+    IfevalCompare(IfevalCompareArgs),
     ConstraintPrompts(ConstraintPromptsArgs),
     /// Preference pairs graded by rules: a model samples K responses per constraint prompt;
     /// the best and worst by fraction of instructions followed make a pair (ties dropped).
@@ -408,6 +411,73 @@ fn ifeval(args: IfevalArgs) -> Result<()> {
 }
 
 #[derive(clap::Args, Debug)]
+pub struct IfevalCompareArgs {
+    /// Run folders of `seft eval ifeval --out` (or their verdicts.jsonl files), named by the
+    /// model in metrics.json, else the folder name; `NAME=PATH` names one explicitly.
+    #[arg(required = true, num_args = 1..)]
+    pub runs: Vec<String>,
+    /// Runs every other run is tested against (names as above; default: the first run).
+    #[arg(long, num_args = 1..)]
+    pub reference: Vec<String>,
+    #[arg(long, default_value_t = 10_000)]
+    pub resamples: usize,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Print the comparison as JSON instead of Markdown.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn ifeval_compare(args: IfevalCompareArgs) -> Result<()> {
+    use crate::eval::ifeval::compare;
+    use crate::eval::ifeval::evaluate::Verdict;
+    let mut runs: Vec<(String, Vec<Verdict>)> = Vec::new();
+    for spec in &args.runs {
+        let (name, path) = match spec.split_once('=') {
+            Some((n, p)) => (Some(n.to_string()), PathBuf::from(p)),
+            None => (None, PathBuf::from(spec)),
+        };
+        let (dir, verdicts) = if path.is_dir() {
+            (path.clone(), path.join("verdicts.jsonl"))
+        } else {
+            (
+                path.parent().map(PathBuf::from).unwrap_or_default(),
+                path.clone(),
+            )
+        };
+        let name = name.or_else(|| {
+            let text = std::fs::read_to_string(dir.join("metrics.json")).ok()?;
+            let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+            v["model"].as_str().map(str::to_string)
+        });
+        let name = name.unwrap_or_else(|| {
+            dir.file_name()
+                .map_or(spec.clone(), |n| n.to_string_lossy().into_owned())
+        });
+        runs.push((name, crate::data::jsonl::read_jsonl(&verdicts)?));
+    }
+    let references = if args.reference.is_empty() {
+        vec![0]
+    } else {
+        args.reference
+            .iter()
+            .map(|r| {
+                runs.iter()
+                    .position(|(n, _)| n == r)
+                    .ok_or_else(|| anyhow!("--reference {r}: no run has that name"))
+            })
+            .collect::<Result<_>>()?
+    };
+    let c = compare::compare(&runs, &references, args.resamples.max(1), args.seed)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&c)?);
+    } else {
+        println!("{}", compare::markdown(&c));
+    }
+    Ok(())
+}
+
+#[derive(clap::Args, Debug)]
 pub struct ConstraintPromptsArgs {
     /// Instruction files (JSON/JSONL prompt rows: prompt, instruction + input, question, …).
     #[arg(long, required = true, num_args = 1..)]
@@ -595,6 +665,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
         EvalCommand::AlpacaEval(a) => alpaca_eval(a),
         EvalCommand::MtBench(a) => mt_bench(a),
         EvalCommand::Ifeval(a) => ifeval(a),
+        EvalCommand::IfevalCompare(a) => ifeval_compare(a),
         EvalCommand::ConstraintPrompts(a) => constraint_prompts(a),
         EvalCommand::ConstraintPairs(a) => constraint_pairs(a),
         EvalCommand::Leaderboard(a) => {

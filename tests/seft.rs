@@ -688,7 +688,9 @@ fn constraint_graded_run_scores_every_policy_on_ifeval() {
     );
     text = text.replace("[evolution]\n", "[evolution]\ncompare_identity = true\n");
     text.push_str(&format!(
-        "[eval]\ngrader = \"constraints\"\nifeval = {{ input_data = \"{}\", max_new_tokens = 5, batch_size = 2 }}\n",
+        "[eval]\ngrader = \"constraints\"\nifeval = {{ input_data = \"{}\", max_new_tokens = 5, batch_size = 2 }}\n\
+         [[baselines]]\nname = \"sft-chosen\"\nmethod = \"sft-chosen\"\nlr = [1e-3, 1e-2]\nmax_len = 64\n\
+         train = {{ max_steps = 1, micro_batch = 2 }}\n",
         ifeval.display()
     ));
     std::fs::write(&config, text).unwrap();
@@ -705,8 +707,8 @@ fn constraint_graded_run_scores_every_policy_on_ifeval() {
     let evals = r["evals"].as_array().unwrap();
     assert_eq!(
         evals.len(),
-        3,
-        "start and both arms' final policies: {evals:?}"
+        5,
+        "start, both arms' final policies, two sweep points: {evals:?}"
     );
     for e in evals {
         let name = e["model"].as_str().unwrap();
@@ -737,8 +739,25 @@ fn constraint_graded_run_scores_every_policy_on_ifeval() {
             assert_eq!(row["grade"], expected);
         }
     }
+    // IFEval: the start, each arm's final policy, the comparison arm's best point only.
     let ifeval_scores = r["ifeval"].as_array().unwrap();
-    assert_eq!(ifeval_scores.len(), 3);
+    let names: Vec<&str> = ifeval_scores
+        .iter()
+        .map(|m| m["model"].as_str().unwrap())
+        .collect();
+    assert_eq!(names.len(), 4, "{names:?}");
+    assert_eq!(&names[..3], ["start", "seft-iter-1", "identity-iter-1"]);
+    let best = r["baselines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .fold(None::<&serde_json::Value>, |b, p| match b {
+            Some(b) if b["accuracy"].as_f64() >= p["accuracy"].as_f64() => Some(b),
+            _ => Some(p),
+        })
+        .unwrap();
+    assert!(names[3].starts_with("sft-chosen-lr-"), "{names:?}");
+    assert_eq!(names[3], format!("sft-chosen-lr-{}", best["lr"]));
     for m in ifeval_scores {
         assert_eq!(m["prompts"]["total"], 3);
         let name = m["model"].as_str().unwrap();

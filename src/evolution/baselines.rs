@@ -197,8 +197,10 @@ pub fn run_baselines(
     evaluation: &mut Evaluation,
 ) -> Result<Vec<BaselineResult>> {
     let pairs = run.layout.data(DataFile::Preferences);
-    let mut results = Vec::new();
+    let mut results: Vec<BaselineResult> = Vec::new();
+    let mut paths = Vec::new();
     for arm in &run.cfg.baselines {
+        let first = results.len();
         let model = match arm.from {
             BaselineStart::Start => start,
             BaselineStart::Seft => seft_final.ok_or_else(|| {
@@ -244,6 +246,21 @@ pub fn run_baselines(
                 first_loss: stage.first_loss,
                 final_loss: stage.final_loss,
             });
+            paths.push(stage.model.to_string_lossy().into_owned());
+        }
+        // IFEval for the arm's best sweep point only (the first best on a tie).
+        let best = results[first..]
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| r.accuracy.map(|a| (i, a)))
+            .fold(None, |best: Option<(usize, f64)>, (i, a)| match best {
+                Some((_, b)) if b >= a => best,
+                _ => Some((i, a)),
+            });
+        if let Some((i, _)) = best {
+            let r = &results[first + i];
+            let point = point_name(&r.name, r.beta, r.lr);
+            evaluation.score_ifeval(run, &point, &paths[first + i])?;
         }
     }
     Ok(results)

@@ -337,13 +337,13 @@ impl Evaluation {
         let accuracy = eval.accuracy;
         self.evals.push(eval);
         self.graded.insert(name.to_string(), rows);
-        self.score_ifeval(run, name, path)?;
         Ok(accuracy)
     }
 
-    /// IFEval on the policy at `path` (`[eval.ifeval]`), as the resumable stage
-    /// `eval/<name>-ifeval` (its folder holds responses, verdicts and metrics).
-    fn score_ifeval(&mut self, run: &Run, name: &str, path: &str) -> Result<()> {
+    /// IFEval on the policy at `path` (`[eval.ifeval]`, else nothing), as the resumable stage
+    /// `eval/<name>-ifeval` (its folder holds responses, verdicts and metrics). Runs score the
+    /// starting policy, each arm's final policy and each comparison arm's best sweep point.
+    pub fn score_ifeval(&mut self, run: &Run, name: &str, path: &str) -> Result<()> {
         let Some(cfg) = &run.cfg.eval.ifeval else {
             return Ok(());
         };
@@ -395,13 +395,18 @@ pub fn evaluate_run(
         ..Evaluation::default()
     };
     evaluation.grade(run, held_out, "start", start)?;
+    evaluation.score_ifeval(run, "start", start)?;
     for (arm, policies) in &evolution.policies {
         for (i, path) in policies.iter().enumerate() {
             let t = i + 1;
             if !run.cfg.eval.every_iteration && t != policies.len() {
                 continue;
             }
-            let accuracy = evaluation.grade(run, held_out, &policy_name(*arm, t), path)?;
+            let name = policy_name(*arm, t);
+            let accuracy = evaluation.grade(run, held_out, &name, path)?;
+            if t == policies.len() {
+                evaluation.score_ifeval(run, &name, path)?;
+            }
             if let Some(it) = evolution
                 .iterations
                 .iter_mut()

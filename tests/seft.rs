@@ -772,3 +772,22 @@ fn constraint_graded_run_scores_every_policy_on_ifeval() {
     assert!(md.contains("## Held-out instructions followed"), "{md}");
     assert!(md.contains("## IFEval"), "{md}");
 }
+
+/// Every run configuration shipped in configs/ parses and validates.
+#[test]
+fn every_shipped_run_config_is_valid() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        if !text.contains("\n[evolution]") && !text.contains("\n[task]") {
+            continue; // a training config (seft sft)
+        }
+        if let Err(e) = seft::evolution::RunConfig::load(&path, &[]) {
+            panic!("{}: {e}", path.display());
+        }
+        checked += 1;
+    }
+    assert!(checked >= 4, "{checked} run configs");
+}

@@ -262,6 +262,7 @@ fn verdicts_equal_the_reference_python_checkers() {
     .unwrap();
     let reference = std::fs::read_to_string(fixture("ifeval/reference_verdicts.jsonl")).unwrap();
     let (mut responses, mut equal_rows, mut verdicts, mut equal_verdicts) = (0, 0, 0, 0);
+    let mut same_language = 0;
     let mut explained = Vec::new();
     let mut unexplained = Vec::new();
     for (line, expected) in gz.lines().zip(reference.lines()) {
@@ -276,6 +277,7 @@ fn verdicts_equal_the_reference_python_checkers() {
         let seft_language = seft::eval::ifeval::language::detect(response);
         let reference_language = expected["language"].as_str();
         responses += 1;
+        same_language += usize::from(seft_language == reference_language);
         let mut row_equal = true;
         for (mode, ours) in [
             ("strict", &v.follow_instruction_list_strict),
@@ -308,7 +310,7 @@ fn verdicts_equal_the_reference_python_checkers() {
         equal_rows += usize::from(row_equal);
     }
     println!(
-        "{equal_rows}/{responses} responses and {equal_verdicts}/{verdicts} verdicts (strict and loose) equal to the reference's"
+        "{equal_rows}/{responses} responses and {equal_verdicts}/{verdicts} verdicts (strict and loose) equal to the reference's; language identified alike (whatlang vs seeded langdetect) on {same_language}/{responses} responses"
     );
     for d in explained.iter().chain(&unexplained) {
         println!("{d}");

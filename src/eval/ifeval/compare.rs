@@ -227,7 +227,7 @@ fn contributions(a: &[PromptCounts], m: usize) -> (Vec<f64>, f64) {
         2 => c.loose.0,
         _ => c.loose.1,
     };
-    let denominator = if m % 2 == 0 {
+    let denominator = if m.is_multiple_of(2) {
         a.len() as f64
     } else {
         a.iter().map(|c| c.instructions).sum()
@@ -276,8 +276,8 @@ pub fn markdown(c: &Comparison) -> String {
             100.0 * e.high
         )
     };
-    let mut s = format!(
-        "| run | prompts | prompt strict | inst strict | prompt loose | inst loose |\n|---|---:|---|---|---|---|\n"
+    let mut s = String::from(
+        "| run | prompts | prompt strict | inst strict | prompt loose | inst loose |\n|---|---:|---|---|---|---|\n",
     );
     for r in &c.runs {
         s.push_str(&format!("| {} | {} |", r.name, r.prompts));

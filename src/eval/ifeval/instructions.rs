@@ -3,10 +3,12 @@
 //! checked with the reference's semantics (`instructions.py`, `check_following`).
 //!
 //! Where the reference invents a parameter (a kwarg missing or `None`: it draws a random one),
-//! seft refuses the row instead, so a verdict never depends on a random draw. One deliberate
-//! difference: `keywords:letter_frequency` with a single non-letter target (`#` in prompt 1122,
-//! `!` in 1129) counts that character, as the prompts ask and as google-research PR #3428
-//! proposes; the reference's head replaces such a target by a random ASCII letter.
+//! seft refuses the row instead, so a verdict never depends on a random draw.
+//! `keywords:letter_frequency` with a single non-letter target (`#` in prompt 1122, `!` in 1129)
+//! counts that character, as the prompts ask and as google-research's `instructions.py` does at
+//! commit 3f357bde (it only rejects an empty or multi-character target). The copies on PyPI
+//! (lm-eval 0.4.13, if-verifiable 0.1.2) still replace a target outside a-z by a random ASCII
+//! letter, so their verdicts on those two prompts change from run to run.
 
 use std::fmt;
 

@@ -1,5 +1,5 @@
 //! seft's Punkt sentence tokenizer against NLTK's own spans (`PunktTokenizer("english")`, what
-//! IFEval's sentence count runs), from tests/fixtures/punkt/sentences.json, written by
+//! IFEval's sentence count runs), from tests/fixtures/punkt/sentences.json.gz, written by
 //! make_fixture.py beside it. The hand-written and random texts are in the fixture; the
 //! AlpacaEval model outputs are read from the shared data (`SEFT_SHARED_DATA`, default
 //! `../shared/data` beside the repository), so that test is ignored by default:
@@ -40,8 +40,11 @@ struct ModelOutput {
 }
 
 fn fixture() -> Fixture {
-    let path = common::fixture("punkt/sentences.json");
-    let json = std::fs::read_to_string(&path).expect("read the Punkt fixture");
+    let path = common::fixture("punkt/sentences.json.gz");
+    let file = std::fs::File::open(&path).expect("open the Punkt fixture");
+    let mut json = String::new();
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(file), &mut json)
+        .expect("read the Punkt fixture");
     serde_json::from_str(&json).expect("parse the Punkt fixture")
 }
 

@@ -688,7 +688,7 @@ fn constraint_graded_run_scores_every_policy_on_ifeval() {
     );
     text = text.replace("[evolution]\n", "[evolution]\ncompare_identity = true\n");
     text.push_str(&format!(
-        "[eval]\ngrader = \"constraints\"\nifeval = {{ input_data = \"{}\", max_new_tokens = 5, batch_size = 2 }}\n\
+        "[eval]\ngrader = \"constraints\"\nsampling = {{ max_new_tokens = 4 }}\nifeval = {{ input_data = \"{}\", max_new_tokens = 5, batch_size = 2 }}\n\
          [[baselines]]\nname = \"sft-chosen\"\nmethod = \"sft-chosen\"\nlr = [1e-3, 1e-2]\nmax_len = 64\n\
          train = {{ max_steps = 1, micro_batch = 2 }}\n",
         ifeval.display()
@@ -719,6 +719,11 @@ fn constraint_graded_run_scores_every_policy_on_ifeval() {
                 .map(|l| serde_json::from_str(l).unwrap())
                 .collect();
         assert_eq!(rows.len(), 5);
+        // eval.sampling (4 new tokens of one byte each), not the evolution's 6.
+        assert!(
+            rows.iter()
+                .all(|r| r["response"].as_str().unwrap().chars().count() <= 4)
+        );
         let all = rows.iter().filter(|r| r["score"] == 1.0).count() as f64 / 5.0;
         let mean = rows
             .iter()

@@ -326,7 +326,7 @@ impl Evaluation {
                     &model,
                     name,
                     held_out,
-                    &cfg.evolution.sampling,
+                    cfg.eval.sampling(&cfg.evolution.sampling),
                     cfg.eval.batch_size,
                     dir,
                     grader,
@@ -459,7 +459,7 @@ fn answer_run(
                 let rows = answer_prompts(
                     &model,
                     held_out,
-                    &run.cfg.evolution.sampling,
+                    run.cfg.eval.sampling(&run.cfg.evolution.sampling),
                     run.cfg.eval.batch_size,
                     &dir.join(files::RESPONSES),
                     &format!("eval {name}"),

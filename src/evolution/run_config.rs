@@ -258,9 +258,20 @@ pub struct EvalConfig {
     /// wrong = none. Without it such runs only answer the held-out prompts.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub grader: Option<GraderKind>,
-    /// Score every graded policy (start, each arm's policies, each baseline point) on IFEval.
+    /// Score the starting policy, each arm's final policy and each comparison arm's best sweep
+    /// point on IFEval.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ifeval: Option<IfevalEvalConfig>,
+    /// How policies answer the held-out prompts (default: evolution.sampling).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sampling: Option<SamplingConfig>,
+}
+
+impl EvalConfig {
+    /// The held-out answers' decoding: `eval.sampling`, else the evolution's.
+    pub fn sampling<'a>(&'a self, evolution: &'a SamplingConfig) -> &'a SamplingConfig {
+        self.sampling.as_ref().unwrap_or(evolution)
+    }
 }
 
 impl Default for EvalConfig {
@@ -270,6 +281,7 @@ impl Default for EvalConfig {
             batch_size: 32,
             grader: None,
             ifeval: None,
+            sampling: None,
         }
     }
 }
@@ -407,6 +419,11 @@ impl RunConfig {
             .sampling
             .validate()
             .map_err(|e| format!("evolution.sampling: {e}"))?;
+        if let Some(sampling) = &self.eval.sampling {
+            sampling
+                .validate()
+                .map_err(|e| format!("eval.sampling: {e}"))?;
+        }
         if self.evolution.prompts_per_iteration == 0 {
             return Err("evolution.prompts_per_iteration must be at least 1".into());
         }

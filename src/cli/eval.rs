@@ -26,11 +26,11 @@ pub enum EvalCommand {
     /// IFEval: 541 prompts with verifiable instructions, checked by rules (no judge); prompt-
     /// and instruction-level accuracy, strict and loose.
     Ifeval(IfevalArgs),
-    /// Verifiable-instruction prompts in IFEval's format: ordinary instructions with 1-3 of
-    /// IFEval's instruction types attached (random parameters), never IFEval's own prompts.
     /// Several IFEval runs on the same prompts: accuracies with 95% bootstrap intervals over
     /// prompts, and paired tests of each run against reference runs.
     IfevalCompare(IfevalCompareArgs),
+    /// Verifiable-instruction prompts in IFEval's format: ordinary instructions with 1-3 of
+    /// IFEval's instruction types attached (random parameters), never IFEval's own prompts.
     ConstraintPrompts(ConstraintPromptsArgs),
     /// Preference pairs graded by rules: a model samples K responses per constraint prompt;
     /// the best and worst by fraction of instructions followed make a pair (ties dropped).
@@ -430,32 +430,11 @@ pub struct IfevalCompareArgs {
 
 fn ifeval_compare(args: IfevalCompareArgs) -> Result<()> {
     use crate::eval::ifeval::compare;
-    use crate::eval::ifeval::evaluate::Verdict;
-    let mut runs: Vec<(String, Vec<Verdict>)> = Vec::new();
-    for spec in &args.runs {
-        let (name, path) = match spec.split_once('=') {
-            Some((n, p)) => (Some(n.to_string()), PathBuf::from(p)),
-            None => (None, PathBuf::from(spec)),
-        };
-        let (dir, verdicts) = if path.is_dir() {
-            (path.clone(), path.join("verdicts.jsonl"))
-        } else {
-            (
-                path.parent().map(PathBuf::from).unwrap_or_default(),
-                path.clone(),
-            )
-        };
-        let name = name.or_else(|| {
-            let text = std::fs::read_to_string(dir.join("metrics.json")).ok()?;
-            let v: serde_json::Value = serde_json::from_str(&text).ok()?;
-            v["model"].as_str().map(str::to_string)
-        });
-        let name = name.unwrap_or_else(|| {
-            dir.file_name()
-                .map_or(spec.clone(), |n| n.to_string_lossy().into_owned())
-        });
-        runs.push((name, crate::data::jsonl::read_jsonl(&verdicts)?));
-    }
+    let runs = args
+        .runs
+        .iter()
+        .map(|spec| compare::load_run(spec))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
     let references = if args.reference.is_empty() {
         vec![0]
     } else {
@@ -508,59 +487,25 @@ pub struct ConstraintPromptsArgs {
 }
 
 fn constraint_prompts(args: ConstraintPromptsArgs) -> Result<()> {
-    use crate::eval::ifeval::synthetic;
-    let opts = crate::data::ReadOptions::default();
-    let mut bases = Vec::new();
-    for path in &args.instructions {
-        let (prompts, _) = crate::data::read_prompts(path, &opts)?;
-        bases.extend(
-            prompts
-                .into_iter()
-                .filter(|p| p.chars().count() <= args.max_chars),
-        );
-    }
-    let mut exclude = std::collections::HashSet::new();
-    let data = args.data.bench_data();
-    let ifeval_input = match &args.input_data {
-        Some(p) => Some(p.clone()),
-        None => data.find_local(&crate::eval::ifeval::pipeline::IFEVAL_INPUT),
-    };
-    let mut excluded_files = Vec::new();
-    if let Some(path) = ifeval_input {
-        for p in crate::eval::ifeval::evaluate::read_input_data(&path)? {
-            exclude.insert(p.prompt.trim().to_string());
-        }
-        excluded_files.push(path);
-    }
-    for path in &args.exclude {
-        let (prompts, _) = crate::data::read_prompts(path, &opts)?;
-        exclude.extend(prompts.into_iter().map(|p| p.trim().to_string()));
-        excluded_files.push(path.clone());
-    }
-    // An IFEval prompt is an instruction with constraints appended: keep out any base that
-    // starts one of them, not only exact copies.
-    let ifeval_like: Vec<String> = exclude.iter().cloned().collect();
-    bases.retain(|b| {
-        let b = b.trim();
-        b.len() < 20 || !ifeval_like.iter().any(|p| p.starts_with(b))
-    });
-    let rows = synthetic::make_prompts(
-        &bases,
-        args.count,
-        args.max_instructions,
-        args.seed,
-        &exclude,
-    );
-    if rows.len() < args.count {
-        bail!("no usable instructions in {:?}", args.instructions);
-    }
-    crate::data::jsonl::write_jsonl(&args.out, &rows)?;
+    use crate::eval::ifeval::synthetic::{ConstraintPromptOptions, write_prompt_file};
+    let summary = write_prompt_file(&ConstraintPromptOptions {
+        instructions: args.instructions,
+        count: args.count,
+        max_instructions: args.max_instructions,
+        max_chars: args.max_chars,
+        seed: args.seed,
+        exclude: args.exclude,
+        input_data: args.input_data,
+        data: args.data.bench_data(),
+        out: args.out.clone(),
+    })?;
     eprintln!(
-        "{} prompts from {} instructions ({} kept out: {}) -> {}",
-        rows.len(),
-        bases.len(),
-        exclude.len(),
-        excluded_files
+        "{} prompts from {} instructions ({} prompts kept out: {}) -> {}",
+        summary.prompts,
+        summary.instructions,
+        summary.kept_out,
+        summary
+            .kept_out_files
             .iter()
             .map(|p| p.display().to_string())
             .collect::<Vec<_>>()

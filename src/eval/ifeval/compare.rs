@@ -7,6 +7,7 @@
 //! difference is as likely negated).
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use serde::{Deserialize, Serialize};
@@ -140,6 +141,32 @@ fn aligned(runs: &[(String, Vec<Verdict>)]) -> Result<Vec<Vec<PromptCounts>>> {
                 .collect()
         })
         .collect()
+}
+
+/// One run to compare: `PATH` or `NAME=PATH`, where PATH is a `seft eval ifeval` run folder
+/// or its verdicts.jsonl. Without a NAME, the run is named by its metrics.json's model, else
+/// by its folder.
+pub fn load_run(spec: &str) -> Result<(String, Vec<Verdict>)> {
+    let (name, path) = match spec.split_once('=') {
+        Some((n, p)) => (Some(n.to_string()), PathBuf::from(p)),
+        None => (None, PathBuf::from(spec)),
+    };
+    let (dir, verdicts) = if path.is_dir() {
+        (path.clone(), path.join("verdicts.jsonl"))
+    } else {
+        (path.parent().map(PathBuf::from).unwrap_or_default(), path)
+    };
+    let name = name
+        .or_else(|| {
+            let text = std::fs::read_to_string(dir.join("metrics.json")).ok()?;
+            let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+            v["model"].as_str().map(str::to_string)
+        })
+        .unwrap_or_else(|| {
+            dir.file_name()
+                .map_or(spec.to_string(), |n| n.to_string_lossy().into_owned())
+        });
+    Ok((name, crate::data::jsonl::read_jsonl(&verdicts)?))
 }
 
 /// Scores every run and tests each against each of `references` (indices into `runs`).

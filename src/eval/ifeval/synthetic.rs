@@ -10,15 +10,19 @@
 //! follows (strict).
 
 use std::collections::HashSet;
+use std::path::PathBuf;
 
 use rand::seq::{IndexedRandom, SliceRandom};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::evaluate::IfevalPrompt;
+use super::evaluate::{IfevalPrompt, read_input_data};
 use super::instructions::INSTRUCTION_IDS;
+use super::pipeline::IFEVAL_INPUT;
 use super::pytext::strip;
+use crate::error::{Result, SeftError};
+use crate::eval::data_source::BenchData;
 
 /// One prompt in IFEval's input format.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -341,6 +345,99 @@ pub fn make_prompts(
         });
     }
     rows
+}
+
+/// What `seft eval constraint-prompts` does.
+#[derive(Debug, Clone)]
+pub struct ConstraintPromptOptions {
+    /// Instruction files (any prompt-row format `crate::data::read_prompts` reads).
+    pub instructions: Vec<PathBuf>,
+    pub count: usize,
+    pub max_instructions: usize,
+    /// Instructions longer than this many characters are not used.
+    pub max_chars: usize,
+    pub seed: u64,
+    /// Prompt files whose prompts (and their instructions) stay out, e.g. a held-out set.
+    pub exclude: Vec<PathBuf>,
+    /// IFEval's prompts, always kept out (None: found through `data` when it is local).
+    pub input_data: Option<PathBuf>,
+    pub data: BenchData,
+    /// The JSONL file to write.
+    pub out: PathBuf,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PromptFileSummary {
+    pub prompts: usize,
+    /// Instructions usable as bases.
+    pub instructions: usize,
+    /// Prompts kept out, and the files they came from.
+    pub kept_out: usize,
+    pub kept_out_files: Vec<PathBuf>,
+}
+
+/// Reads the instructions, keeps out IFEval's and the excluded prompts, and writes
+/// [`make_prompts`]' rows to `opts.out`.
+pub fn write_prompt_file(opts: &ConstraintPromptOptions) -> Result<PromptFileSummary> {
+    let read = crate::data::ReadOptions::default();
+    let mut bases = Vec::new();
+    for path in &opts.instructions {
+        let (prompts, _) = crate::data::read_prompts(path, &read)?;
+        bases.extend(
+            prompts
+                .into_iter()
+                .filter(|p| p.chars().count() <= opts.max_chars),
+        );
+    }
+    let mut exclude = HashSet::new();
+    let mut kept_out_files = Vec::new();
+    let ifeval = match &opts.input_data {
+        Some(p) => Some(p.clone()),
+        None => opts.data.find_local(&IFEVAL_INPUT),
+    };
+    if let Some(path) = ifeval {
+        exclude.extend(
+            read_input_data(&path)?
+                .into_iter()
+                .map(|p| strip(&p.prompt).to_string()),
+        );
+        kept_out_files.push(path);
+    }
+    for path in &opts.exclude {
+        let (prompts, _) = crate::data::read_prompts(path, &read)?;
+        exclude.extend(prompts.iter().map(|p| strip(p).to_string()));
+        kept_out_files.push(path.clone());
+    }
+    // A kept-out prompt is an instruction with constraints appended: a base that starts one
+    // is kept out too, not only an exact copy (very short bases such as "Hi." are not
+    // compared, they start too many prompts by chance).
+    bases.retain(|b| {
+        let b = strip(b);
+        b.len() < 20 || !exclude.iter().any(|p| p.starts_with(b))
+    });
+    let rows = make_prompts(
+        &bases,
+        opts.count,
+        opts.max_instructions,
+        opts.seed,
+        &exclude,
+    );
+    if rows.len() < opts.count {
+        return Err(SeftError::Invalid(format!(
+            "only {} distinct prompts can be made from the {} usable instructions in {:?}, not {}",
+            rows.len(),
+            bases.len(),
+            opts.instructions,
+            opts.count
+        )));
+    }
+    crate::data::jsonl::write_jsonl(&opts.out, &rows)?;
+    Ok(PromptFileSummary {
+        prompts: rows.len(),
+        instructions: bases.len(),
+        kept_out: exclude.len(),
+        kept_out_files,
+    })
 }
 
 /// The fraction of the prompt's instructions `response` follows (strict), in [0, 1].

@@ -456,3 +456,75 @@ fn constraint_pairs_are_sampled_scored_and_paired() {
     run();
     assert_eq!(std::fs::read(out.join("samples.jsonl")).unwrap(), before);
 }
+
+/// 1000 random responses (40 per instruction type, half rewritten towards the instruction)
+/// against the reference checkers' verdicts (tests/fixtures/ifeval/make_random_cases.py):
+/// every strict and loose verdict equal, except language-based ones where whatlang and
+/// langdetect name different languages (printed).
+#[test]
+fn random_responses_get_the_reference_verdicts_for_every_instruction_type() {
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(
+        std::fs::File::open(fixture("ifeval/random_cases.jsonl.gz")).unwrap(),
+    )
+    .read_to_string(&mut text)
+    .unwrap();
+    let (mut cases, mut equal) = (0, 0);
+    let mut per_type: std::collections::BTreeMap<String, (usize, usize)> = Default::default();
+    let mut explained = Vec::new();
+    let mut unexplained = Vec::new();
+    for line in text.lines() {
+        let case: Value = serde_json::from_str(line).unwrap();
+        let id = case["id"].as_str().unwrap();
+        let instruction = seft::eval::ifeval::Instruction::parse(id, &case["kwargs"]).unwrap();
+        let prompt = seft::eval::ifeval::IfevalPrompt {
+            key: cases,
+            prompt: String::new(),
+            instruction_ids: vec![id.to_string()],
+            instructions: vec![instruction],
+        };
+        let response = case["response"].as_str().unwrap();
+        let v = judge(&prompt, response);
+        cases += 1;
+        let entry = per_type.entry(id.to_string()).or_default();
+        entry.0 += 1;
+        let ours = (
+            v.follow_instruction_list_strict[0],
+            v.follow_instruction_list_loose[0],
+        );
+        let theirs = (
+            case["strict"].as_bool().unwrap(),
+            case["loose"].as_bool().unwrap(),
+        );
+        if ours == theirs {
+            equal += 1;
+            entry.1 += 1;
+            continue;
+        }
+        let seft_language = seft::eval::ifeval::language::detect(response);
+        let what = format!(
+            "case {} {id} {}: seft {ours:?} reference {theirs:?} (language seft {seft_language:?}, reference {}) {response:?}",
+            cases - 1,
+            case["kwargs"],
+            case["language"]
+        );
+        if LANGUAGE_IDS.contains(&id) && seft_language != case["language"].as_str() {
+            explained.push(what);
+        } else {
+            unexplained.push(what);
+        }
+    }
+    println!("{equal}/{cases} random cases with both verdicts equal to the reference's");
+    for (id, (n, same)) in &per_type {
+        println!("  {id}: {same}/{n}");
+    }
+    for d in explained.iter().chain(&unexplained) {
+        println!("{d}");
+    }
+    assert_eq!(per_type.len(), 25);
+    assert!(
+        unexplained.is_empty(),
+        "{} disagreements not explained by language identification",
+        unexplained.len()
+    );
+}

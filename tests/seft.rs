@@ -757,7 +757,7 @@ fn constraint_graded_run_scores_every_policy_on_ifeval() {
         .unwrap()
         .iter()
         .fold(None::<&serde_json::Value>, |b, p| match b {
-            Some(b) if b["accuracy"].as_f64() >= p["accuracy"].as_f64() => Some(b),
+            Some(b) if b["accuracy"].as_f64() > p["accuracy"].as_f64() => Some(b),
             _ => Some(p),
         })
         .unwrap();

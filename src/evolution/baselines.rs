@@ -187,6 +187,18 @@ fn point_name(name: &str, beta: Option<f64>, lr: f64) -> String {
     }
 }
 
+/// An arm's best sweep point by held-out accuracy (the last of equals), as the report shows it.
+pub fn best_point<'a>(points: &[&'a BaselineResult]) -> Option<&'a BaselineResult> {
+    points
+        .iter()
+        .max_by(|a, b| {
+            a.accuracy
+                .unwrap_or(f64::NAN)
+                .total_cmp(&b.accuracy.unwrap_or(f64::NAN))
+        })
+        .copied()
+}
+
 /// Trains and grades every sweep point of every `[[baselines]]` arm. `seft_final` is the SEFT
 /// arm's final policy (for arms with `from = "seft"`).
 pub fn run_baselines(
@@ -248,18 +260,16 @@ pub fn run_baselines(
             });
             paths.push(stage.model.to_string_lossy().into_owned());
         }
-        // IFEval for the arm's best sweep point only (the first best on a tie).
-        let best = results[first..]
-            .iter()
-            .enumerate()
-            .filter_map(|(i, r)| r.accuracy.map(|a| (i, a)))
-            .fold(None, |best: Option<(usize, f64)>, (i, a)| match best {
-                Some((_, b)) if b >= a => best,
-                _ => Some((i, a)),
-            });
-        if let Some((i, _)) = best {
-            let r = &results[first + i];
-            let point = point_name(&r.name, r.beta, r.lr);
+        // IFEval for the arm's best sweep point only.
+        let points: Vec<&BaselineResult> = results[first..].iter().collect();
+        if points.iter().any(|p| p.accuracy.is_some())
+            && let Some(best) = best_point(&points)
+        {
+            let i = results[first..]
+                .iter()
+                .position(|r| std::ptr::eq(r, best))
+                .expect("best is one of the points");
+            let point = point_name(&best.name, best.beta, best.lr);
             evaluation.score_ifeval(run, &point, &paths[first + i])?;
         }
     }

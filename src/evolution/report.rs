@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::data::jsonl::write_atomic;
 use crate::error::Result;
 use crate::eval::ifeval::IfevalMetrics;
-use crate::evolution::baselines::BaselineResult;
+use crate::evolution::baselines::{BaselineResult, best_point};
 use crate::evolution::data::DataOutcome;
 use crate::evolution::evaluate::{AnswerSet, Evaluation, PolicyEval, ReviserEval, win_rate};
 use crate::evolution::evolve::IterationReport;
@@ -300,14 +300,7 @@ impl Report {
         for name in names {
             let points: Vec<&BaselineResult> =
                 self.baselines.iter().filter(|b| b.name == name).collect();
-            let best = points
-                .iter()
-                .max_by(|a, b| {
-                    a.accuracy
-                        .unwrap_or(f64::NAN)
-                        .total_cmp(&b.accuracy.unwrap_or(f64::NAN))
-                })
-                .expect("an arm has at least one point");
+            let best = best_point(&points).expect("an arm has at least one point");
             let beta = |b: Option<f64>| b.map_or("–".to_string(), |v| v.to_string());
             let sweep: Vec<String> = points
                 .iter()

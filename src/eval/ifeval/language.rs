@@ -14,8 +14,8 @@
 //!   decides from little evidence (its answer then depends on its seed); whatlang reads the
 //!   letters as they are. On the 40 random `english_capital` cases of tests/ifeval.rs the two
 //!   disagree on 19: langdetect calls all-capital English German 8 times where whatlang says
-//!   English, and whatlang calls it French, Italian, Vietnamese or Norwegian 9 times where
-//!   langdetect says English.
+//!   English, whatlang calls it French, Italian, Vietnamese or Norwegian 9 times where
+//!   langdetect says English, and twice they name two other languages.
 //! - Short or mixed-language texts, where two different statistical models may simply differ
 //!   ("can you ask a question in english?": whatlang French, langdetect English).
 //!

@@ -15,7 +15,7 @@
 //!   letters as they are. On the 40 random `english_capital` cases of tests/ifeval.rs the two
 //!   disagree on 19: langdetect calls all-capital English German 8 times where whatlang says
 //!   English, whatlang calls it French, Italian, Vietnamese or Norwegian 9 times where
-//!   langdetect says English, and twice they name two other languages.
+//!   langdetect says English, and on the other 2 they name English/Hindi and French/German.
 //! - Short or mixed-language texts, where two different statistical models may simply differ
 //!   ("can you ask a question in english?": whatlang French, langdetect English).
 //!

@@ -796,3 +796,53 @@ fn every_shipped_run_config_is_valid() {
     }
     assert!(checked >= 4, "{checked} run configs");
 }
+
+/// Without a grader, `[eval.ifeval]` still scores the starting policy, the final policy and
+/// every sweep point of a comparison arm (there is no best point to pick).
+#[test]
+fn ungraded_runs_score_every_policy_on_ifeval() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let ifeval = dir.join("ifeval.jsonl");
+    std::fs::write(
+        &ifeval,
+        "{\"key\": 1, \"prompt\": \"max 1 2\", \"instruction_id_list\": [\"punctuation:no_comma\"], \"kwargs\": [{}]}\n",
+    )
+    .unwrap();
+    let config = file_config(dir, &write_prefs(dir), &write_prompts(dir), 2);
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text = text.replace(
+        "[starting_policy]",
+        &format!(
+            "eval_prompts = \"{}\"\n[starting_policy]",
+            write_prompts(dir).display()
+        ),
+    );
+    text.push_str(&format!(
+        "[eval]\nifeval = {{ input_data = \"{}\", max_new_tokens = 3, batch_size = 2 }}\n\
+         [[baselines]]\nname = \"sft-chosen\"\nmethod = \"sft-chosen\"\nlr = [1e-3, 1e-2]\nmax_len = 64\n\
+         train = {{ max_steps = 1, micro_batch = 2 }}\n",
+        ifeval.display()
+    ));
+    std::fs::write(&config, text).unwrap();
+    let out = dir.join("out");
+    let o = run(&config, &out, None);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r = report(&out);
+    assert!(r["judge"].as_str().unwrap().starts_with("none"));
+    let names: Vec<&str> = r["ifeval"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["model"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "start",
+            "seft-iter-1",
+            "sft-chosen-lr-0.001",
+            "sft-chosen-lr-0.01"
+        ]
+    );
+}

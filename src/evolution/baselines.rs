@@ -260,16 +260,20 @@ pub fn run_baselines(
             });
             paths.push(stage.model.to_string_lossy().into_owned());
         }
-        // IFEval for the arm's best sweep point only.
+        // IFEval for the arm's best sweep point; for every point when the run does not grade
+        // held-out answers (there is no best).
         let points: Vec<&BaselineResult> = results[first..].iter().collect();
-        if points.iter().any(|p| p.accuracy.is_some())
-            && let Some(best) = best_point(&points)
-        {
-            let i = results[first..]
-                .iter()
-                .position(|r| std::ptr::eq(r, best))
-                .expect("best is one of the points");
-            let point = point_name(&best.name, best.beta, best.lr);
+        let scored: Vec<usize> = if points.iter().any(|p| p.accuracy.is_some()) {
+            best_point(&points)
+                .and_then(|best| points.iter().position(|p| std::ptr::eq(*p, best)))
+                .into_iter()
+                .collect()
+        } else {
+            (0..points.len()).collect()
+        };
+        for i in scored {
+            let r = &results[first + i];
+            let point = point_name(&r.name, r.beta, r.lr);
             evaluation.score_ifeval(run, &point, &paths[first + i])?;
         }
     }

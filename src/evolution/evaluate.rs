@@ -342,7 +342,8 @@ impl Evaluation {
 
     /// IFEval on the policy at `path` (`[eval.ifeval]`, else nothing), as the resumable stage
     /// `eval/<name>-ifeval` (its folder holds responses, verdicts and metrics). Runs score the
-    /// starting policy, each arm's final policy and each comparison arm's best sweep point.
+    /// starting policy, each arm's final policy and each comparison arm's best sweep point
+    /// (every point when held-out answers are not graded).
     pub fn score_ifeval(&mut self, run: &Run, name: &str, path: &str) -> Result<()> {
         let Some(cfg) = &run.cfg.eval.ifeval else {
             return Ok(());
@@ -469,6 +470,7 @@ fn answer_run(
             },
         )?;
         evaluation.answer_sets.push(set);
+        evaluation.score_ifeval(run, &name, &path)?;
     }
     Ok(evaluation)
 }

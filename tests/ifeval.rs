@@ -528,3 +528,76 @@ fn random_responses_get_the_reference_verdicts_for_every_instruction_type() {
         unexplained.len()
     );
 }
+
+/// `seft eval ifeval --model` generates into its run folder, resumes there, and refuses to mix
+/// in responses of another setup (other settings or other prompts).
+#[test]
+fn generation_resumes_only_the_same_setup() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("tiny");
+    common::write_tiny_hf_folder(&model, 5);
+    let input = dir.path().join("input_data.jsonl");
+    std::fs::write(&input, tiny_input()).unwrap();
+    let out = dir.path().join("run");
+    let ifeval = |input: &Path, tokens: &str| {
+        let mut cmd = seft();
+        cmd.args([
+            "eval",
+            "ifeval",
+            "--json",
+            "--batch-size",
+            "2",
+            "--max-new-tokens",
+            tokens,
+            "--model",
+        ])
+        .arg(&model)
+        .arg("--input-data")
+        .arg(input)
+        .arg("--out")
+        .arg(&out);
+        output(&mut cmd)
+    };
+    let first = ifeval(&input, "3");
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let responses = std::fs::read(out.join("responses.jsonl")).unwrap();
+    assert_eq!(String::from_utf8_lossy(&responses).lines().count(), 3);
+    // The same setup: nothing generated again, the same scores.
+    let again = ifeval(&input, "3");
+    assert!(again.status.success());
+    assert_eq!(again.stdout, first.stdout);
+    assert_eq!(
+        std::fs::read(out.join("responses.jsonl")).unwrap(),
+        responses
+    );
+    // Other settings.
+    let other = ifeval(&input, "4");
+    assert_eq!(other.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&other.stderr);
+    assert!(
+        err.contains("generation.json: the responses here were generated with"),
+        "{err}"
+    );
+    // Other prompts.
+    let changed = dir.path().join("changed.jsonl");
+    std::fs::write(
+        &changed,
+        tiny_input().replace("Write a haiku", "Write a limerick"),
+    )
+    .unwrap();
+    let other = ifeval(&changed, "3");
+    assert_eq!(other.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&other.stderr);
+    assert!(
+        err.contains("responses.jsonl: line 1: a response to another prompt"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read(out.join("responses.jsonl")).unwrap(),
+        responses
+    );
+}

@@ -11,8 +11,8 @@ use super::evaluate::{
 };
 use crate::backend::Backend;
 use crate::data::generation::{RowsOutput, generate_rows};
-use crate::data::jsonl::{write_atomic, write_jsonl};
-use crate::error::Result;
+use crate::data::jsonl::{complete_rows, write_atomic, write_jsonl};
+use crate::error::{Result, SeftError};
 use crate::eval::data_source::{BenchData, BenchFile, HubFile};
 use crate::model::Message;
 use crate::model::generate::SamplingConfig;
@@ -78,6 +78,7 @@ fn generate(
     prompts: &[IfevalPrompt],
     out: &Path,
 ) -> Result<Vec<PromptResponse>> {
+    check_resumable(opts, spec, prompts, out)?;
     let model = crate::model::LanguageModel::load_on(spec, opts.backend)?;
     let inputs: Vec<Vec<Message>> = prompts
         .iter()
@@ -106,6 +107,64 @@ fn generate(
     )
 }
 
+/// What a run folder's responses were generated with (`generation.json`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+struct GenerationSettings {
+    model: String,
+    max_new_tokens: usize,
+    temperature: f32,
+    seed: u64,
+    batch_size: usize,
+}
+
+/// A run folder resumes only the generation it started: same model and settings, and its
+/// responses answer the same prompts in the same order. Anything else is an error, so that
+/// responses of two setups are never mixed.
+fn check_resumable(
+    opts: &IfevalOptions,
+    spec: &str,
+    prompts: &[IfevalPrompt],
+    out: &Path,
+) -> Result<()> {
+    let settings = GenerationSettings {
+        model: spec.to_string(),
+        max_new_tokens: opts.max_new_tokens,
+        temperature: opts.temperature,
+        seed: opts.seed,
+        batch_size: opts.batch_size.max(1),
+    };
+    let path = out.join("generation.json");
+    if path.exists() {
+        let text = crate::input::read_metadata(&path)?;
+        let before: GenerationSettings = serde_json::from_str(&text)
+            .map_err(|e| SeftError::file(&path, format!("not seft's generation settings: {e}")))?;
+        if before != settings {
+            return Err(SeftError::file(
+                &path,
+                format!(
+                    "the responses here were generated with {before:?}, not {settings:?}: use another --out"
+                ),
+            ));
+        }
+    }
+    let done: Vec<PromptResponse> = complete_rows(&out.join("responses.jsonl"))?;
+    if let Some(i) = done
+        .iter()
+        .enumerate()
+        .position(|(i, r)| prompts.get(i).is_none_or(|p| p.prompt != r.prompt))
+    {
+        return Err(SeftError::file(
+            &out.join("responses.jsonl"),
+            format!(
+                "line {}: a response to another prompt than this input data's: use another --out",
+                i + 1
+            ),
+        ));
+    }
+    let json = serde_json::to_string_pretty(&settings).expect("settings serialize") + "\n";
+    write_atomic(&path, json.as_bytes())
+}
+
 /// Generates (or reads) the responses, scores them, and writes the run folder if one is named.
 pub fn run(opts: &IfevalOptions) -> Result<IfevalOutcome> {
     let mut prompts = load_prompts(opts.input_data.as_deref(), &opts.data)?;
@@ -125,7 +184,7 @@ pub fn run(opts: &IfevalOptions) -> Result<IfevalOutcome> {
         }
         ResponsesSource::Model { spec, name } => {
             let out = opts.out.as_deref().ok_or_else(|| {
-                crate::error::SeftError::Invalid("--out is needed to generate responses".into())
+                SeftError::Invalid("--out is needed to generate responses".into())
             })?;
             let rows = generate(opts, spec, &prompts, out)?;
             let map = rows.into_iter().map(|r| (r.prompt, r.response)).collect();

@@ -124,9 +124,9 @@ pub struct Verdict {
     pub follow_all_instructions_loose: bool,
 }
 
-/// The eight variants the loose score accepts: the response, without its first line, last line
-/// or both, each also with every `*` removed.
-fn loose_variants(response: &str) -> [String; 8] {
+/// The eight variants the loose score accepts, in the reference's order: the response, without
+/// its first line, last line or both, each also with every `*` removed.
+pub fn loose_variants(response: &str) -> [String; 8] {
     let lines: Vec<&str> = response.split('\n').collect();
     let n = lines.len();
     let join = |ls: &[&str]| strip(&ls.join("\n")).to_string();

@@ -1,4 +1,5 @@
-//! Where `seft eval` finds the benchmark files when no flag names them: a data folder
+//! Where `seft eval` finds the benchmark files (AlpacaEval's, IFEval's) when no flag names them:
+//! a data folder
 //! (`--data-dir`, `SEFT_BENCH_DATA`), else the Hugging Face hub cache (a fake one laid out as
 //! hf-hub lays it out, with `HF_HOME` pointing there), else a download, never with
 //! `HF_HUB_OFFLINE=1` (a local listener standing in for the hub counts the connections).
@@ -251,4 +252,64 @@ fn the_hub_is_asked_only_when_not_offline() {
         "{err}"
     );
     assert!(!err.contains('\n'), "{err}");
+}
+
+/// IFEval's prompts come from the hub dataset google/IFEval's `ifeval_input_data.jsonl` in the
+/// hub cache when no file or data folder names them; the hub's copy lists every kwarg of every
+/// type, null when unused, which is read as absent.
+#[test]
+fn ifeval_reads_its_prompts_from_the_hub_cache() {
+    let tmp = tempfile::tempdir().unwrap();
+    let hf_home = tmp.path().join("hf");
+    let row = json!({"key": 1, "prompt": "Say hi without commas.",
+        "instruction_id_list": ["punctuation:no_comma"],
+        "kwargs": [{"num_highlights": null, "relation": null, "num_words": null}]});
+    fake_hub_dataset(
+        &hf_home,
+        "google/IFEval",
+        &[("ifeval_input_data.jsonl", row.to_string() + "\n")],
+    );
+    let responses = tmp.path().join("responses.jsonl");
+    std::fs::write(
+        &responses,
+        json!({"prompt": "Say hi without commas.", "response": "hi there"}).to_string() + "\n",
+    )
+    .unwrap();
+    let cwd = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_seft"))
+        .args(["eval", "ifeval", "--json", "--responses"])
+        .arg(&responses)
+        .current_dir(cwd.path())
+        .env_remove("SEFT_BENCH_DATA")
+        .env_remove("SEFT_SHARED_DATA")
+        .env_remove("HF_ENDPOINT")
+        .env("HF_HUB_OFFLINE", "1")
+        .env("HF_HOME", &hf_home)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let scores: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(scores["prompt_level_strict"], json!(1.0));
+    // Not in the cache, offline: one error line naming the hub file and the flag.
+    let empty = tmp.path().join("empty_hf");
+    let out = Command::new(env!("CARGO_BIN_EXE_seft"))
+        .args(["eval", "ifeval", "--json", "--responses"])
+        .arg(&responses)
+        .current_dir(cwd.path())
+        .env_remove("SEFT_BENCH_DATA")
+        .env_remove("SEFT_SHARED_DATA")
+        .env("HF_HUB_OFFLINE", "1")
+        .env("HF_HOME", &empty)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("google/IFEval") && err.contains("--input-data"),
+        "{err}"
+    );
 }

@@ -1,7 +1,6 @@
 //! Where `seft eval` finds the benchmark files (AlpacaEval's, IFEval's) when no flag names them:
-//! a data folder
-//! (`--data-dir`, `SEFT_BENCH_DATA`), else the Hugging Face hub cache (a fake one laid out as
-//! hf-hub lays it out, with `HF_HOME` pointing there), else a download, never with
+//! a data folder (`--data-dir`, `SEFT_BENCH_DATA`), else the Hugging Face hub cache (a fake one
+//! laid out as hf-hub lays it out, with `HF_HOME` pointing there), else a download, never with
 //! `HF_HUB_OFFLINE=1` (a local listener standing in for the hub counts the connections).
 
 use std::io::{Read, Write};

@@ -68,3 +68,27 @@ fn alpaca_metrics_of_hand_made_annotations_are_the_hand_computed_ones() {
     assert!((w.discrete_win_rate - 50.0).abs() < 1e-9, "{w:?}");
     assert!(length > 0);
 }
+
+#[allow(dead_code)]
+#[path = "../examples/ifeval_check.rs"]
+mod ifeval_check;
+
+#[test]
+fn ifeval_check_tells_strict_from_loose() {
+    // Followed once the markdown asterisks are gone: loose only.
+    let (strict, loose) = ifeval_check::run(
+        "startend:end_checker",
+        r#"{"end_phrase": "Bye."}"#,
+        "Hi.\n**Bye.**",
+    )
+    .unwrap();
+    assert!(!strict && loose);
+    let (strict, loose) = ifeval_check::run(
+        "length_constraints:number_words",
+        r#"{"relation": "at least", "num_words": 5}"#,
+        "one two three four",
+    )
+    .unwrap();
+    assert!(!strict && !loose);
+    assert!(ifeval_check::run("keywords:telepathy", "{}", "x").is_err());
+}

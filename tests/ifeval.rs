@@ -468,8 +468,8 @@ fn constraint_pairs_are_sampled_scored_and_paired() {
 
 /// 1000 random responses (40 per instruction type, half rewritten towards the instruction)
 /// against the reference checkers' verdicts (tests/fixtures/ifeval/make_random_cases.py):
-/// every strict and loose verdict equal, except language-based ones where whatlang and
-/// langdetect name different languages (printed).
+/// every word, sentence and capital-word count equal, and every strict and loose verdict,
+/// except language-based ones where whatlang and langdetect name different languages (printed).
 #[test]
 fn random_responses_get_the_reference_verdicts_for_every_instruction_type() {
     let mut text = String::new();
@@ -495,6 +495,24 @@ fn random_responses_get_the_reference_verdicts_for_every_instruction_type() {
         let response = case["response"].as_str().unwrap();
         let v = judge(&prompt, response);
         cases += 1;
+        let capital = seft::eval::ifeval::word_tokenize::word_tokenize(response)
+            .iter()
+            .filter(|w| seft::eval::ifeval::pytext::is_upper(w))
+            .count();
+        assert_eq!(
+            (
+                seft::eval::ifeval::pytext::count_words(response),
+                seft::eval::ifeval::punkt::count_sentences(response),
+                capital
+            ),
+            (
+                case["words"].as_u64().unwrap() as usize,
+                case["sentences"].as_u64().unwrap() as usize,
+                case["capital_words"].as_u64().unwrap() as usize
+            ),
+            "word, sentence and capital-word counts of case {} {response:?}",
+            cases - 1
+        );
         let entry = per_type.entry(id.to_string()).or_default();
         entry.0 += 1;
         let ours = (
@@ -609,4 +627,41 @@ fn generation_resumes_only_the_same_setup() {
         std::fs::read(out.join("responses.jsonl")).unwrap(),
         responses
     );
+}
+
+/// The counts behind the length and capital-word checkers, on every response of the reference
+/// fixture: words (`\w+` runs), sentences (NLTK's Punkt) and all-capital tokens (NLTK's
+/// word_tokenize), each equal to the reference's.
+#[test]
+fn word_sentence_and_capital_counts_equal_the_references() {
+    let mut gz = String::new();
+    flate2::read::GzDecoder::new(
+        std::fs::File::open(fixture("ifeval/responses.jsonl.gz")).unwrap(),
+    )
+    .read_to_string(&mut gz)
+    .unwrap();
+    let reference = std::fs::read_to_string(fixture("ifeval/reference_verdicts.jsonl")).unwrap();
+    let mut n = 0;
+    for (line, expected) in gz.lines().zip(reference.lines()) {
+        let row: Value = serde_json::from_str(line).unwrap();
+        let expected: Value = serde_json::from_str(expected).unwrap();
+        let response = row["response"].as_str().unwrap();
+        let capital = seft::eval::ifeval::word_tokenize::word_tokenize(response)
+            .iter()
+            .filter(|w| seft::eval::ifeval::pytext::is_upper(w))
+            .count();
+        let ours = json!({
+            "words": seft::eval::ifeval::pytext::count_words(response),
+            "sentences": seft::eval::ifeval::punkt::count_sentences(response),
+            "capital_words": capital,
+        });
+        let theirs = json!({
+            "words": expected["words"],
+            "sentences": expected["sentences"],
+            "capital_words": expected["capital_words"],
+        });
+        assert_eq!(ours, theirs, "key {} {}", row["key"], row["variant"]);
+        n += 1;
+    }
+    assert!(n > 0);
 }

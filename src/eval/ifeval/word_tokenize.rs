@@ -2,8 +2,9 @@
 //! Penn Treebank tokenizer with NLTK's additions, a fixed sequence of regex substitutions
 //! followed by a whitespace split. IFEval counts the all-capital tokens it returns
 //! (`change_case:capital_word_frequency`), so every substitution that can separate letters
-//! ("CANNOT" → "CAN" "NOT", "I'M" → "I" "'M", "A--B", "FOO...BAR") is kept exactly; the
-//! character classes are Python's (`\w`, `\s`, `\d` of `re` on `str`).
+//! ("CANNOT" → "CAN" "NOT", "I'M" → "I" "'M", "A--B", "FOO...BAR") is kept exactly. NLTK
+//! compiles most substitutions with the `regex` module (Unicode `\w`, `\s`, as Rust's) and the
+//! contractions with Python's `re` (its narrower `\w`), and so does this port.
 
 use std::sync::OnceLock;
 
@@ -17,11 +18,36 @@ struct Rule {
     with: &'static str,
 }
 
+/// A substitution NLTK compiles with the `regex` module (`nltk.redos`): its `\w` and `\s` are
+/// Unicode's, as in Rust.
 fn rule(pattern: &str, with: &'static str) -> Rule {
-    let pattern = pattern.replace(r"\w", PY_WORD).replace(r"\s", PY_SPACE);
     Rule {
-        re: Regex::new(&pattern).expect("NLTK's tokenizer patterns are valid"),
+        re: Regex::new(pattern).expect("NLTK's tokenizer patterns are valid"),
         with,
+    }
+}
+
+/// A contraction rule (case-insensitive), which NLTK compiles with Python's `re`: `\b` and `\s`
+/// there follow `re`'s classes, written out as look-arounds on [`PY_WORD`] and [`PY_SPACE`]. A
+/// `\b` only ever opens or closes a pattern, next to a word character, so it means "no word
+/// character before" or "no word character after".
+fn contraction(pattern: &str) -> Rule {
+    let body = pattern.strip_prefix("(?i)").unwrap_or(pattern);
+    let body = match body.strip_prefix(r"\b") {
+        Some(rest) => format!("(?<!{PY_WORD}){rest}"),
+        None => body.to_string(),
+    };
+    let body = match body.strip_suffix(r"\b") {
+        Some(rest) => format!("{rest}(?!{PY_WORD})"),
+        None => body,
+    };
+    let pattern = format!(
+        "(?i){}",
+        body.replace(r"(?=\s)", &format!("(?={PY_SPACE})"))
+    );
+    Rule {
+        re: Regex::new(&pattern).expect("NLTK's contraction patterns are valid"),
+        with: " $1 $2 ",
     }
 }
 
@@ -78,7 +104,7 @@ fn rules() -> &'static Rules {
             r"(?i) ('t)(was)\b",
         ]
         .into_iter()
-        .map(|p| rule(p, " $1 $2 "))
+        .map(contraction)
         .collect(),
     })
 }

@@ -97,10 +97,22 @@ fn scores_a_responses_file_and_writes_the_run_folder() {
     let md = std::fs::read_to_string(out.join("metrics.md")).unwrap();
     assert!(md.contains("| prompt | 33.3 | 66.7 |"), "{md}");
 
-    // The leaderboard picks the IFEval metrics.json up in its own columns.
+    // The leaderboard picks the IFEval metrics.json up in its own columns, under the file's
+    // stem unless --name names the model.
     let board = success(seft().args(["eval", "leaderboard"]).arg(&out));
     assert!(board.contains("IFEval prompt strict"), "{board}");
     assert!(board.contains("| answers |"), "{board}");
+    success(
+        seft()
+            .args(["eval", "ifeval", "--name", "my-model", "--input-data"])
+            .arg(&input)
+            .arg("--responses")
+            .arg(&answers)
+            .arg("--out")
+            .arg(&out),
+    );
+    let board = success(seft().args(["eval", "leaderboard"]).arg(&out));
+    assert!(board.contains("| my-model |"), "{board}");
     assert!(board.contains("| 33.3 | 50.0 | 66.7 | 75.0 |"), "{board}");
 }
 

@@ -335,7 +335,7 @@ pub struct IfevalArgs {
     /// Score existing responses: JSONL of {"prompt", "response"} (the reference's format).
     #[arg(long)]
     pub responses: Option<PathBuf>,
-    /// Name of --model in reports (default: the model spec).
+    /// The model's name in reports (default: the model spec, or the responses file's stem).
     #[arg(long)]
     pub name: Option<String>,
     /// The prompts, IFEval's input_data.jsonl format (default: ifeval/input_data.jsonl in the
@@ -373,7 +373,10 @@ pub struct IfevalArgs {
 fn ifeval(args: IfevalArgs) -> Result<()> {
     use crate::eval::ifeval::{IfevalOptions, ResponsesSource};
     let responses = match (args.responses, args.model) {
-        (Some(path), _) => ResponsesSource::File(path),
+        (Some(path), _) => ResponsesSource::File {
+            path,
+            name: args.name,
+        },
         (None, Some(spec)) => ResponsesSource::Model {
             spec,
             name: args.name,

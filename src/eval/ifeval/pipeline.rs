@@ -37,8 +37,9 @@ pub enum ResponsesSource {
     /// Generate them with this model (GGUF, HF folder or hub id); `name` (default: the spec)
     /// names it in the reports.
     Model { spec: String, name: Option<String> },
-    /// A `{"prompt", "response"}` JSONL file.
-    File(PathBuf),
+    /// A `{"prompt", "response"}` JSONL file; `name` (default: the file's stem) names the
+    /// model in the reports.
+    File { path: PathBuf, name: Option<String> },
 }
 
 #[derive(Debug, Clone)]
@@ -175,11 +176,13 @@ pub fn run(opts: &IfevalOptions) -> Result<IfevalOutcome> {
         crate::ownership::claim_dir(out, "--out")?;
     }
     let (name, responses, responses_path) = match &opts.responses {
-        ResponsesSource::File(path) => {
-            let name = path.file_stem().map_or_else(
-                || path.display().to_string(),
-                |s| s.to_string_lossy().into_owned(),
-            );
+        ResponsesSource::File { path, name } => {
+            let name = name.clone().unwrap_or_else(|| {
+                path.file_stem().map_or_else(
+                    || path.display().to_string(),
+                    |s| s.to_string_lossy().into_owned(),
+                )
+            });
             (name, read_responses(path)?, path.clone())
         }
         ResponsesSource::Model { spec, name } => {

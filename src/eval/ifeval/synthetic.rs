@@ -314,7 +314,8 @@ pub fn make_prompts(
     let max_instructions = max_instructions.clamp(1, 3);
     // Responses are joined to prompts on their text, so every prompt is unique: a draw that
     // repeats an earlier prompt is drawn again (for the next base).
-    let mut rows = Vec::with_capacity(count);
+    // Grown as made, not reserved: `count` comes from the command line.
+    let mut rows = Vec::new();
     let mut seen = HashSet::new();
     let mut next_base = 0;
     while rows.len() < count && next_base < count.saturating_mul(20) {

@@ -94,11 +94,15 @@ pub fn pairs_from_samples(
         .collect()
 }
 
+/// The most samples per prompt: best against worst of more gains little, and every sample is
+/// held in memory.
+pub const MAX_SAMPLES: usize = 64;
+
 /// Samples, grades and pairs; writes the run folder and returns the summary.
 pub fn make_pairs(opts: &PairOptions) -> Result<PairSummary> {
-    if opts.samples < 2 {
+    if !(2..=MAX_SAMPLES).contains(&opts.samples) {
         return Err(SeftError::Invalid(format!(
-            "--samples must be at least 2 to make pairs, not {}",
+            "--samples must be 2..={MAX_SAMPLES} (a pair needs two samples), not {}",
             opts.samples
         )));
     }

@@ -30,6 +30,15 @@ fn tiny_input() -> String {
     .collect()
 }
 
+/// A gzipped fixture file as text.
+fn read_gz_fixture(rel: &str) -> String {
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(std::fs::File::open(fixture(rel)).unwrap())
+        .read_to_string(&mut text)
+        .unwrap();
+    text
+}
+
 fn responses(rows: &[(&str, &str)]) -> String {
     rows.iter()
         .map(|(p, r)| json!({"prompt": p, "response": r}).to_string() + "\n")
@@ -266,12 +275,7 @@ fn verdicts_equal_the_reference_python_checkers() {
         .into_iter()
         .map(|p| (p.key, p))
         .collect();
-    let mut gz = String::new();
-    flate2::read::GzDecoder::new(
-        std::fs::File::open(fixture("ifeval/responses.jsonl.gz")).unwrap(),
-    )
-    .read_to_string(&mut gz)
-    .unwrap();
+    let gz = read_gz_fixture("ifeval/responses.jsonl.gz");
     let reference = std::fs::read_to_string(fixture("ifeval/reference_verdicts.jsonl")).unwrap();
     let (mut responses, mut equal_rows, mut verdicts, mut equal_verdicts) = (0, 0, 0, 0);
     let mut same_language = 0;
@@ -346,12 +350,7 @@ fn verdicts_equal_the_reference_python_checkers() {
 
 #[test]
 fn the_fixture_has_one_verdict_row_per_response() {
-    let mut gz = String::new();
-    flate2::read::GzDecoder::new(
-        std::fs::File::open(fixture("ifeval/responses.jsonl.gz")).unwrap(),
-    )
-    .read_to_string(&mut gz)
-    .unwrap();
+    let gz = read_gz_fixture("ifeval/responses.jsonl.gz");
     let reference = std::fs::read_to_string(fixture("ifeval/reference_verdicts.jsonl")).unwrap();
     assert_eq!(gz.lines().count(), reference.lines().count());
     assert!(Path::new(&fixture("ifeval/make_reference.py")).is_file());
@@ -484,12 +483,7 @@ fn constraint_pairs_are_sampled_scored_and_paired() {
 /// except language-based ones where whatlang and langdetect name different languages (printed).
 #[test]
 fn random_responses_get_the_reference_verdicts_for_every_instruction_type() {
-    let mut text = String::new();
-    flate2::read::GzDecoder::new(
-        std::fs::File::open(fixture("ifeval/random_cases.jsonl.gz")).unwrap(),
-    )
-    .read_to_string(&mut text)
-    .unwrap();
+    let text = read_gz_fixture("ifeval/random_cases.jsonl.gz");
     let (mut cases, mut equal) = (0, 0);
     let mut per_type: std::collections::BTreeMap<String, (usize, usize)> = Default::default();
     let mut explained = Vec::new();
@@ -646,12 +640,7 @@ fn generation_resumes_only_the_same_setup() {
 /// word_tokenize), each equal to the reference's.
 #[test]
 fn word_sentence_and_capital_counts_equal_the_references() {
-    let mut gz = String::new();
-    flate2::read::GzDecoder::new(
-        std::fs::File::open(fixture("ifeval/responses.jsonl.gz")).unwrap(),
-    )
-    .read_to_string(&mut gz)
-    .unwrap();
+    let gz = read_gz_fixture("ifeval/responses.jsonl.gz");
     let reference = std::fs::read_to_string(fixture("ifeval/reference_verdicts.jsonl")).unwrap();
     let mut n = 0;
     for (line, expected) in gz.lines().zip(reference.lines()) {

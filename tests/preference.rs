@@ -72,6 +72,16 @@ fn fixture_pairs(lm: &LanguageModel, fx: &Value) -> Vec<TokenizedPair> {
 /// formulas (tests/fixtures/preference_step): per-sequence log-probabilities and the loss
 /// within 1e-5 relative, every logged reward metric, and five named tensors after the steps
 /// within 1e-5 (max-norm relative).
+/// The first step line (one with a loss) of a training run's metrics.jsonl.
+fn first_logged_step(out: &std::path::Path) -> Value {
+    std::fs::read_to_string(out.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|l| l.get("loss").is_some())
+        .unwrap()
+}
+
 #[test]
 fn preference_steps_match_pytorch_for_every_loss() {
     let text = std::fs::read_to_string(common::fixture("preference_step/reference.json")).unwrap();
@@ -587,12 +597,7 @@ fn lora_preference_runs_use_the_frozen_base_as_reference() {
         let cfg = dir.path().join(format!("{name}.toml"));
         std::fs::write(&cfg, text).unwrap();
         succeeded(&sft_cli(&cfg, &[], None));
-        let metrics = std::fs::read_to_string(dir.path().join(name).join("metrics.jsonl")).unwrap();
-        let first: Value = metrics
-            .lines()
-            .map(|l| serde_json::from_str::<Value>(l).unwrap())
-            .find(|l| l.get("loss").is_some())
-            .unwrap();
+        let first = first_logged_step(&dir.path().join(name));
         assert_eq!(
             first["loss"].as_f64().unwrap(),
             std::f64::consts::LN_2 as f32 as f64,
@@ -629,12 +634,7 @@ fn a_separate_reference_model_is_used() {
         );
         let cfg = tiny_config(dir.path(), name, &data, "max_steps = 2", &preference);
         succeeded(&sft_cli(&cfg, &[], None));
-        let metrics = std::fs::read_to_string(dir.path().join(name).join("metrics.jsonl")).unwrap();
-        let first: Value = metrics
-            .lines()
-            .map(|l| serde_json::from_str::<Value>(l).unwrap())
-            .find(|l| l.get("loss").is_some())
-            .unwrap();
+        let first = first_logged_step(&dir.path().join(name));
         first_losses.push(first["loss"].as_f64().unwrap());
     }
     assert!(

@@ -654,6 +654,9 @@ train = { seed = 3, max_steps = 4, micro_batch = 8, save_every = 2 }
     }
 }
 
+/// A comparison arm of one training step at two learning rates, for the IFEval run tests.
+const SFT_CHOSEN_SWEEP: &str = "[[baselines]]\nname = \"sft-chosen\"\nmethod = \"sft-chosen\"\nlr = [1e-3, 1e-2]\nmax_len = 64\ntrain = { max_steps = 1, micro_batch = 2 }\n";
+
 /// A run without a task graded by IFEval's checkers (`eval.grader = "constraints"`), with IFEval
 /// scores for every graded policy (`[eval.ifeval]`): accuracies, fractions, the reviser's table
 /// and the report sections, all consistent with the files the stages wrote.
@@ -688,9 +691,7 @@ fn constraint_graded_run_scores_every_policy_on_ifeval() {
     );
     text = text.replace("[evolution]\n", "[evolution]\ncompare_identity = true\n");
     text.push_str(&format!(
-        "[eval]\ngrader = \"constraints\"\nsampling = {{ max_new_tokens = 4 }}\nifeval = {{ input_data = \"{}\", max_new_tokens = 5, batch_size = 2 }}\n\
-         [[baselines]]\nname = \"sft-chosen\"\nmethod = \"sft-chosen\"\nlr = [1e-3, 1e-2]\nmax_len = 64\n\
-         train = {{ max_steps = 1, micro_batch = 2 }}\n",
+        "[eval]\ngrader = \"constraints\"\nsampling = {{ max_new_tokens = 4 }}\nifeval = {{ input_data = \"{}\", max_new_tokens = 5, batch_size = 2 }}\n{SFT_CHOSEN_SWEEP}",
         ifeval.display()
     ));
     std::fs::write(&config, text).unwrap();
@@ -819,9 +820,7 @@ fn ungraded_runs_score_every_policy_on_ifeval() {
         ),
     );
     text.push_str(&format!(
-        "[eval]\nifeval = {{ input_data = \"{}\", max_new_tokens = 3, batch_size = 2 }}\n\
-         [[baselines]]\nname = \"sft-chosen\"\nmethod = \"sft-chosen\"\nlr = [1e-3, 1e-2]\nmax_len = 64\n\
-         train = {{ max_steps = 1, micro_batch = 2 }}\n",
+        "[eval]\nifeval = {{ input_data = \"{}\", max_new_tokens = 3, batch_size = 2 }}\n{SFT_CHOSEN_SWEEP}",
         ifeval.display()
     ));
     std::fs::write(&config, text).unwrap();

@@ -18,6 +18,12 @@ use crate::fault::fault_point;
 use crate::model::generate::{Generation, SamplingConfig, generate};
 use crate::model::{LanguageModel, Message};
 
+/// A one-turn conversation: how the pipeline's stages and the benchmarks put a prompt to a
+/// model.
+pub fn user(prompt: &str) -> Vec<Message> {
+    vec![Message::new("user", prompt)]
+}
+
 /// A progress bar on stderr: `label`, bar, position/length, elapsed and remaining time.
 pub fn progress_bar(len: usize, label: &str) -> ProgressBar {
     let bar = ProgressBar::new(len as u64);

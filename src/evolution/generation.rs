@@ -20,10 +20,7 @@ pub struct ResponseRow {
     pub finish_reason: FinishReason,
 }
 
-/// A single-turn conversation: the prompt as the user's message.
-pub fn user(prompt: &str) -> Vec<Message> {
-    vec![Message::new("user", prompt)]
-}
+pub use crate::data::generation::user;
 
 /// How `model` answers `prompts`, appended to `path` (resumable, see [`generate_rows`]).
 pub fn answer_prompts(

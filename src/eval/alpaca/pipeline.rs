@@ -14,7 +14,7 @@ use super::annotations::{
 use super::difficulty::{InstructionDifficulty, estimate};
 use super::protocol::{AlpacaEvalMetrics, JudgeTemplate, annotate, metrics, seeded_subset};
 use crate::backend::Backend;
-use crate::data::generation::{RowsOutput, generate_rows, progress_bar};
+use crate::data::generation::{RowsOutput, generate_rows, progress_bar, user};
 use crate::data::jsonl::{append_jsonl, complete_rows, io, write_atomic, write_jsonl};
 use crate::data::resolve_dataset;
 use crate::error::{Result, SeftError};
@@ -188,10 +188,7 @@ fn generate_outputs(
     subset: &[ModelOutput],
 ) -> Result<Vec<ModelOutput>> {
     let model = crate::model::LanguageModel::load_on(spec, opts.backend)?;
-    let inputs: Vec<Vec<Message>> = subset
-        .iter()
-        .map(|r| vec![Message::new("user", &r.instruction)])
-        .collect();
+    let inputs: Vec<Vec<Message>> = subset.iter().map(|r| user(&r.instruction)).collect();
     let sampling = SamplingConfig {
         max_new_tokens: opts.max_new_tokens,
         temperature: opts.temperature,

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::evaluate::{IfevalPrompt, read_input_data};
 use super::synthetic::constraint_score;
 use crate::backend::Backend;
-use crate::data::generation::{RowsOutput, generate_rows};
+use crate::data::generation::{RowsOutput, generate_rows, user};
 use crate::data::jsonl::{write_atomic, write_jsonl};
 use crate::error::{Result, SeftError};
 use crate::model::Message;
@@ -112,7 +112,7 @@ pub fn make_pairs(opts: &PairOptions) -> Result<PairSummary> {
     let k = opts.samples;
     let inputs: Vec<Vec<Message>> = prompts
         .iter()
-        .flat_map(|p| std::iter::repeat_n(vec![Message::new("user", &p.prompt)], k))
+        .flat_map(|p| std::iter::repeat_n(user(&p.prompt), k))
         .collect();
     let samples = generate_rows(
         &model,

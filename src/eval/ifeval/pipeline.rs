@@ -10,7 +10,7 @@ use super::evaluate::{
     read_input_data, read_responses,
 };
 use crate::backend::Backend;
-use crate::data::generation::{RowsOutput, generate_rows};
+use crate::data::generation::{RowsOutput, generate_rows, user};
 use crate::data::jsonl::{complete_rows, write_atomic, write_jsonl};
 use crate::error::{Result, SeftError};
 use crate::eval::data_source::{BenchData, BenchFile, HubFile};
@@ -81,10 +81,7 @@ fn generate(
 ) -> Result<Vec<PromptResponse>> {
     check_resumable(opts, spec, prompts, out)?;
     let model = crate::model::LanguageModel::load_on(spec, opts.backend)?;
-    let inputs: Vec<Vec<Message>> = prompts
-        .iter()
-        .map(|p| vec![Message::new("user", &p.prompt)])
-        .collect();
+    let inputs: Vec<Vec<Message>> = prompts.iter().map(|p| user(&p.prompt)).collect();
     let sampling = SamplingConfig {
         max_new_tokens: opts.max_new_tokens,
         temperature: opts.temperature,

@@ -51,7 +51,38 @@ impl AttentionOp for Flex {
         v: FloatTensor<Self>,
         blocked: FloatTensor<Self>,
     ) -> FloatTensor<Self> {
-        forward(&q, &k, &v, &blocked).0
+        attend(&q, &k, &v, &blocked, None).0
+    }
+}
+
+/// Inference attention of `q` `[b, h, s, d]` over the first `len` positions of key/value
+/// caches `k_cache`, `v_cache` `[b, kvh, capacity, d]`, read in place; `blocked`
+/// `[b, 1, s, len]` as in [`AttentionOp`]. Returns `[b, s, h, d]`.
+///
+/// Why: a cache view `0..len` of a `[b, kvh, capacity, d]` buffer is not contiguous, so Burn's
+/// attention first copies it and then packs it for its GEMM: three passes over the whole
+/// cache per layer and token, which at a thousand cached positions cost more than the layer's
+/// weights. Here each task's two products read the cache rows through their strides.
+#[backend_extension(Flex)]
+pub trait CachedAttentionOp: Backend {
+    fn float_cached_gqa_attention(
+        q: FloatTensor<Self>,
+        k_cache: FloatTensor<Self>,
+        v_cache: FloatTensor<Self>,
+        blocked: FloatTensor<Self>,
+        len: usize,
+    ) -> FloatTensor<Self>;
+}
+
+impl CachedAttentionOp for Flex {
+    fn float_cached_gqa_attention(
+        q: FloatTensor<Self>,
+        k_cache: FloatTensor<Self>,
+        v_cache: FloatTensor<Self>,
+        blocked: FloatTensor<Self>,
+        len: usize,
+    ) -> FloatTensor<Self> {
+        attend(&q, &k_cache, &v_cache, &blocked, Some(len)).0
     }
 }
 
@@ -103,11 +134,11 @@ impl<C: CheckpointStrategy> AttentionOp for Autodiff<Flex, C> {
                     prep.checkpoint(&v),
                 );
                 let (out, probabilities) =
-                    forward(q.primitive(), k.primitive(), v.primitive(), &blocked);
+                    attend(q.primitive(), k.primitive(), v.primitive(), &blocked, None);
                 prep.finish((ids.0, ids.1, ids.2, probabilities), out)
             }
             OpsKind::UnTracked(prep) => {
-                prep.finish(forward(q.primitive(), k.primitive(), v.primitive(), &blocked).0)
+                prep.finish(attend(q.primitive(), k.primitive(), v.primitive(), &blocked, None).0)
             }
         }
     }
@@ -123,7 +154,25 @@ pub fn gqa_attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, blocked: Tensor<4
     ))
 }
 
-/// Sizes: batch, query heads, key/value heads, queries, keys, head size.
+/// [`CachedAttentionOp`] on tensors (flex `f32`, without autodiff).
+pub fn cached_gqa_attention(
+    q: Tensor<4>,
+    k_cache: Tensor<4>,
+    v_cache: Tensor<4>,
+    blocked: Tensor<4>,
+    len: usize,
+) -> Tensor<4> {
+    Tensor::from_dispatch(<Dispatch as CachedAttentionOp>::float_cached_gqa_attention(
+        q.into_dispatch(),
+        k_cache.into_dispatch(),
+        v_cache.into_dispatch(),
+        blocked.into_dispatch(),
+        len,
+    ))
+}
+
+/// Sizes: batch, query heads, key/value heads, queries, keys attended, head size, and key
+/// rows allocated per key/value head (`capacity` ≥ `t`; more in a KV cache).
 #[derive(Clone, Copy)]
 struct Dims {
     b: usize,
@@ -132,23 +181,41 @@ struct Dims {
     s: usize,
     t: usize,
     d: usize,
+    capacity: usize,
 }
 
 impl Dims {
-    fn of(q: &FlexTensor, k: &FlexTensor, v: &FlexTensor, blocked: Option<&FlexTensor>) -> Self {
+    /// The sizes of `q` `[b, h, s, d]` over `k`, `v` `[b, kvh, capacity, d]`, attending the
+    /// first `len` key rows (all when `None`).
+    fn of(
+        q: &FlexTensor,
+        k: &FlexTensor,
+        v: &FlexTensor,
+        blocked: Option<&FlexTensor>,
+        len: Option<usize>,
+    ) -> Self {
         let (qs, ks, vs) = (q.layout().shape(), k.layout().shape(), v.layout().shape());
+        let capacity = ks[2];
         let dims = Dims {
             b: qs[0],
             h: qs[1],
             kvh: ks[1],
             s: qs[2],
-            t: ks[2],
+            t: len.unwrap_or(capacity),
             d: qs[3],
+            capacity,
         };
-        let Dims { b, h, kvh, s, t, d } = dims;
+        let Dims {
+            b, h, kvh, s, t, d, ..
+        } = dims;
         assert!(
-            ks[0] == b && ks[3] == d && (0..4).all(|i| vs[i] == ks[i]) && kvh > 0 && h % kvh == 0,
-            "attention: shapes {qs:?}, {ks:?}, {vs:?} do not fit"
+            ks[0] == b
+                && ks[3] == d
+                && (0..4).all(|i| vs[i] == ks[i])
+                && kvh > 0
+                && h % kvh == 0
+                && t <= capacity,
+            "attention: shapes {qs:?}, {ks:?}, {vs:?} do not fit (keys attended: {t})"
         );
         if let Some(m) = blocked {
             let ms = m.layout().shape();
@@ -161,15 +228,25 @@ impl Dims {
     }
 }
 
-/// (output `[b, s, h, d]`, probabilities `[b, h, s, t]`).
-fn forward(
+/// (output `[b, s, h, d]`, probabilities `[b, h, s, t]`) of `q` over the first `len` key
+/// rows of `k`, `v` (all when `None`).
+fn attend(
     q: &FlexTensor,
     k: &FlexTensor,
     v: &FlexTensor,
     blocked: &FlexTensor,
+    len: Option<usize>,
 ) -> (FlexTensor, FlexTensor) {
-    let dims = Dims::of(q, k, v, Some(blocked));
-    let Dims { b, h, kvh, s, t, d } = dims;
+    let dims = Dims::of(q, k, v, Some(blocked), len);
+    let Dims {
+        b,
+        h,
+        kvh,
+        s,
+        t,
+        d,
+        capacity,
+    } = dims;
     let (q, k, v, blocked) = (
         f32_values(q),
         f32_values(k),
@@ -187,8 +264,8 @@ fn forward(
         let (bi, hq) = (bh / h, bh % h);
         let hk = hq / (h / kvh);
         let q = &q[bh * s * d..][..s * d];
-        let k = &k[(bi * kvh + hk) * t * d..][..t * d];
-        let v = &v[(bi * kvh + hk) * t * d..][..t * d];
+        let k = &k[(bi * kvh + hk) * capacity * d..][..t * d];
+        let v = &v[(bi * kvh + hk) * capacity * d..][..t * d];
         let mask = &blocked[bi * s * t..][..s * t];
         unsafe {
             // P = scale · Q·Kᵀ  (Kᵀ read through strides: row stride 1, column stride d).
@@ -267,8 +344,10 @@ fn backward(
     probabilities: &FlexTensor,
     grad: &FlexTensor,
 ) -> (FlexTensor, FlexTensor, FlexTensor) {
-    let dims = Dims::of(q, k, v, None);
-    let Dims { b, h, kvh, s, t, d } = dims;
+    let dims = Dims::of(q, k, v, None, None);
+    let Dims {
+        b, h, kvh, s, t, d, ..
+    } = dims;
     let (q, k, v, p, d_o) = (
         f32_values(q),
         f32_values(k),
@@ -463,5 +542,51 @@ mod tests {
         // Batch row 1's query 0 (blocked everywhere) attends to nothing, in every head.
         let row = &fused[0][s * h * d..(s * h + h) * d];
         assert!(row.iter().all(|&x| x == 0.0), "blocked row: {row:?}");
+    }
+
+    /// Attention over the first `len` rows of a larger cache, read in place, equals Burn's
+    /// attention over the `0..len` views (decode step and a short chunk, left padding that
+    /// blocks one row's first keys, one row fully blocked).
+    #[test]
+    fn cached_attention_reads_the_cache_in_place() {
+        let device = Device::flex();
+        let (b, h, kvh, d, capacity, len) = (3, 6, 2, 16, 40, 29);
+        let k = Tensor::<4>::random(
+            [b, kvh, capacity, d],
+            Distribution::Normal(0.0, 1.0),
+            &device,
+        );
+        let v = Tensor::<4>::random(
+            [b, kvh, capacity, d],
+            Distribution::Normal(0.0, 1.0),
+            &device,
+        );
+        for s in [1, 4] {
+            let q = Tensor::<4>::random([b, h, s, d], Distribution::Normal(0.0, 1.0), &device);
+            let mut blocked = Vec::new();
+            for bi in 0..b {
+                for i in 0..s {
+                    for j in 0..len {
+                        blocked.push(j > len - s + i || (bi == 1 && j < 5) || bi == 2);
+                    }
+                }
+            }
+            let mask =
+                Tensor::<4, Bool>::from_data(TensorData::new(blocked, [b, 1, s, len]), &device);
+            let got = crate::fused::cached_gqa_attention(
+                q.clone(),
+                k.clone(),
+                v.clone(),
+                mask.clone(),
+                len,
+            );
+            let view = |t: &Tensor<4>| t.clone().slice([0..b, 0..kvh, 0..len, 0..d]);
+            let want = crate::fused::gqa_attention_composed(q, view(&k), view(&v), mask);
+            assert_eq!(got.dims(), [b, s, h, d]);
+            let diff = crate::fused::max_rel_diff(got.clone(), want);
+            assert!(diff < 1e-5, "s = {s}: differs by {diff}");
+            let blocked_row = to_f32_vec(got.slice([2..3, 0..s, 0..h, 0..d]));
+            assert!(blocked_row.iter().all(|&x| x == 0.0));
+        }
     }
 }

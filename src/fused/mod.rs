@@ -7,7 +7,8 @@
 //! - [`swiglu`]: `silu(gate) · up` and its two gradients in one pass each ([`swiglu`](mod@swiglu));
 //! - [`rms_norm`]: RMSNorm and its two gradients in one pass each ([`rms_norm`](mod@rms_norm));
 //! - [`rope_heads`]: rotary embedding fused with the move to heads-first layout ([`rope`]);
-//! - [`gqa_attention`]: masked attention with grouped-query heads for training
+//! - [`gqa_attention`]: masked attention with grouped-query heads for training, and
+//!   [`cached_gqa_attention`] over a KV cache read in place for inference
 //!   ([`attention`](mod@attention)).
 //!
 //! Why: Burn's autodiff composes these from generic operations, each of which allocates its
@@ -171,6 +172,32 @@ pub fn gqa_attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, mask: Tensor<4, B
         return attention::gqa_attention(q, k, v, mask.float());
     }
     gqa_attention_composed(q, k, v, mask)
+}
+
+/// [`gqa_attention`] of `q` over the first `len` positions of key/value caches `k_cache`,
+/// `v_cache` `[b, kvh, capacity, d]`. For inference on flex the caches are read in place
+/// ([`attention::CachedAttentionOp`]); elsewhere the `0..len` views go through
+/// [`gqa_attention`].
+pub fn cached_gqa_attention(
+    q: Tensor<4>,
+    k_cache: Tensor<4>,
+    v_cache: Tensor<4>,
+    mask: Tensor<4, Bool>,
+    len: usize,
+) -> Tensor<4> {
+    #[cfg(feature = "flex")]
+    if !q.device().is_autodiff()
+        && on_flex_f32(&q)
+        && on_flex_f32(&k_cache)
+        && on_flex_f32(&v_cache)
+        && len > 0
+        && q.dims().iter().all(|&n| n > 0)
+    {
+        return attention::cached_gqa_attention(q, k_cache, v_cache, mask.float(), len);
+    }
+    let [b, kvh, _, d] = k_cache.dims();
+    let view = |cache: Tensor<4>| cache.slice([0..b, 0..kvh, 0..len, 0..d]);
+    gqa_attention(q, view(k_cache), view(v_cache), mask)
 }
 
 /// [`gqa_attention`] through Burn's `attention`, without repeating K/V: the query heads that

@@ -15,7 +15,7 @@ use burn::nn::{Embedding, Linear};
 use burn::tensor::activation::relu;
 use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 
-use crate::fused::{gqa_attention, matmul_2d, rope_heads, swiglu};
+use crate::fused::{cached_gqa_attention, gqa_attention, matmul_2d, rope_heads, swiglu};
 use crate::model::batch::Batch;
 use crate::model::config::ModelConfig;
 use crate::model::linear::linear_forward;
@@ -119,27 +119,30 @@ impl Attention {
         let q = rope(heads(linear_forward(&self.q_proj, x.clone()), h));
         let k = rope(heads(linear_forward(&self.k_proj, x.clone()), kvh));
         let v = heads(linear_forward(&self.v_proj, x), kvh).swap_dims(1, 2);
-        let (k, v) = match cache {
+        let out = match cache {
             Some((layer, past)) => {
                 let end = past + s;
-                layer.k = layer
-                    .k
-                    .take()
-                    .map(|c| c.slice_assign([0..b, 0..kvh, past..end, 0..d], k));
-                layer.v = layer
-                    .v
-                    .take()
-                    .map(|c| c.slice_assign([0..b, 0..kvh, past..end, 0..d], v));
-                let view = |c: &Option<Tensor<4>>| {
-                    c.clone()
-                        .expect("cache present")
-                        .slice([0..b, 0..kvh, 0..end, 0..d])
+                let write = |cache: &mut Option<Tensor<4>>, new: Tensor<4>| {
+                    *cache = cache
+                        .take()
+                        .map(|c| c.slice_assign([0..b, 0..kvh, past..end, 0..d], new));
                 };
-                (view(&layer.k), view(&layer.v))
+                write(&mut layer.k, k);
+                write(&mut layer.v, v);
+                let cached = |c: &Option<Tensor<4>>| c.clone().expect("cache present");
+                // The clones share the buffers only until the call returns, so the next
+                // write into the cache stays in place.
+                cached_gqa_attention(
+                    q,
+                    cached(&layer.k),
+                    cached(&layer.v),
+                    inputs.mask.clone(),
+                    end,
+                )
             }
-            None => (k, v),
-        };
-        let out = gqa_attention(q, k, v, inputs.mask.clone()).reshape([b, s, h * d]);
+            None => gqa_attention(q, k, v, inputs.mask.clone()),
+        }
+        .reshape([b, s, h * d]);
         linear_forward(&self.o_proj, out)
     }
 }

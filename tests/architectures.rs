@@ -8,7 +8,7 @@ mod common;
 use burn::tensor::Device;
 use seft::LanguageModel;
 use seft::model::batch::Batch;
-use seft::model::generate::{SamplingConfig, generate};
+use seft::model::generate::{SamplingConfig, generate, generate_batched};
 use seft::model::{Architecture, MlpKind};
 use seft::numeric::to_f32_vec;
 use serde_json::Value;
@@ -72,19 +72,61 @@ fn qwen2_with_qkv_bias_and_tied_head_matches_transformers() {
     check_logits("qwen2");
 }
 
+/// Continuous batching: whatever the number of slots, each prompt gets the tokens it gets
+/// alone. Prompts near the 256-token context stop early (their `length` bound is what the
+/// context leaves), so rows leave at different steps and waiting prompts join mid-run; the
+/// sampling is seeded per prompt.
 #[test]
-fn left_padded_batches_generate_like_single_prompts() {
+fn continuous_batches_generate_like_single_prompts() {
     let model = load("qwen2");
-    let prompts = vec![vec![5, 6, 7], vec![9, 10, 11, 12, 13, 14, 15, 16], vec![40]];
+    let long = |n: u32| (0..n).map(|i| 20 + i % 200).collect::<Vec<u32>>();
+    let prompts = vec![
+        vec![5, 6, 7],
+        long(250),
+        vec![9, 10, 11, 12, 13, 14, 15, 16],
+        long(247),
+        vec![40],
+    ];
     let cfg = SamplingConfig {
-        max_new_tokens: 10,
-        min_new_tokens: 10,
+        max_new_tokens: 12,
+        min_new_tokens: 12,
+        temperature: 0.9,
+        seed: 11,
         ..Default::default()
     };
-    let batched = generate(&model, &prompts, &cfg, |_, _| {}).unwrap();
-    for (p, b) in prompts.iter().zip(&batched) {
-        let single = generate(&model, std::slice::from_ref(p), &cfg, |_, _| {}).unwrap();
-        assert_eq!(single[0].token_ids, b.token_ids);
+    let alone: Vec<Vec<u32>> = prompts
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let seeded = SamplingConfig {
+                seed: cfg.seed + i as u64,
+                ..cfg.clone()
+            };
+            generate(&model, std::slice::from_ref(p), &seeded, |_, _| {}).unwrap()[0]
+                .token_ids
+                .clone()
+        })
+        .collect();
+    assert_eq!(
+        alone.iter().map(Vec::len).collect::<Vec<_>>(),
+        [12, 6, 12, 9, 12]
+    );
+    for slots in 1..=prompts.len() {
+        let mut order = Vec::new();
+        let batched = generate_batched(
+            &model,
+            &prompts,
+            &cfg,
+            slots,
+            |_, _| {},
+            |i, _| order.push(i),
+        )
+        .unwrap();
+        let got: Vec<Vec<u32>> = batched.into_iter().map(|g| g.token_ids).collect();
+        assert_eq!(got, alone, "{slots} slots");
+        let mut sorted = order.clone();
+        sorted.sort();
+        assert_eq!(sorted, [0, 1, 2, 3, 4], "{slots} slots: {order:?}");
     }
 }
 

@@ -1,10 +1,12 @@
 //! Resumable batched generation into a JSONL file, shared by the SEFT pipeline and the
 //! benchmarks (here, below both, so evaluation need not reach up into the pipeline).
 //!
-//! Inputs are cut into fixed chunks of `batch_size`; each chunk is generated as one batch and
-//! its rows are appended in one write. Row i is sampled with seed `sampling.seed + i`, so a
-//! restarted stage (which truncates the file to its last complete chunk and goes on from
-//! there) writes exactly what an uninterrupted one would.
+//! Inputs are cut into fixed chunks of [`CHUNK_BATCHES`] × `batch_size`; each chunk is
+//! generated with continuous batching over `batch_size` slots (a finished row's slot takes the
+//! chunk's next prompt at once) and its rows are appended in one write. Row i is sampled with
+//! seed `sampling.seed + i` and a chunk's schedule depends only on its prompts, so a restarted
+//! stage (which truncates the file to its last complete chunk and goes on from there) writes
+//! exactly what an uninterrupted one would.
 
 use std::path::Path;
 
@@ -15,7 +17,11 @@ use serde::de::DeserializeOwned;
 use crate::data::jsonl::{append_jsonl, complete_rows, write_jsonl};
 use crate::error::Result;
 use crate::fault::fault_point;
-use crate::model::generate::{Generation, SamplingConfig, generate};
+use crate::model::generate::{Generation, SamplingConfig, generate_batched};
+
+/// Batches of prompts per resumable chunk. More keeps the slots full for longer (a chunk's
+/// last rows run with fewer companions); fewer loses less work to a crash.
+pub const CHUNK_BATCHES: usize = 8;
 use crate::model::{LanguageModel, Message};
 
 /// A one-turn conversation: how the pipeline's stages and the benchmarks put a prompt to a
@@ -43,7 +49,8 @@ pub struct RowsOutput<'a> {
     pub path: &'a Path,
     /// The progress bar's label.
     pub label: &'a str,
-    /// The crash-test point counted once per batch (`SEFT_FAULT=<fault>:<n>`).
+    /// The crash-test point, counted once per `batch_size` finished rows
+    /// (`SEFT_FAULT=<fault>:<n>`).
     pub fault: &'a str,
 }
 
@@ -58,20 +65,22 @@ pub fn generate_rows<R: Serialize + DeserializeOwned>(
     mut make_row: impl FnMut(usize, &Generation) -> R,
 ) -> Result<Vec<R>> {
     let RowsOutput { path, label, fault } = out;
+    let batch_size = batch_size.max(1);
+    let chunk_size = batch_size * CHUNK_BATCHES;
     let mut rows: Vec<R> = complete_rows(path)?;
     if rows.len() > inputs.len() {
         rows.truncate(0);
     }
-    // Restart at a chunk boundary so every chunk is generated as the same batch.
+    // Restart at a chunk boundary so every chunk is generated with the same schedule.
     if rows.len() < inputs.len() {
-        rows.truncate(rows.len() / batch_size * batch_size);
+        rows.truncate(rows.len() / chunk_size * chunk_size);
     }
     write_jsonl(path, &rows)?;
     let bar = progress_bar(inputs.len(), label);
     bar.set_position(rows.len() as u64);
     while rows.len() < inputs.len() {
         let start = rows.len();
-        let end = (start + batch_size).min(inputs.len());
+        let end = (start + chunk_size).min(inputs.len());
         let ids = inputs[start..end]
             .iter()
             .map(|m| {
@@ -83,7 +92,15 @@ pub fn generate_rows<R: Serialize + DeserializeOwned>(
             seed: sampling.seed.wrapping_add(start as u64),
             ..sampling.clone()
         };
-        let generations = generate(model, &ids, &cfg, |_, _| {})?;
+        let mut finished = start;
+        let on_finish = |_: usize, _: &Generation| {
+            finished += 1;
+            bar.inc(1);
+            if (finished - start) % batch_size == 0 {
+                fault_point(fault, finished / batch_size);
+            }
+        };
+        let generations = generate_batched(model, &ids, &cfg, batch_size, |_, _| {}, on_finish)?;
         let chunk: Vec<R> = generations
             .iter()
             .enumerate()
@@ -92,7 +109,6 @@ pub fn generate_rows<R: Serialize + DeserializeOwned>(
         append_jsonl(path, &chunk)?;
         rows.extend(chunk);
         bar.set_position(rows.len() as u64);
-        fault_point(fault, end.div_ceil(batch_size));
     }
     bar.finish_and_clear();
     Ok(rows)

@@ -86,6 +86,32 @@ impl CachedAttentionOp for Flex {
     }
 }
 
+/// Inference attention for continuous batching: query row `r` of `q` `[b, h, 1, d]` over
+/// positions `0..lens[r]` of slot `slots[r]` of key/value caches `[slots, kvh, capacity, d]`,
+/// each slot holding one sequence from position 0. Returns `[b, 1, h, d]`.
+#[backend_extension(Flex)]
+pub trait SlotAttentionOp: Backend {
+    fn float_slot_gqa_attention(
+        q: FloatTensor<Self>,
+        k_cache: FloatTensor<Self>,
+        v_cache: FloatTensor<Self>,
+        slots: Vec<usize>,
+        lens: Vec<usize>,
+    ) -> FloatTensor<Self>;
+}
+
+impl SlotAttentionOp for Flex {
+    fn float_slot_gqa_attention(
+        q: FloatTensor<Self>,
+        k_cache: FloatTensor<Self>,
+        v_cache: FloatTensor<Self>,
+        slots: Vec<usize>,
+        lens: Vec<usize>,
+    ) -> FloatTensor<Self> {
+        attend_slots(&q, &k_cache, &v_cache, &slots, &lens)
+    }
+}
+
 impl<C: CheckpointStrategy> AttentionOp for Autodiff<Flex, C> {
     fn float_gqa_attention(
         q: FloatTensor<Self>,
@@ -171,6 +197,23 @@ pub fn cached_gqa_attention(
     ))
 }
 
+/// [`SlotAttentionOp`] on tensors (flex `f32`, without autodiff).
+pub fn slot_gqa_attention(
+    q: Tensor<4>,
+    k_cache: Tensor<4>,
+    v_cache: Tensor<4>,
+    slots: &[usize],
+    lens: &[usize],
+) -> Tensor<4> {
+    Tensor::from_dispatch(<Dispatch as SlotAttentionOp>::float_slot_gqa_attention(
+        q.into_dispatch(),
+        k_cache.into_dispatch(),
+        v_cache.into_dispatch(),
+        slots.to_vec(),
+        lens.to_vec(),
+    ))
+}
+
 /// Sizes: batch, query heads, key/value heads, queries, keys attended, head size, and key
 /// rows allocated per key/value head (`capacity` ≥ `t`; more in a KV cache).
 #[derive(Clone, Copy)]
@@ -253,57 +296,25 @@ fn attend(
         f32_values(v),
         f32_values(blocked),
     );
-    let scale = 1.0 / (d as f32).sqrt();
     let mut out = vec![0f32; b * h * s * d];
     let mut probabilities = vec![0f32; b * h * s * t];
     // Each task writes its head's columns of the [b, s, h·d] output: strided, hence a pointer.
     let out_ptr = SendPtr(out.as_mut_ptr());
     let blocks = probabilities.par_chunks_mut(s * t).enumerate();
     blocks.for_each(|(bh, p)| {
-        let out_ptr = out_ptr.get();
         let (bi, hq) = (bh / h, bh % h);
         let hk = hq / (h / kvh);
-        let q = &q[bh * s * d..][..s * d];
-        let k = &k[(bi * kvh + hk) * capacity * d..][..t * d];
-        let v = &v[(bi * kvh + hk) * capacity * d..][..t * d];
-        let mask = &blocked[bi * s * t..][..s * t];
+        let cached = (bi * kvh + hk) * capacity * d;
+        // SAFETY: task (bi, hq) alone writes columns hq·d.. of rows (bi, ·) of `out`.
         unsafe {
-            // P = scale · Q·Kᵀ  (Kᵀ read through strides: row stride 1, column stride d).
-            gemm_serial(
-                s,
-                t,
-                d,
-                p.as_mut_ptr(),
-                t,
-                false,
-                q.as_ptr(),
-                d as isize,
-                1,
-                k.as_ptr(),
-                1,
-                d as isize,
-                scale,
-            );
-        }
-        for (row, mask) in p.chunks_mut(t).zip(mask.chunks(t)) {
-            softmax_row(row, mask);
-        }
-        unsafe {
-            // O = P·V, into columns hq·d.. of rows (bi, i) of the [b, s, h·d] output.
-            gemm_serial(
-                s,
-                d,
-                t,
-                out_ptr.add((bi * s * h + hq) * d),
-                h * d,
-                false,
-                p.as_ptr(),
-                t as isize,
-                1,
-                v.as_ptr(),
-                d as isize,
-                1,
-                1.0,
+            attend_head(
+                &q[bh * s * d..][..s * d],
+                &k[cached..][..t * d],
+                &v[cached..][..t * d],
+                Some(&blocked[bi * s * t..][..s * t]),
+                p,
+                Dims { s, t, d, ..dims },
+                out_ptr.get().add((bi * s * h + hq) * d),
             );
         }
     });
@@ -313,9 +324,124 @@ fn attend(
     )
 }
 
+/// One query head's attention: `p` ← softmax(scale · q·kᵀ) over `dims.s` queries and `dims.t`
+/// keys (blocked keys at −∞), then `p·v` into `out`, whose rows are `h·d` apart (the
+/// `[b, s, h·d]` layout).
+///
+/// # Safety
+/// `out` must be valid for `dims.s` rows of `d` values `h·d` apart, written by no one else.
+unsafe fn attend_head(
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    blocked: Option<&[f32]>,
+    p: &mut [f32],
+    dims: Dims,
+    out: *mut f32,
+) {
+    let Dims { h, s, t, d, .. } = dims;
+    let scale = 1.0 / (d as f32).sqrt();
+    // SAFETY: the slices hold s·d, t·d, t·d and s·t values, and `out` is the caller's.
+    unsafe {
+        // P = scale · Q·Kᵀ  (Kᵀ read through strides: row stride 1, column stride d).
+        gemm_serial(
+            s,
+            t,
+            d,
+            p.as_mut_ptr(),
+            t,
+            false,
+            q.as_ptr(),
+            d as isize,
+            1,
+            k.as_ptr(),
+            1,
+            d as isize,
+            scale,
+        );
+        for (i, row) in p.chunks_mut(t).enumerate() {
+            softmax_row(row, blocked.map(|m| &m[i * t..][..t]));
+        }
+        // O = P·V into the head's columns of the output rows.
+        gemm_serial(
+            s,
+            d,
+            t,
+            out,
+            h * d,
+            false,
+            p.as_ptr(),
+            t as isize,
+            1,
+            v.as_ptr(),
+            d as isize,
+            1,
+            1.0,
+        );
+    }
+}
+
+/// `[b, 1, h, d]`: query row `r` of `q` `[b, h, 1, d]` over positions `0..lens[r]` of slot
+/// `slots[r]` of the caches `[slots, kvh, capacity, d]` (a slot holds one sequence from
+/// position 0, so nothing is blocked).
+fn attend_slots(
+    q: &FlexTensor,
+    k_cache: &FlexTensor,
+    v_cache: &FlexTensor,
+    slots: &[usize],
+    lens: &[usize],
+) -> FlexTensor {
+    let (qs, ks) = (q.layout().shape(), k_cache.layout().shape());
+    let (b, h, d) = (qs[0], qs[1], qs[3]);
+    let (kvh, capacity) = (ks[1], ks[2]);
+    assert!(
+        qs[2] == 1
+            && ks[3] == d
+            && v_cache.layout().shape() == ks
+            && kvh > 0
+            && h % kvh == 0
+            && slots.len() == b
+            && lens.len() == b
+            && slots.iter().all(|&slot| slot < ks[0])
+            && lens.iter().all(|&len| (1..=capacity).contains(&len)),
+        "slot attention: q {qs:?}, caches {ks:?}, slots {slots:?}, lengths {lens:?} do not fit"
+    );
+    let (q, k, v) = (f32_values(q), f32_values(k_cache), f32_values(v_cache));
+    let mut out = vec![0f32; b * h * d];
+    let out_ptr = SendPtr(out.as_mut_ptr());
+    (0..b * h).into_par_iter().for_each_init(Vec::new, |p, bh| {
+        let (bi, hq) = (bh / h, bh % h);
+        let t = lens[bi];
+        let cached = (slots[bi] * kvh + hq / (h / kvh)) * capacity * d;
+        p.resize(t, 0.0);
+        let dims = Dims {
+            b,
+            h,
+            kvh,
+            s: 1,
+            t,
+            d,
+            capacity,
+        };
+        // SAFETY: task (bi, hq) alone writes values (bi·h + hq)·d.. of `out`.
+        unsafe {
+            attend_head(
+                &q[bh * d..][..d],
+                &k[cached..][..t * d],
+                &v[cached..][..t * d],
+                None,
+                p,
+                dims,
+                out_ptr.get().add(bh * d),
+            );
+        }
+    });
+    f32_tensor(out, Shape::new([b, 1, h, d]))
+}
+
 /// In place: blocked scores to −∞, then Burn's NaN-safe softmax.
-fn softmax_row(row: &mut [f32], blocked: &[f32]) {
-    for (x, &m) in row.iter_mut().zip(blocked) {
+fn softmax_row(row: &mut [f32], blocked: Option<&[f32]>) {
+    for (x, &m) in row.iter_mut().zip(blocked.unwrap_or_default()) {
         if m != 0.0 {
             *x = f32::NEG_INFINITY;
         }
@@ -587,6 +713,40 @@ mod tests {
             assert!(diff < 1e-5, "s = {s}: differs by {diff}");
             let blocked_row = to_f32_vec(got.slice([2..3, 0..s, 0..h, 0..d]));
             assert!(blocked_row.iter().all(|&x| x == 0.0));
+        }
+    }
+
+    /// Slot attention: each row over its own slot's first `len` positions equals Burn's
+    /// attention over that slice, whatever the other rows hold.
+    #[test]
+    fn slot_attention_reads_each_rows_slot() {
+        let device = Device::flex();
+        let (h, kvh, d, capacity) = (6, 2, 16, 30);
+        let k = Tensor::<4>::random(
+            [4, kvh, capacity, d],
+            Distribution::Normal(0.0, 1.0),
+            &device,
+        );
+        let v = Tensor::<4>::random(
+            [4, kvh, capacity, d],
+            Distribution::Normal(0.0, 1.0),
+            &device,
+        );
+        let (slots, lens) = ([2, 0, 3], [7, 30, 1]);
+        let q = Tensor::<4>::random([3, h, 1, d], Distribution::Normal(0.0, 1.0), &device);
+        let got = crate::fused::slot_gqa_attention(q.clone(), k.clone(), v.clone(), &slots, &lens);
+        assert_eq!(got.dims(), [3, 1, h, d]);
+        for (r, (&slot, &len)) in slots.iter().zip(&lens).enumerate() {
+            let view = |t: &Tensor<4>| t.clone().slice([slot..slot + 1, 0..kvh, 0..len, 0..d]);
+            let open = Tensor::<4, Bool>::from_data(
+                TensorData::new(vec![false; len], [1, 1, 1, len]),
+                &device,
+            );
+            let q_row = q.clone().slice([r..r + 1, 0..h, 0..1, 0..d]);
+            let want = crate::fused::gqa_attention_composed(q_row, view(&k), view(&v), open);
+            let row = got.clone().slice([r..r + 1, 0..1, 0..h, 0..d]);
+            let diff = crate::fused::max_rel_diff(row, want);
+            assert!(diff < 1e-5, "row {r}: differs by {diff}");
         }
     }
 }

@@ -200,6 +200,49 @@ pub fn cached_gqa_attention(
     gqa_attention(q, view(k_cache), view(v_cache), mask)
 }
 
+/// Attention for continuous batching: query row `r` of `q` `[b, h, 1, d]` over positions
+/// `0..lens[r]` of slot `slots[r]` of key/value caches `[slots, kvh, capacity, d]`, where each
+/// slot holds one sequence from position 0 (nothing blocked). Returns `[b, 1, h, d]`. Read in
+/// place on flex for inference ([`attention::SlotAttentionOp`]); elsewhere row by row through
+/// [`gqa_attention`].
+pub fn slot_gqa_attention(
+    q: Tensor<4>,
+    k_cache: Tensor<4>,
+    v_cache: Tensor<4>,
+    slots: &[usize],
+    lens: &[usize],
+) -> Tensor<4> {
+    #[cfg(feature = "flex")]
+    if !q.device().is_autodiff()
+        && on_flex_f32(&q)
+        && on_flex_f32(&k_cache)
+        && on_flex_f32(&v_cache)
+    {
+        return attention::slot_gqa_attention(q, k_cache, v_cache, slots, lens);
+    }
+    let [_, h, _, d] = q.dims();
+    let kvh = k_cache.dims()[1];
+    let device = q.device();
+    let rows = slots
+        .iter()
+        .zip(lens)
+        .enumerate()
+        .map(|(r, (&slot, &len))| {
+            let view = |c: &Tensor<4>| c.clone().slice([slot..slot + 1, 0..kvh, 0..len, 0..d]);
+            let open = Tensor::<4, Bool>::from_data(
+                TensorData::new(vec![false; len], [1, 1, 1, len]),
+                &device,
+            );
+            gqa_attention(
+                q.clone().slice([r..r + 1, 0..h, 0..1, 0..d]),
+                view(&k_cache),
+                view(&v_cache),
+                open,
+            )
+        });
+    Tensor::cat(rows.collect(), 0)
+}
+
 /// [`gqa_attention`] through Burn's `attention`, without repeating K/V: the query heads that
 /// share a KV head are contiguous, so they fold into the query-length axis.
 pub fn gqa_attention_composed(

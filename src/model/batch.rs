@@ -1,6 +1,6 @@
 //! [`Batch`]: token ids as the decoder consumes them, and the one place batches are built:
-//! left-padded prompts for generation, right-padded (optionally packed) rows for training and
-//! embedding, single sequences, decode steps and prefill chunks.
+//! left-padded prompts for scoring next tokens, right-padded (optionally packed) rows for training and
+//! embedding, single sequences and prefill chunks.
 
 /// Token ids of a batch with per-row validity, as the model consumes them.
 #[derive(Debug, Clone, PartialEq)]
@@ -97,17 +97,6 @@ impl Batch {
         }
         batch.segments = Some(segments);
         batch
-    }
-
-    /// One new token per row after cached positions: `valid` covers the cache and the new
-    /// token, `positions` are the new tokens' rotary positions.
-    pub fn decode_step(next: &[u32], valid: Vec<Vec<bool>>, positions: &[usize]) -> Self {
-        Batch {
-            ids: next.iter().map(|&t| vec![t]).collect(),
-            valid,
-            positions: positions.iter().map(|&p| vec![p]).collect(),
-            segments: None,
-        }
     }
 
     /// Tokens `start..end` of every row, after `past` cached positions.

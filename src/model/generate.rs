@@ -1,6 +1,6 @@
-//! Batched text generation with a KV cache: prompts of different lengths are left-padded into
-//! one batch (padding masked out, rotary positions counted per row), each step runs only the new
-//! token, and rows that finish leave the batch. Sampling follows transformers' order
+//! Batched text generation with continuous batching: each running sequence has its own
+//! KV-cache slot, each step runs only the new token of every running sequence, rows that finish
+//! leave the batch and waiting prompts take their slots at the next step. Sampling follows transformers' order
 //! (repetition penalty, temperature, top-k, top-p) with one seeded RNG per prompt, so a prompt's
 //! output does not depend on what else is in its batch.
 
@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Result, SeftError};
 use crate::model::LanguageModel;
 use crate::model::batch::Batch;
-use crate::model::llama::KvCache;
+use crate::model::llama::{KvCache, SlotCache};
 use crate::numeric::to_f32_vec;
 
 /// Prompt tokens per prefill forward pass (see [`crate::model::llama::CausalLm::prefill`]).
@@ -251,7 +251,8 @@ fn stable_prefix_len(text: &str, stops: &[String]) -> usize {
 /// One sequence being generated.
 struct Row {
     index: usize,
-    prompt_len: usize,
+    /// max_new_tokens, bounded by what the model's context leaves after the prompt.
+    max_new_tokens: usize,
     history: Vec<u32>,
     generated: Vec<u32>,
     logprobs: Vec<TokenLogprobs>,
@@ -261,6 +262,19 @@ struct Row {
 }
 
 impl Row {
+    /// Row `index` of a generation whose prompt i is sampled with seed `seed + i`.
+    fn new(index: usize, prompt: &[u32], max_new_tokens: usize, seed: u64) -> Self {
+        Row {
+            index,
+            max_new_tokens,
+            history: prompt.to_vec(),
+            generated: Vec::new(),
+            logprobs: Vec::new(),
+            rng: StdRng::seed_from_u64(seed.wrapping_add(index as u64)),
+            streamed: 0,
+        }
+    }
+
     /// Samples the next token from this row's `logits`, passes the text that became final to
     /// `on_text`, and returns the token with the finished generation when the row stops.
     fn step(
@@ -305,7 +319,7 @@ impl Row {
             Some(FinishReason::Eos)
         } else if stop_at.is_some() || complete {
             Some(FinishReason::Stop)
-        } else if self.generated.len() >= cfg.max_new_tokens {
+        } else if self.generated.len() >= self.max_new_tokens {
             Some(FinishReason::Length)
         } else {
             None
@@ -332,13 +346,42 @@ impl Row {
     }
 }
 
-/// Generates continuations of tokenized prompts. `on_text(row, delta)` receives text as it
-/// becomes final (for streaming).
+/// Generates continuations of tokenized prompts, all at once. `on_text(row, delta)` receives
+/// text as it becomes final (for streaming).
 pub fn generate(
     model: &LanguageModel,
     prompts: &[Vec<u32>],
     cfg: &SamplingConfig,
+    on_text: impl FnMut(usize, &str),
+) -> Result<Vec<Generation>> {
+    generate_batched(model, prompts, cfg, prompts.len(), on_text, |_, _| {})
+}
+
+/// A sequence in the running batch: its row, its cache slot, how many positions the slot
+/// holds, and the token to feed next.
+struct Running {
+    row: Row,
+    slot: usize,
+    cached: usize,
+    next: u32,
+}
+
+/// Generates continuations of tokenized prompts with continuous batching: at most `slots`
+/// sequences run at once, each in its own KV-cache slot; when one finishes, the next prompt
+/// is prefilled into its slot and joins the running batch at the next step. `on_text(row,
+/// delta)` receives text as it becomes final, `on_finish(row, generation)` each finished row.
+///
+/// Prompt i is sampled with seed `cfg.seed + i` and each row attends only to its own slot, so
+/// its tokens do not depend on the other prompts (up to float rounding where the batch's row
+/// count changes a matrix product's kernel). A generation stops (finish reason `length`)
+/// where the model's context ends, as vLLM does, so max_new_tokens never sizes an allocation.
+pub fn generate_batched(
+    model: &LanguageModel,
+    prompts: &[Vec<u32>],
+    cfg: &SamplingConfig,
+    slots: usize,
     mut on_text: impl FnMut(usize, &str),
+    mut on_finish: impl FnMut(usize, &Generation),
 ) -> Result<Vec<Generation>> {
     cfg.validate()?;
     if prompts.iter().any(Vec::is_empty) {
@@ -346,87 +389,79 @@ pub fn generate(
             "cannot generate from an empty prompt".into(),
         ));
     }
-    let device = model.device();
-    let vocab = model.config.vocab_size;
-    let max_len = prompts.iter().map(Vec::len).max().unwrap_or(0);
-    let pad = model.eos_token_ids.first().copied().unwrap_or(0);
-    let mut outputs: Vec<Option<Generation>> = vec![None; prompts.len()];
+    let context = model.config.max_position_embeddings;
+    if let Some(len) = prompts.iter().map(Vec::len).filter(|&n| n >= context).max() {
+        return Err(SeftError::Invalid(format!(
+            "a prompt of {len} tokens leaves no room in the model's context of {context} tokens (max_position_embeddings)"
+        )));
+    }
     if prompts.is_empty() {
         return Ok(Vec::new());
     }
-    let mut rows: Vec<Row> = prompts
-        .iter()
-        .enumerate()
-        .map(|(i, p)| Row {
-            index: i,
-            prompt_len: p.len(),
-            history: p.clone(),
-            generated: Vec::new(),
-            logprobs: Vec::new(),
-            rng: StdRng::seed_from_u64(cfg.seed.wrapping_add(i as u64)),
-            streamed: 0,
-        })
-        .collect();
-    // The KV cache holds prompt + new tokens; generation stops (finish reason `length`) where
-    // the model's context ends, as vLLM does, so max_new_tokens never sizes an allocation.
-    let context = model.config.max_position_embeddings;
-    if max_len >= context {
-        return Err(SeftError::Invalid(format!(
-            "a prompt of {max_len} tokens leaves no room in the model's context of {context} tokens (max_position_embeddings)"
-        )));
-    }
-    let bounded = SamplingConfig {
-        max_new_tokens: cfg.max_new_tokens.min(context - max_len),
-        ..cfg.clone()
-    };
-    let cfg = &bounded;
-    let capacity = max_len + cfg.max_new_tokens;
-    let mut cache = KvCache::new(&model.config, rows.len(), capacity, &device);
-    // Prefill: left-pad to the longest prompt.
-    let batch = Batch::left_padded(prompts, pad);
-    let mut valid = batch.valid.clone();
-    let mut hidden = model.net.prefill(&batch, &mut cache, PREFILL_CHUNK);
-    let mut step = 0;
-    while !rows.is_empty() {
-        let logits = to_f32_vec(model.net.logits(hidden));
-        let mut finished = Vec::new();
-        let mut next_ids = Vec::with_capacity(rows.len());
-        for (r, row) in rows.iter_mut().enumerate() {
-            let row_logits = logits[r * vocab..(r + 1) * vocab].to_vec();
-            let (next, done) = row.step(row_logits, model, cfg, &mut on_text)?;
-            next_ids.push(next);
-            if let Some(generation) = done {
-                outputs[row.index] = Some(generation);
-                finished.push(r);
+    let device = model.device();
+    let vocab = model.config.vocab_size;
+    let limit = |prompt_len: usize| cfg.max_new_tokens.min(context - prompt_len);
+    let capacity = prompts.iter().map(|p| p.len() + limit(p.len())).max();
+    let slots = slots.clamp(1, prompts.len());
+    let mut cache = SlotCache::new(&model.config, slots, capacity.unwrap_or(1), &device);
+    let mut free: Vec<usize> = (0..slots).rev().collect();
+    let mut queue = prompts.iter().enumerate();
+    let mut running: Vec<Running> = Vec::with_capacity(slots);
+    let mut outputs: Vec<Option<Generation>> = vec![None; prompts.len()];
+    loop {
+        // Admit waiting prompts into free slots: prefill alone, copy into the slot, sample.
+        while !free.is_empty() {
+            let Some((index, prompt)) = queue.next() else {
+                break;
+            };
+            let slot = free.pop().expect("a free slot");
+            let mut row = Row::new(index, prompt, limit(prompt.len()), cfg.seed);
+            let mut prompt_cache = KvCache::new(&model.config, 1, prompt.len(), &device);
+            let hidden =
+                model
+                    .net
+                    .prefill(&Batch::single(prompt), &mut prompt_cache, PREFILL_CHUNK);
+            cache.admit(slot, &prompt_cache);
+            let logits = to_f32_vec(model.net.logits(hidden));
+            match row.step(logits, model, cfg, &mut on_text)? {
+                (_, Some(done)) => {
+                    on_finish(index, &done);
+                    outputs[index] = Some(done);
+                    free.push(slot);
+                }
+                (next, None) => running.push(Running {
+                    row,
+                    slot,
+                    cached: prompt.len(),
+                    next,
+                }),
             }
         }
-        step += 1;
-        if !finished.is_empty() {
-            let keep: Vec<usize> = (0..rows.len()).filter(|r| !finished.contains(r)).collect();
-            if keep.is_empty() {
-                break;
-            }
-            cache.retain_rows(&keep, &device);
-            let mut kept_rows = Vec::with_capacity(keep.len());
-            let mut kept_valid = Vec::with_capacity(keep.len());
-            let mut kept_ids = Vec::with_capacity(keep.len());
-            for (r, (row, v)) in rows.drain(..).zip(valid.drain(..)).enumerate() {
-                if keep.contains(&r) {
-                    kept_rows.push(row);
-                    kept_valid.push(v);
-                    kept_ids.push(next_ids[r]);
+        if running.is_empty() {
+            break;
+        }
+        let ids: Vec<u32> = running.iter().map(|r| r.next).collect();
+        let slot_ids: Vec<usize> = running.iter().map(|r| r.slot).collect();
+        let lens: Vec<usize> = running.iter().map(|r| r.cached).collect();
+        let hidden = model.net.decode_slots(&ids, &slot_ids, &lens, &mut cache);
+        let logits = to_f32_vec(model.net.logits(hidden));
+        let mut still = Vec::with_capacity(running.len());
+        for (r, mut run) in running.drain(..).enumerate() {
+            run.cached += 1;
+            let row_logits = logits[r * vocab..(r + 1) * vocab].to_vec();
+            match run.row.step(row_logits, model, cfg, &mut on_text)? {
+                (_, Some(done)) => {
+                    on_finish(run.row.index, &done);
+                    outputs[run.row.index] = Some(done);
+                    free.push(run.slot);
+                }
+                (next, None) => {
+                    run.next = next;
+                    still.push(run);
                 }
             }
-            rows = kept_rows;
-            valid = kept_valid;
-            next_ids = kept_ids;
         }
-        for v in valid.iter_mut() {
-            v.push(true);
-        }
-        let positions: Vec<usize> = rows.iter().map(|r| r.prompt_len + step - 1).collect();
-        let batch = Batch::decode_step(&next_ids, valid.clone(), &positions);
-        hidden = model.net.hidden_states(&batch, Some(&mut cache));
+        running = still;
     }
     Ok(outputs
         .into_iter()

@@ -8,6 +8,7 @@
 //! autodiff) attention run as the fused operations of [`crate::fused`]; elsewhere as Burn's
 //! composed operations.
 
+use std::ops::Range;
 use std::sync::Arc;
 
 use burn::module::{Module, Param};
@@ -15,7 +16,9 @@ use burn::nn::{Embedding, Linear};
 use burn::tensor::activation::relu;
 use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 
-use crate::fused::{cached_gqa_attention, gqa_attention, matmul_2d, rope_heads, swiglu};
+use crate::fused::{
+    cached_gqa_attention, gqa_attention, matmul_2d, rope_heads, slot_gqa_attention, swiglu,
+};
 use crate::model::batch::Batch;
 use crate::model::config::ModelConfig;
 use crate::model::linear::linear_forward;
@@ -76,30 +79,72 @@ impl KvCache {
             .collect();
         KvCache { layers, len: 0 }
     }
+}
 
-    /// Keeps only the batch rows in `keep` (sequences that are still generating).
-    pub fn retain_rows(&mut self, keep: &[usize], device: &Device) {
-        let idx = Tensor::<1, Int>::from_data(
-            TensorData::new(
-                keep.iter().map(|&i| i as i64).collect::<Vec<_>>(),
-                [keep.len()],
-            ),
-            device,
-        );
-        for layer in &mut self.layers {
-            layer.k = layer.k.take().map(|c| c.select(0, idx.clone()));
-            layer.v = layer.v.take().map(|c| c.select(0, idx.clone()));
+/// The KV caches of `slots` independent sequences for continuous batching: each slot holds
+/// one sequence from position 0 and its own length, so sequences join (into a free slot) and
+/// leave at any step without padding or moving the others.
+#[derive(Debug, Clone)]
+pub struct SlotCache {
+    layers: Vec<LayerCache>,
+}
+
+impl SlotCache {
+    /// `slots` sequences of up to `capacity` positions each.
+    pub fn new(cfg: &ModelConfig, slots: usize, capacity: usize, device: &Device) -> Self {
+        let KvCache { layers, .. } = KvCache::new(cfg, slots, capacity, device);
+        SlotCache { layers }
+    }
+
+    /// Copies the positions of a one-sequence cache (a prefilled prompt) into `slot`.
+    pub fn admit(&mut self, slot: usize, prompt: &KvCache) {
+        let len = prompt.len;
+        for (layer, from) in self.layers.iter_mut().zip(&prompt.layers) {
+            for (cache, from) in [(&mut layer.k, &from.k), (&mut layer.v, &from.v)] {
+                let from = from.clone().expect("cache present");
+                let [_, kvh, _, d] = from.dims();
+                let from = from.slice([0..1, 0..kvh, 0..len, 0..d]);
+                *cache = cache
+                    .take()
+                    .map(|c| c.slice_assign([slot..slot + 1, 0..kvh, 0..len, 0..d], from));
+            }
         }
     }
 }
 
-/// Per-call inputs shared by all layers: rotary tables and the additive attention mask.
+/// Where a layer's new keys and values go, and what its queries attend to.
+pub enum CacheWrite<'a> {
+    /// Every row's new tokens at positions `past..` of its cache row; attention over
+    /// `0..past + seq` under the inputs' mask.
+    Shared {
+        layer: &'a mut LayerCache,
+        past: usize,
+    },
+    /// Row r's one new token at position `lens[r]` of slot `slots[r]`; attention over that
+    /// slot's positions `0..=lens[r]`.
+    Slots {
+        layer: &'a mut LayerCache,
+        slots: &'a [usize],
+        lens: &'a [usize],
+    },
+}
+
+/// Per-call inputs shared by all layers: rotary tables and the attention mask.
 pub struct AttentionInputs {
     /// [batch, 1, seq, head_dim]
     pub cos: Tensor<4>,
     pub sin: Tensor<4>,
-    /// [batch, 1, seq, past + seq], true where attention is *not* allowed (padding, future).
-    pub mask: Tensor<4, Bool>,
+    /// [batch, 1, seq, past + seq], true where attention is *not* allowed (padding, future);
+    /// `None` for slot decoding, where every cached position of a row's slot is its own.
+    pub mask: Option<Tensor<4, Bool>>,
+}
+
+impl AttentionInputs {
+    fn mask(&self) -> Tensor<4, Bool> {
+        self.mask
+            .clone()
+            .expect("a mask for every batch but slot decoding")
+    }
 }
 
 impl Attention {
@@ -109,7 +154,7 @@ impl Attention {
         &self,
         x: Tensor<3>,
         inputs: &AttentionInputs,
-        cache: Option<(&mut LayerCache, usize)>,
+        cache: Option<CacheWrite>,
     ) -> Tensor<3> {
         let [b, s, _] = x.dims();
         let (h, kvh, d) = (self.n_heads, self.n_kv_heads, self.head_dim);
@@ -119,28 +164,32 @@ impl Attention {
         let q = rope(heads(linear_forward(&self.q_proj, x.clone()), h));
         let k = rope(heads(linear_forward(&self.k_proj, x.clone()), kvh));
         let v = heads(linear_forward(&self.v_proj, x), kvh).swap_dims(1, 2);
+        let cached = |c: &Option<Tensor<4>>| c.clone().expect("cache present");
+        // Writes take the tensor out of its option so the backend sees one owner and updates
+        // in place; the clones handed to attention live only until it returns.
+        let write = |cache: &mut Option<Tensor<4>>, new: Tensor<4>, at: [Range<usize>; 4]| {
+            *cache = cache.take().map(|c| c.slice_assign(at, new));
+        };
         let out = match cache {
-            Some((layer, past)) => {
+            Some(CacheWrite::Shared { layer, past }) => {
                 let end = past + s;
-                let write = |cache: &mut Option<Tensor<4>>, new: Tensor<4>| {
-                    *cache = cache
-                        .take()
-                        .map(|c| c.slice_assign([0..b, 0..kvh, past..end, 0..d], new));
-                };
-                write(&mut layer.k, k);
-                write(&mut layer.v, v);
-                let cached = |c: &Option<Tensor<4>>| c.clone().expect("cache present");
-                // The clones share the buffers only until the call returns, so the next
-                // write into the cache stays in place.
-                cached_gqa_attention(
-                    q,
-                    cached(&layer.k),
-                    cached(&layer.v),
-                    inputs.mask.clone(),
-                    end,
-                )
+                write(&mut layer.k, k, [0..b, 0..kvh, past..end, 0..d]);
+                write(&mut layer.v, v, [0..b, 0..kvh, past..end, 0..d]);
+                let (k, v) = (cached(&layer.k), cached(&layer.v));
+                cached_gqa_attention(q, k, v, inputs.mask(), end)
             }
-            None => gqa_attention(q, k, v, inputs.mask.clone()),
+            Some(CacheWrite::Slots { layer, slots, lens }) => {
+                for (r, (&slot, &len)) in slots.iter().zip(lens).enumerate() {
+                    let at = [slot..slot + 1, 0..kvh, len..len + 1, 0..d];
+                    let row = |t: &Tensor<4>| t.clone().slice([r..r + 1, 0..kvh, 0..1, 0..d]);
+                    write(&mut layer.k, row(&k), at.clone());
+                    write(&mut layer.v, row(&v), at);
+                }
+                let lens: Vec<usize> = lens.iter().map(|len| len + 1).collect();
+                let (k, v) = (cached(&layer.k), cached(&layer.v));
+                slot_gqa_attention(q, k, v, slots, &lens)
+            }
+            None => gqa_attention(q, k, v, inputs.mask()),
         }
         .reshape([b, s, h * d]);
         linear_forward(&self.o_proj, out)
@@ -209,7 +258,7 @@ impl DecoderLayer {
         &self,
         x: Tensor<3>,
         inputs: &AttentionInputs,
-        cache: Option<(&mut LayerCache, usize)>,
+        cache: Option<CacheWrite>,
     ) -> Tensor<3> {
         let h = x.clone()
             + self
@@ -232,16 +281,16 @@ pub struct CausalLm {
 }
 
 impl CausalLm {
-    /// Rotary tables and the causal + padding mask for a batch whose new tokens start at `past`.
-    pub fn attention_inputs(&self, batch: &Batch, past: usize, device: &Device) -> AttentionInputs {
-        let b = batch.ids.len();
-        let s = batch.ids.first().map_or(0, Vec::len);
-        let t = past + s;
+    /// Rotary tables `[batch, 1, seq, head_dim]` (cos, sin) for the rotary positions of each
+    /// row's new tokens.
+    fn rotary_tables(&self, positions: &[Vec<usize>], device: &Device) -> (Tensor<4>, Tensor<4>) {
+        let b = positions.len();
+        let s = positions.first().map_or(0, Vec::len);
         let half = self.inv_freq.len();
         let d = 2 * half;
         let mut cos = Vec::with_capacity(b * s * d);
         let mut sin = Vec::with_capacity(b * s * d);
-        for row in &batch.positions {
+        for row in positions {
             for &p in row {
                 // transformers: freqs = (inv_freq @ position) in f32, emb = cat(freqs, freqs).
                 let freqs: Vec<f32> = self.inv_freq.iter().map(|f| f * p as f32).collect();
@@ -251,6 +300,18 @@ impl CausalLm {
                 }
             }
         }
+        (
+            Tensor::from_data(TensorData::new(cos, [b, 1, s, d]), device),
+            Tensor::from_data(TensorData::new(sin, [b, 1, s, d]), device),
+        )
+    }
+
+    /// Rotary tables and the causal + padding mask for a batch whose new tokens start at `past`.
+    pub fn attention_inputs(&self, batch: &Batch, past: usize, device: &Device) -> AttentionInputs {
+        let b = batch.ids.len();
+        let s = batch.ids.first().map_or(0, Vec::len);
+        let t = past + s;
+        let (cos, sin) = self.rotary_tables(&batch.positions, device);
         let mut mask = Vec::with_capacity(b * s * t);
         for (r, valid) in batch.valid.iter().enumerate() {
             let segments = batch.segments.as_ref().map(|s| &s[r]);
@@ -262,9 +323,12 @@ impl CausalLm {
             }
         }
         AttentionInputs {
-            cos: Tensor::from_data(TensorData::new(cos, [b, 1, s, d]), device),
-            sin: Tensor::from_data(TensorData::new(sin, [b, 1, s, d]), device),
-            mask: Tensor::from_data(TensorData::new(mask, [b, 1, s, t]), device),
+            cos,
+            sin,
+            mask: Some(Tensor::from_data(
+                TensorData::new(mask, [b, 1, s, t]),
+                device,
+            )),
         }
     }
 
@@ -279,11 +343,46 @@ impl CausalLm {
         let ids = Tensor::<2, Int>::from_data(TensorData::new(flat, [b, s]), &device);
         let mut x = self.embed_tokens.forward(ids);
         for (i, layer) in self.layers.iter().enumerate() {
-            let layer_cache = cache.as_deref_mut().map(|c| (&mut c.layers[i], past));
+            let layer_cache = cache.as_deref_mut().map(|c| CacheWrite::Shared {
+                layer: &mut c.layers[i],
+                past,
+            });
             x = layer.forward(x, &inputs, layer_cache);
         }
         if let Some(c) = cache {
             c.len = past + s;
+        }
+        self.norm.forward(x)
+    }
+
+    /// Final hidden states [rows, 1, hidden] of one decode step for continuous batching: row r's
+    /// token `ids[r]` is position `lens[r]` of the sequence in slot `slots[r]` (which holds
+    /// its positions `0..lens[r]`), and is written there.
+    pub fn decode_slots(
+        &self,
+        ids: &[u32],
+        slots: &[usize],
+        lens: &[usize],
+        cache: &mut SlotCache,
+    ) -> Tensor<3> {
+        let device = self.norm.weight.device();
+        let positions: Vec<Vec<usize>> = lens.iter().map(|&len| vec![len]).collect();
+        let (cos, sin) = self.rotary_tables(&positions, &device);
+        let inputs = AttentionInputs {
+            cos,
+            sin,
+            mask: None,
+        };
+        let flat: Vec<i64> = ids.iter().map(|&i| i as i64).collect();
+        let ids = Tensor::<2, Int>::from_data(TensorData::new(flat, [ids.len(), 1]), &device);
+        let mut x = self.embed_tokens.forward(ids);
+        for (layer, layer_cache) in self.layers.iter().zip(&mut cache.layers) {
+            let write = CacheWrite::Slots {
+                layer: layer_cache,
+                slots,
+                lens,
+            };
+            x = layer.forward(x, &inputs, Some(write));
         }
         self.norm.forward(x)
     }

@@ -96,7 +96,7 @@ pub fn generate_rows<R: Serialize + DeserializeOwned>(
         let on_finish = |_: usize, _: &Generation| {
             finished += 1;
             bar.inc(1);
-            if (finished - start) % batch_size == 0 {
+            if (finished - start).is_multiple_of(batch_size) {
                 fault_point(fault, finished / batch_size);
             }
         };

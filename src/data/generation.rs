@@ -18,11 +18,11 @@ use crate::data::jsonl::{append_jsonl, complete_rows, write_jsonl};
 use crate::error::Result;
 use crate::fault::fault_point;
 use crate::model::generate::{Generation, SamplingConfig, generate_batched};
+use crate::model::{LanguageModel, Message};
 
 /// Batches of prompts per resumable chunk. More keeps the slots full for longer (a chunk's
 /// last rows run with fewer companions); fewer loses less work to a crash.
 pub const CHUNK_BATCHES: usize = 8;
-use crate::model::{LanguageModel, Message};
 
 /// A one-turn conversation: how the pipeline's stages and the benchmarks put a prompt to a
 /// model.

@@ -1,5 +1,7 @@
-//! Masked scaled-dot-product attention for training, with grouped-query heads, as one fused
-//! flex operation with its own backward ([`AttentionOp`], a backend extension). The output is
+//! Masked scaled-dot-product attention with grouped-query heads as fused flex operations:
+//! for training with its own backward ([`AttentionOp`], a backend extension), and for inference
+//! over KV caches read in place ([`CachedAttentionOp`] for a batch sharing one cache length,
+//! [`SlotAttentionOp`] for continuous batching, one sequence per cache slot). The output is
 //! laid out `[b, s, h, d]`, ready for the output projection without a transpose.
 //!
 //! Why: under autodiff Burn computes attention from eleven generic operations (two matmuls,

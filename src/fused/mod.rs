@@ -7,9 +7,9 @@
 //! - [`swiglu`]: `silu(gate) · up` and its two gradients in one pass each ([`swiglu`](mod@swiglu));
 //! - [`rms_norm`]: RMSNorm and its two gradients in one pass each ([`rms_norm`](mod@rms_norm));
 //! - [`rope_heads`]: rotary embedding fused with the move to heads-first layout ([`rope`]);
-//! - [`gqa_attention`]: masked attention with grouped-query heads for training, and
-//!   [`cached_gqa_attention`] over a KV cache read in place for inference
-//!   ([`attention`](mod@attention)).
+//! - [`gqa_attention`]: masked attention with grouped-query heads for training;
+//!   [`cached_gqa_attention`] and [`slot_gqa_attention`] over KV caches read in place for
+//!   inference ([`attention`](mod@attention)).
 //!
 //! Why: Burn's autodiff composes these from generic operations, each of which allocates its
 //! output and makes a full pass over memory (see experiments/sft_speed). Every function here

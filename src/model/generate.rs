@@ -1,8 +1,8 @@
-//! Batched text generation with continuous batching: each running sequence has its own
-//! KV-cache slot, each step runs only the new token of every running sequence, rows that finish
-//! leave the batch and waiting prompts take their slots at the next step. Sampling follows transformers' order
-//! (repetition penalty, temperature, top-k, top-p) with one seeded RNG per prompt, so a prompt's
-//! output does not depend on what else is in its batch.
+//! Text generation with continuous batching: each running sequence has its own KV-cache slot,
+//! each step runs only the new token of every running sequence, rows that finish leave the
+//! batch and waiting prompts take their slots at the next step. Sampling follows transformers'
+//! order (repetition penalty, temperature, top-k, top-p) with one seeded RNG per prompt, so a
+//! prompt's output does not depend on what else is in its batch.
 
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use serde::{Deserialize, Serialize};

@@ -220,6 +220,18 @@ pub fn slot_gqa_attention(
     {
         return attention::slot_gqa_attention(q, k_cache, v_cache, slots, lens);
     }
+    slot_gqa_attention_composed(q, k_cache, v_cache, slots, lens)
+}
+
+/// [`slot_gqa_attention`] row by row through [`gqa_attention`] over each row's slot (any
+/// backend; the reference for the fused operation).
+pub fn slot_gqa_attention_composed(
+    q: Tensor<4>,
+    k_cache: Tensor<4>,
+    v_cache: Tensor<4>,
+    slots: &[usize],
+    lens: &[usize],
+) -> Tensor<4> {
     let [_, h, _, d] = q.dims();
     let kvh = k_cache.dims()[1];
     let device = q.device();

@@ -47,6 +47,13 @@ fn on_flex_f32<const D: usize>(t: &Tensor<D>) -> bool {
         )
 }
 
+/// Whether attention of `q` over caches `k`, `v` runs as a fused flex inference operation:
+/// `f32` on flex, without autodiff.
+#[cfg(feature = "flex")]
+fn inference_on_flex(q: &Tensor<4>, k: &Tensor<4>, v: &Tensor<4>) -> bool {
+    !q.device().is_autodiff() && on_flex_f32(q) && on_flex_f32(k) && on_flex_f32(v)
+}
+
 /// `lhs · rhs` for 2-D tensors (panels on flex, Burn's matmul elsewhere).
 pub fn matmul_2d(lhs: Tensor<2>, rhs: Tensor<2>) -> Tensor<2> {
     #[cfg(feature = "flex")]
@@ -186,13 +193,7 @@ pub fn cached_gqa_attention(
     len: usize,
 ) -> Tensor<4> {
     #[cfg(feature = "flex")]
-    if !q.device().is_autodiff()
-        && on_flex_f32(&q)
-        && on_flex_f32(&k_cache)
-        && on_flex_f32(&v_cache)
-        && len > 0
-        && q.dims().iter().all(|&n| n > 0)
-    {
+    if inference_on_flex(&q, &k_cache, &v_cache) && len > 0 && q.dims().iter().all(|&n| n > 0) {
         return attention::cached_gqa_attention(q, k_cache, v_cache, mask.float(), len);
     }
     let [b, kvh, _, d] = k_cache.dims();
@@ -213,11 +214,7 @@ pub fn slot_gqa_attention(
     lens: &[usize],
 ) -> Tensor<4> {
     #[cfg(feature = "flex")]
-    if !q.device().is_autodiff()
-        && on_flex_f32(&q)
-        && on_flex_f32(&k_cache)
-        && on_flex_f32(&v_cache)
-    {
+    if inference_on_flex(&q, &k_cache, &v_cache) {
         return attention::slot_gqa_attention(q, k_cache, v_cache, slots, lens);
     }
     slot_gqa_attention_composed(q, k_cache, v_cache, slots, lens)

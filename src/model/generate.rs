@@ -10,7 +10,8 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Result, SeftError};
 use crate::model::LanguageModel;
 use crate::model::batch::Batch;
-use crate::model::llama::{KvCache, SlotCache};
+use crate::model::llama::KvCache;
+use crate::model::scheduler::{Event, Scheduler, Sequence};
 use crate::numeric::to_f32_vec;
 
 /// Prompt tokens per prefill forward pass (see [`crate::model::llama::CausalLm::prefill`]).
@@ -248,10 +249,10 @@ fn stable_prefix_len(text: &str, stops: &[String]) -> usize {
     end
 }
 
-/// One sequence being generated.
-struct Row {
-    index: usize,
-    /// max_new_tokens, bounded by what the model's context leaves after the prompt.
+/// One sequence being generated, with its own sampling settings and RNG.
+pub(crate) struct Row {
+    cfg: SamplingConfig,
+    /// max_new_tokens, bounded by what the sequence's slot leaves after the prompt.
     max_new_tokens: usize,
     history: Vec<u32>,
     generated: Vec<u32>,
@@ -262,28 +263,32 @@ struct Row {
 }
 
 impl Row {
-    /// Row `index` of a generation whose prompt i is sampled with seed `seed + i`.
-    fn new(index: usize, prompt: &[u32], max_new_tokens: usize, seed: u64) -> Self {
+    pub(crate) fn new(
+        prompt: &[u32],
+        max_new_tokens: usize,
+        seed: u64,
+        cfg: SamplingConfig,
+    ) -> Self {
         Row {
-            index,
+            cfg,
             max_new_tokens,
             history: prompt.to_vec(),
             generated: Vec::new(),
             logprobs: Vec::new(),
-            rng: StdRng::seed_from_u64(seed.wrapping_add(index as u64)),
+            rng: StdRng::seed_from_u64(seed),
             streamed: 0,
         }
     }
 
     /// Samples the next token from this row's `logits`, passes the text that became final to
     /// `on_text`, and returns the token with the finished generation when the row stops.
-    fn step(
+    pub(crate) fn step(
         &mut self,
         mut logits: Vec<f32>,
         model: &LanguageModel,
-        cfg: &SamplingConfig,
-        on_text: &mut impl FnMut(usize, &str),
+        on_text: &mut impl FnMut(&str),
     ) -> Result<(u32, Option<Generation>)> {
+        let cfg = &self.cfg;
         if self.generated.len() < cfg.min_new_tokens {
             for &eos in &model.eos_token_ids {
                 if let Some(x) = logits.get_mut(eos as usize) {
@@ -333,7 +338,7 @@ impl Row {
             && text.is_char_boundary(shown)
             && text.is_char_boundary(self.streamed)
         {
-            on_text(self.index, &text[self.streamed..shown]);
+            on_text(&text[self.streamed..shown]);
             self.streamed = shown;
         }
         let done = reason.map(|reason| Generation {
@@ -357,23 +362,14 @@ pub fn generate(
     generate_batched(model, prompts, cfg, prompts.len(), on_text, |_, _| {})
 }
 
-/// A sequence in the running batch: its row, its cache slot, how many positions the slot
-/// holds, and the token to feed next.
-struct Running {
-    row: Row,
-    slot: usize,
-    cached: usize,
-    next: u32,
-}
-
-/// Generates continuations of tokenized prompts with continuous batching: at most `slots`
-/// sequences run at once, each in its own KV-cache slot; when one finishes, the next prompt
-/// is prefilled into its slot and joins the running batch at the next step. `on_text(row,
-/// delta)` receives text as it becomes final, `on_finish(row, generation)` each finished row.
+/// Generates continuations of tokenized prompts with continuous batching ([`Scheduler`]): at
+/// most `slots` sequences run at once, each in its own KV-cache slot; when one finishes, the
+/// next prompt is prefilled into its slot and joins the running batch at the next step.
+/// `on_text(row, delta)` receives text as it becomes final, `on_finish(row, generation)` each
+/// finished row.
 ///
 /// Prompt i is sampled with seed `cfg.seed + i` and each row attends only to its own slot, so
-/// its tokens do not depend on the other prompts (up to float rounding where the batch's row
-/// count changes a matrix product's kernel). A generation stops (finish reason `length`)
+/// its tokens do not depend on the other prompts. A generation stops (finish reason `length`)
 /// where the model's context ends, as vLLM does, so max_new_tokens never sizes an allocation.
 pub fn generate_batched(
     model: &LanguageModel,
@@ -398,70 +394,45 @@ pub fn generate_batched(
     if prompts.is_empty() {
         return Ok(Vec::new());
     }
-    let device = model.device();
-    let vocab = model.config.vocab_size;
-    let limit = |prompt_len: usize| cfg.max_new_tokens.min(context - prompt_len);
-    let capacity = prompts.iter().map(|p| p.len() + limit(p.len())).max();
-    let slots = slots.clamp(1, prompts.len());
-    let mut cache = SlotCache::new(&model.config, slots, capacity.unwrap_or(1), &device);
-    let mut free: Vec<usize> = (0..slots).rev().collect();
-    let mut queue = prompts.iter().enumerate();
-    let mut running: Vec<Running> = Vec::with_capacity(slots);
+    let capacity = prompts
+        .iter()
+        .map(|p| p.len() + cfg.max_new_tokens.clamp(1, context - p.len()))
+        .max()
+        .unwrap_or(1);
+    let mut scheduler = Scheduler::new(model, slots.clamp(1, prompts.len()), capacity);
     let mut outputs: Vec<Option<Generation>> = vec![None; prompts.len()];
+    let mut failure = None;
+    let mut sink = |event: Event<'_>| match event {
+        Event::Text { id, delta } => on_text(id as usize, delta),
+        Event::Finished { id, generation } => {
+            on_finish(id as usize, &generation);
+            outputs[id as usize] = Some(generation);
+        }
+        Event::Failed { error, .. } => {
+            failure.get_or_insert(error);
+        }
+    };
+    let mut queue = prompts.iter().enumerate();
     loop {
-        // Admit waiting prompts into free slots: prefill alone, copy into the slot, sample.
-        while !free.is_empty() {
+        while scheduler.free_slots() > 0 {
             let Some((index, prompt)) = queue.next() else {
                 break;
             };
-            let slot = free.pop().expect("a free slot");
-            let mut row = Row::new(index, prompt, limit(prompt.len()), cfg.seed);
-            let mut prompt_cache = KvCache::new(&model.config, 1, prompt.len(), &device);
-            let hidden =
-                model
-                    .net
-                    .prefill(&Batch::single(prompt), &mut prompt_cache, PREFILL_CHUNK);
-            cache.admit(slot, &prompt_cache);
-            let logits = to_f32_vec(model.net.logits(hidden));
-            match row.step(logits, model, cfg, &mut on_text)? {
-                (_, Some(done)) => {
-                    on_finish(index, &done);
-                    outputs[index] = Some(done);
-                    free.push(slot);
-                }
-                (next, None) => running.push(Running {
-                    row,
-                    slot,
-                    cached: prompt.len(),
-                    next,
-                }),
-            }
+            let seq = Sequence {
+                id: index as u64,
+                prompt: prompt.clone(),
+                cfg: cfg.clone(),
+                seed: cfg.seed.wrapping_add(index as u64),
+            };
+            scheduler.admit(seq, &mut sink)?;
         }
-        if running.is_empty() {
+        if scheduler.running() == 0 {
             break;
         }
-        let ids: Vec<u32> = running.iter().map(|r| r.next).collect();
-        let slot_ids: Vec<usize> = running.iter().map(|r| r.slot).collect();
-        let lens: Vec<usize> = running.iter().map(|r| r.cached).collect();
-        let hidden = model.net.decode_slots(&ids, &slot_ids, &lens, &mut cache);
-        let logits = to_f32_vec(model.net.logits(hidden));
-        let mut still = Vec::with_capacity(running.len());
-        for (r, mut run) in running.drain(..).enumerate() {
-            run.cached += 1;
-            let row_logits = logits[r * vocab..(r + 1) * vocab].to_vec();
-            match run.row.step(row_logits, model, cfg, &mut on_text)? {
-                (_, Some(done)) => {
-                    on_finish(run.row.index, &done);
-                    outputs[run.row.index] = Some(done);
-                    free.push(run.slot);
-                }
-                (next, None) => {
-                    run.next = next;
-                    still.push(run);
-                }
-            }
-        }
-        running = still;
+        scheduler.step(&mut sink);
+    }
+    if let Some(e) = failure {
+        return Err(e);
     }
     Ok(outputs
         .into_iter()

@@ -11,6 +11,7 @@ pub mod hub;
 pub mod layout;
 pub mod linear;
 pub mod llama;
+pub mod scheduler;
 pub mod tokenizer;
 pub mod weights;
 

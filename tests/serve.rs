@@ -348,6 +348,35 @@ fn completions_echo_prompt_logprobs_match_a_forward_pass() {
             row[next]
         );
     }
+    // vLLM's tokenizer endpoints, which lm-eval's local-completions uses offline.
+    let base = format!("http://{}", server.addr);
+    let (status, tokens) = post(
+        &format!("{base}/tokenize"),
+        &json!({"prompt": "ab c", "add_special_tokens": false}),
+        None,
+    );
+    assert_eq!(status, 200, "{tokens}");
+    let ids = lone.tokenizer.encode("ab c", false).unwrap();
+    assert_eq!(tokens["tokens"], json!(ids));
+    let (_, text) = post(&format!("{base}/detokenize"), &json!({"tokens": ids}), None);
+    assert_eq!(text["prompt"], "ab c");
+    let info: Value = agent()
+        .get(&format!("{base}/tokenizer_info"))
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_json()
+        .unwrap();
+    assert_eq!(info["eos_token"], "<|im_end|>", "{info}");
+    assert_eq!(
+        post(
+            &format!("{base}/detokenize"),
+            &json!({"tokens": [99999]}),
+            None
+        )
+        .0,
+        400
+    );
     // Streaming completions end in [DONE] with usage.
     let mut s = raw(
         &server,

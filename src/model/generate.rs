@@ -456,18 +456,17 @@ pub fn generate_batched(
     };
     let mut queue = prompts.iter().enumerate();
     loop {
-        while scheduler.free_slots() > 0 {
-            let Some((index, prompt)) = queue.next() else {
-                break;
-            };
-            let seq = Sequence {
+        let joining: Vec<Sequence> = queue
+            .by_ref()
+            .take(scheduler.free_slots())
+            .map(|(index, prompt)| Sequence {
                 id: index as u64,
                 prompt: prompt.clone(),
                 cfg: cfg.clone(),
                 seed: cfg.seed.wrapping_add(index as u64),
-            };
-            scheduler.admit(seq, &mut sink)?;
-        }
+            })
+            .collect();
+        scheduler.admit_all(joining, &mut sink)?;
         if scheduler.running() == 0 {
             break;
         }

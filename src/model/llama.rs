@@ -96,14 +96,13 @@ impl SlotCache {
         SlotCache { layers }
     }
 
-    /// Copies the positions of a one-sequence cache (a prefilled prompt) into `slot`.
-    pub fn admit(&mut self, slot: usize, prompt: &KvCache) {
-        let len = prompt.len;
-        for (layer, from) in self.layers.iter_mut().zip(&prompt.layers) {
+    /// Copies positions `0..len` of row `row` of a prefilled cache into `slot`.
+    pub fn admit(&mut self, slot: usize, prefilled: &KvCache, row: usize, len: usize) {
+        for (layer, from) in self.layers.iter_mut().zip(&prefilled.layers) {
             for (cache, from) in [(&mut layer.k, &from.k), (&mut layer.v, &from.v)] {
                 let from = from.clone().expect("cache present");
                 let [_, kvh, _, d] = from.dims();
-                let from = from.slice([0..1, 0..kvh, 0..len, 0..d]);
+                let from = from.slice([row..row + 1, 0..kvh, 0..len, 0..d]);
                 *cache = cache
                     .take()
                     .map(|c| c.slice_assign([slot..slot + 1, 0..kvh, 0..len, 0..d], from));

@@ -18,6 +18,7 @@ use crate::model::batch::Batch;
 use crate::model::generate::{Generation, PREFILL_CHUNK, Row, SamplingConfig};
 use crate::model::llama::{KvCache, SlotCache};
 use crate::numeric::to_f32_vec;
+use burn::tensor::Tensor;
 
 /// One sequence to generate: `id` names it in the events, `seed` seeds its sampling RNG.
 #[derive(Debug, Clone)]
@@ -91,65 +92,129 @@ impl<'m> Scheduler<'m> {
         self.running.iter().map(|r| r.id)
     }
 
-    /// Prefills `seq`'s prompt into a free slot and samples its first token. The sequence joins
-    /// the running batch, or finishes at once (an end-of-sequence first token, max_new_tokens 1).
+    /// Prefills `seq`'s prompt into a free slot and samples its first token (see
+    /// [`Self::admit_all`]).
     pub fn admit(&mut self, seq: Sequence, sink: &mut impl FnMut(Event<'_>)) -> Result<()> {
-        let Sequence {
-            id,
-            prompt,
-            cfg,
-            seed,
-        } = seq;
-        cfg.validate()?;
-        if prompt.is_empty() {
-            return Err(SeftError::Invalid(
-                "cannot generate from an empty prompt".into(),
-            ));
-        }
-        if prompt.len() >= self.capacity {
+        self.admit_all(vec![seq], sink)
+    }
+
+    /// Prefills the prompts of `seqs` (at most [`Self::free_slots`]) in one right-padded batch,
+    /// copies each into a free slot and samples each one's first token: each sequence joins the
+    /// running batch, or finishes at once (an end-of-sequence first token, max_new_tokens 1).
+    /// A sequence that cannot run (an empty prompt, one too long for a slot, invalid sampling
+    /// settings) gets [`Event::Failed`]; the others go on.
+    pub fn admit_all(
+        &mut self,
+        seqs: Vec<Sequence>,
+        sink: &mut impl FnMut(Event<'_>),
+    ) -> Result<()> {
+        if seqs.len() > self.free.len() {
             return Err(SeftError::Invalid(format!(
-                "a prompt of {} tokens leaves no room in a sequence of at most {} tokens",
-                prompt.len(),
-                self.capacity
+                "{} sequences to admit into {} free KV-cache slots",
+                seqs.len(),
+                self.free.len()
             )));
         }
-        let Some(slot) = self.free.pop() else {
-            return Err(SeftError::Invalid(
-                "no free KV-cache slot to admit a sequence into".into(),
-            ));
-        };
+        let capacity = self.capacity;
+        let mut ready = Vec::with_capacity(seqs.len());
+        for seq in seqs {
+            let problem = if seq.prompt.is_empty() {
+                Some("cannot generate from an empty prompt".to_string())
+            } else if seq.prompt.len() >= capacity {
+                Some(format!(
+                    "a prompt of {} tokens leaves no room in a sequence of at most {capacity} tokens",
+                    seq.prompt.len()
+                ))
+            } else {
+                seq.cfg.validate().err().map(|e| e.to_string())
+            };
+            match problem {
+                Some(message) => sink(Event::Failed {
+                    id: seq.id,
+                    error: SeftError::Invalid(message),
+                }),
+                None => ready.push(seq),
+            }
+        }
+        if ready.is_empty() {
+            return Ok(());
+        }
         let model = self.model;
-        let limit = cfg.max_new_tokens.min(self.capacity - prompt.len());
-        let mut row = Row::new(&prompt, limit, seed, cfg);
-        let mut prompt_cache = KvCache::new(&model.config, 1, prompt.len(), &model.device());
-        let hidden = model
-            .net
-            .prefill(&Batch::single(&prompt), &mut prompt_cache, PREFILL_CHUNK);
-        self.cache.admit(slot, &prompt_cache);
+        let prompts: Vec<&[u32]> = ready.iter().map(|s| s.prompt.as_slice()).collect();
+        let width = prompts.iter().map(|p| p.len()).max().unwrap_or(1);
+        let mut prefilled = KvCache::new(&model.config, prompts.len(), width, &model.device());
+        let hidden = self.prefill_last_positions(&prompts, width, &mut prefilled);
         let logits = to_f32_vec(model.net.logits(hidden));
-        let step = row.step(logits, model, &mut |delta| sink(Event::Text { id, delta }));
-        match step {
-            Err(error) => {
-                self.free.push(slot);
-                sink(Event::Failed { id, error });
-                Ok(())
-            }
-            Ok((_, Some(generation))) => {
-                self.free.push(slot);
-                sink(Event::Finished { id, generation });
-                Ok(())
-            }
-            Ok((next, None)) => {
-                self.running.push(Running {
+        let vocab = model.config.vocab_size;
+        for (r, seq) in ready.into_iter().enumerate() {
+            let Sequence {
+                id,
+                prompt,
+                cfg,
+                seed,
+            } = seq;
+            let slot = self.free.pop().expect("a free slot per admitted sequence");
+            self.cache.admit(slot, &prefilled, r, prompt.len());
+            let limit = cfg.max_new_tokens.min(capacity - prompt.len());
+            let mut row = Row::new(&prompt, limit, seed, cfg);
+            let row_logits = logits[r * vocab..(r + 1) * vocab].to_vec();
+            match row.step(row_logits, model, &mut |delta| {
+                sink(Event::Text { id, delta })
+            }) {
+                Err(error) => {
+                    self.free.push(slot);
+                    sink(Event::Failed { id, error });
+                }
+                Ok((_, Some(generation))) => {
+                    self.free.push(slot);
+                    sink(Event::Finished { id, generation });
+                }
+                Ok((next, None)) => self.running.push(Running {
                     id,
                     row,
                     slot,
                     cached: prompt.len(),
                     next,
-                });
-                Ok(())
+                }),
             }
         }
+        Ok(())
+    }
+
+    /// Runs right-padded prompts through the model in prefill chunks, filling `cache`, and
+    /// returns each prompt's final hidden state at its last real position, [rows, 1, hidden].
+    /// Padding comes after each prompt, so causal attention keeps it out of the real positions.
+    fn prefill_last_positions(
+        &self,
+        prompts: &[&[u32]],
+        width: usize,
+        cache: &mut KvCache,
+    ) -> Tensor<3> {
+        let net = &self.model.net;
+        if let [prompt] = prompts {
+            return net.prefill(&Batch::single(prompt), cache, PREFILL_CHUNK);
+        }
+        let pad = self.model.eos_token_ids.first().copied().unwrap_or(0);
+        let batch = Batch::right_padded(prompts, width, pad);
+        let mut last: Vec<Option<Tensor<3>>> = vec![None; prompts.len()];
+        for start in (0..width).step_by(PREFILL_CHUNK) {
+            let end = (start + PREFILL_CHUNK).min(width);
+            let hidden = net.hidden_states(&batch.chunk(start, end, 0), Some(cache));
+            let [_, _, h] = hidden.dims();
+            for (r, prompt) in prompts.iter().enumerate() {
+                let at = prompt.len() - 1;
+                if (start..end).contains(&at) {
+                    let i = at - start;
+                    last[r] = Some(hidden.clone().slice([r..r + 1, i..i + 1, 0..h]));
+                }
+            }
+        }
+        Tensor::cat(
+            last.into_iter()
+                .map(|t| t.expect("every prompt ends inside the batch"))
+                .collect(),
+            0,
+        )
     }
 
     /// One decode step over every running sequence; returns how many tokens it produced.

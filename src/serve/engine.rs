@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use tokio::sync::{mpsc, oneshot};
 
-use crate::error::Result;
+use crate::error::{Result, SeftError};
 use crate::model::LanguageModel;
 use crate::model::generate::{Generation, SamplingConfig, TokenLogprobs, prompt_logprobs};
 use crate::model::scheduler::{Event, Scheduler, Sequence};
@@ -174,21 +174,32 @@ fn run(
             sinks.remove(&id);
             metrics.cancelled.inc();
         }
-        while scheduler.free_slots() > 0 {
-            let Some((seq, s)) = waiting.pop_front() else {
-                break;
-            };
-            let (id, received, prompt_len) = (seq.id, s.received, seq.prompt.len());
-            sinks.insert(id, s);
+        let joining: Vec<Sequence> = (0..scheduler.free_slots().min(waiting.len()))
+            .filter_map(|_| waiting.pop_front())
+            .map(|(seq, s)| {
+                metrics.prompt_tokens.inc_by(seq.prompt.len() as u64);
+                sinks.insert(seq.id, s);
+                seq
+            })
+            .collect();
+        if !joining.is_empty() {
+            let ids: Vec<u64> = joining.iter().map(|s| s.id).collect();
+            let received: Vec<Instant> = ids.iter().map(|id| sinks[id].received).collect();
             let mut sink = |event: Event<'_>| deliver(event, &mut sinks);
-            if let Err(error) = scheduler.admit(seq, &mut sink) {
-                sink(Event::Failed { id, error });
+            if let Err(error) = scheduler.admit_all(joining, &mut sink) {
+                for &id in &ids {
+                    sink(Event::Failed {
+                        id,
+                        error: SeftError::Invalid(error.to_string()),
+                    });
+                }
             }
-            metrics.prompt_tokens.inc_by(prompt_len as u64);
-            metrics.generated_tokens.inc();
-            metrics
-                .time_to_first_token
-                .observe(received.elapsed().as_secs_f64());
+            metrics.generated_tokens.inc_by(ids.len() as u64);
+            for r in received {
+                metrics
+                    .time_to_first_token
+                    .observe(r.elapsed().as_secs_f64());
+            }
         }
         let started = Instant::now();
         let produced = scheduler.step(&mut |event: Event<'_>| deliver(event, &mut sinks));

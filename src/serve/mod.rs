@@ -5,7 +5,8 @@
 //! - `POST /v1/chat/completions` and `POST /v1/completions` (`logprobs`, `echo` for prompt
 //!   log-probabilities, `n`, `stop`, `seed`, `stream: true` as server-sent events ending in
 //!   `data: [DONE]`, `stream_options.include_usage`, vLLM's `top_k`, `min_tokens` and
-//!   `repetition_penalty`); `GET /v1/models`, `/health`, Prometheus `/metrics`.
+//!   `repetition_penalty`); `GET /v1/models`, `/health`, Prometheus `/metrics`; vLLM's
+//!   `/tokenizer_info`, `/tokenize` and `/detokenize`, which lm-eval uses as its tokenizer.
 //! - Generation runs in one engine thread with continuous batching ([`engine`]): requests join
 //!   and leave the running batch at token boundaries, a disconnected client's sequence is
 //!   dropped before the next step, and a request with a seed gets the tokens `seft generate`
@@ -177,7 +178,7 @@ fn same_secret(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// Authentication for `/v1/*`, request counts by status, and latency of non-streamed answers
+/// Authentication (every route but `/health` and `/metrics`), request counts by status, and latency of non-streamed answers
 /// (a stream records its own latency when it ends).
 async fn guard(State(st): State<Shared>, request: Request, next: Next) -> Response {
     let started = Instant::now();
@@ -191,7 +192,8 @@ async fn guard(State(st): State<Shared>, request: Request, next: Next) -> Respon
         | "/stats" => path.clone(),
         _ => "other".to_string(),
     };
-    if let (Some(key), true) = (&st.opts.api_key, path.starts_with("/v1/")) {
+    let open = matches!(path.as_str(), "/health" | "/metrics");
+    if let (Some(key), false) = (&st.opts.api_key, open) {
         let given = request
             .headers()
             .get(header::AUTHORIZATION)
@@ -757,6 +759,88 @@ async fn stats(State(st): State<Shared>) -> Response {
     )
 }
 
+/// vLLM's tokenizer endpoints, which lm-eval's `local-completions` uses instead of
+/// downloading the model's tokenizer from the hub (`tokenizer_backend=remote`).
+async fn tokenizer_info(State(st): State<Shared>) -> Response {
+    let t = &st.model.tokenizer;
+    json_response(
+        200,
+        &json!({
+            "eos_token": t.eos_token,
+            "bos_token": t.bos_token,
+            "pad_token": t.pad_token,
+            "chat_template": t.chat_template.as_ref().map(|c| c.source.clone()),
+            "model_max_length": st.max_seq_len,
+        }),
+    )
+}
+
+async fn tokenize(State(st): State<Shared>, headers: HeaderMap, body: Body) -> Response {
+    let result = async {
+        let body = read_json(&st, &headers, body).await?;
+        let text = body
+            .get("prompt")
+            .and_then(Value::as_str)
+            .ok_or_else(|| ApiError::field("prompt", "'prompt' must be a string"))?
+            .to_string();
+        let special = match body.get("add_special_tokens") {
+            None | Some(Value::Null) => true,
+            Some(Value::Bool(b)) => *b,
+            Some(_) => {
+                return Err(ApiError::field(
+                    "add_special_tokens",
+                    "'add_special_tokens' must be a boolean",
+                ));
+            }
+        };
+        let model = st.model.clone();
+        let tokens = blocking(move || {
+            model
+                .tokenizer
+                .encode(&text, special)
+                .map_err(|e| ApiError::field("prompt", e.to_string()))
+        })
+        .await?;
+        Ok::<_, ApiError>(json_response(
+            200,
+            &json!({"tokens": tokens, "count": tokens.len(), "max_model_len": st.max_seq_len}),
+        ))
+    };
+    result.await.unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn detokenize(State(st): State<Shared>, headers: HeaderMap, body: Body) -> Response {
+    let result = async {
+        let body = read_json(&st, &headers, body).await?;
+        let vocab = st.model.config.vocab_size;
+        let ids = body
+            .get("tokens")
+            .and_then(Value::as_array)
+            .ok_or_else(|| ApiError::field("tokens", "'tokens' must be a list of token ids"))?;
+        let ids: Vec<u32> = ids
+            .iter()
+            .map(|v| {
+                v.as_u64()
+                    .filter(|&i| (i as usize) < vocab)
+                    .map(|i| i as u32)
+            })
+            .collect::<Option<_>>()
+            .ok_or_else(|| {
+                ApiError::field(
+                    "tokens",
+                    format!("'tokens' must hold token ids below the vocabulary size {vocab}"),
+                )
+            })?;
+        let text = st
+            .model
+            .tokenizer
+            .decode(&ids, false)
+            .map_err(|e| ApiError::field("tokens", e.to_string()))?;
+        Ok::<_, ApiError>(json_response(200, &json!({"prompt": text})))
+    };
+    result.await.unwrap_or_else(IntoResponse::into_response)
+}
+
 async fn not_found(request: Request) -> Response {
     ApiError::new(
         404,
@@ -776,6 +860,9 @@ fn router(state: Shared) -> Router {
         )
         .route("/metrics", get(metrics_text))
         .route("/stats", get(stats))
+        .route("/tokenizer_info", get(tokenizer_info))
+        .route("/tokenize", post(tokenize))
+        .route("/detokenize", post(detokenize))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), guard))
         .with_state(state)

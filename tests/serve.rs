@@ -150,14 +150,52 @@ fn concurrent_requests_share_the_batch_and_keep_their_seeds() {
             seed: 100 + i as u64,
             ..Default::default()
         };
-        let alone = seft::model::generate::generate(&lone, &[ids.clone()], &cfg, |_, _| {})
-            .unwrap()
-            .remove(0);
+        let alone =
+            seft::model::generate::generate(&lone, std::slice::from_ref(&ids), &cfg, |_, _| {})
+                .unwrap()
+                .remove(0);
         assert_eq!(
             answer["choices"][0]["message"]["content"], alone.text,
             "request {i}"
         );
         assert_eq!(answer["usage"]["prompt_tokens"], ids.len());
+    }
+    // n choices: choice i samples with seed + i.
+    let (status, answer) = post(
+        &url,
+        &chat_body(
+            "q0",
+            json!({"max_tokens": 12, "temperature": 0.9, "seed": 40, "n": 3}),
+        ),
+        None,
+    );
+    assert_eq!(status, 200, "{answer}");
+    let ids = lone
+        .tokenizer
+        .encode(
+            &lone
+                .tokenizer
+                .apply_chat_template(&[seft::model::Message::new("user", "q0")], true)
+                .unwrap(),
+            false,
+        )
+        .unwrap();
+    for i in 0..3 {
+        let cfg = seft::model::generate::SamplingConfig {
+            max_new_tokens: 12,
+            temperature: 0.9,
+            seed: 40 + i as u64,
+            ..Default::default()
+        };
+        let alone =
+            seft::model::generate::generate(&lone, std::slice::from_ref(&ids), &cfg, |_, _| {})
+                .unwrap()
+                .remove(0);
+        assert_eq!(answer["choices"][i]["index"], i);
+        assert_eq!(
+            answer["choices"][i]["message"]["content"], alone.text,
+            "choice {i}"
+        );
     }
     assert_eq!(metric(&server, "seft_running_sequences"), 0.0);
 }

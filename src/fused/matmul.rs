@@ -21,6 +21,7 @@ use rayon::prelude::*;
 
 use super::flex_data::{SendPtr, f32_tensor};
 use crate::numeric::gemm::{Dims, Threads, gemm_raw};
+use crate::numeric::thin_gemm::{MAX_ROWS, thin_matmul};
 
 /// A 2-D `f32` matrix product `lhs · rhs` (`[m, k] · [k, n]`, any strides). The default body
 /// is Burn's matmul; flex overrides it with one GEMM per thread on a panel of the output.
@@ -154,6 +155,9 @@ const ALIGN: usize = 16;
 fn panels(lhs: FlexTensor, rhs: FlexTensor) -> FlexTensor {
     let threads = rayon::current_num_threads();
     let (ll, rl) = (lhs.layout(), rhs.layout());
+    if let Some(out) = thin(&lhs, &rhs) {
+        return out;
+    }
     let eligible = threads > 1
         && lhs.dtype() == DType::F32
         && rhs.dtype() == DType::F32
@@ -212,6 +216,32 @@ fn panels(lhs: FlexTensor, rhs: FlexTensor) -> FlexTensor {
         }
     });
     f32_tensor(out_values, Shape::new([m, n]))
+}
+
+/// Products with at most [`MAX_ROWS`] rows (decode steps) through the thin kernels, which
+/// stream the right operand once; None where they do not apply.
+fn thin(lhs: &FlexTensor, rhs: &FlexTensor) -> Option<FlexTensor> {
+    let (ll, rl) = (lhs.layout(), rhs.layout());
+    let simple = lhs.dtype() == DType::F32
+        && rhs.dtype() == DType::F32
+        && ll.num_dims() == 2
+        && rl.num_dims() == 2
+        && ll.has_positive_strides()
+        && rl.has_positive_strides();
+    if !simple {
+        return None;
+    }
+    let (m, k, n) = (ll.shape()[0], ll.shape()[1], rl.shape()[1]);
+    // Narrow or shallow products gain nothing; the general path handles them.
+    if m > MAX_ROWS || n < 16 || k < 8 || k != rl.shape()[0] || ll.strides()[1] != 1 {
+        return None;
+    }
+    let a_rs = if m == 1 { k } else { ll.strides()[0] as usize };
+    let (b_rs, b_cs) = (rl.strides()[0] as usize, rl.strides()[1] as usize);
+    let a = &lhs.storage::<f32>()[ll.start_offset()..];
+    let b = &rhs.storage::<f32>()[rl.start_offset()..];
+    let out = thin_matmul(m, n, k, a, a_rs, b, b_rs, b_cs)?;
+    Some(f32_tensor(out, Shape::new([m, n])))
 }
 
 #[cfg(test)]

@@ -3,6 +3,8 @@
 //! - [`kernels`]: dot products, squared distances and a vectorized `exp` (AVX2+FMA when the CPU
 //!   has it, chosen at run time), blocked nearest-row search.
 //! - [`gemm`]: the one wrapper around the `gemm` crate, over strided views.
+//! - [`thin_gemm`]: products with at most 16 rows (decode steps), streaming the weights once
+//!   (AVX2+FMA, chosen at run time).
 //! - [`matrix`]: the validated n×d f32 data set, with `.npy` input and output ([`npy`]).
 //! - [`validate`]: the argument checks the numeric algorithms share (one error line each).
 //! - [`to_f32_vec`]: a Burn tensor read back as f32 values.
@@ -11,6 +13,7 @@ pub mod gemm;
 pub mod kernels;
 pub mod matrix;
 mod npy;
+pub mod thin_gemm;
 pub mod validate;
 
 pub use matrix::Matrix;

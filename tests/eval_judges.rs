@@ -5,8 +5,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::Duration;
 
 use seft::eval::judges::Judge;
@@ -25,31 +24,9 @@ struct Server {
 
 impl Server {
     fn start(faults: &str) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_seft"))
-            .args([
-                "serve",
-                "--addr",
-                "127.0.0.1:0",
-                "--name",
-                "smollm2",
-                "--inject-faults",
-                faults,
-                "--model",
-            ])
-            .arg(common::smollm2_gguf())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        assert!(line.starts_with("http://127.0.0.1:"), "{line:?}");
-        Server {
-            child,
-            url: line.trim().to_string(),
-        }
+        let (child, url) =
+            common::serve_smollm2(&["--name", "smollm2", "--inject-faults", faults], &[]);
+        Server { child, url }
     }
 
     fn chat_requests(&self) -> u64 {

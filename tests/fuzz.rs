@@ -951,13 +951,7 @@ fn server_requests() {
         .map(|r| serde_json::to_vec(r).unwrap())
         .collect();
     // The tiny Llama with a chat template, behind the real server (slots of 64 positions).
-    let folder = tempfile::tempdir().unwrap();
-    common::write_tiny_hf_folder(folder.path(), 1);
-    let model = seft::LanguageModel::load(
-        &folder.path().display().to_string(),
-        &burn::tensor::Device::flex(),
-    )
-    .unwrap();
+    let (model, _folder) = common::tiny_model();
     let mut opts = seft::serve::ServeOptions::new("m");
     (opts.slots, opts.max_seq_len, opts.default_max_tokens) = (2, 64, 4);
     let server = seft::serve::spawn(model, "127.0.0.1:0", opts).unwrap();

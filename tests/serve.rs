@@ -8,30 +8,34 @@ mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
 use seft::serve::{BackgroundServer, ServeOptions, spawn};
 
-fn tiny_model() -> (seft::LanguageModel, tempfile::TempDir) {
-    let folder = tempfile::tempdir().unwrap();
-    common::write_tiny_hf_folder(folder.path(), 1);
-    let model = seft::LanguageModel::load(
-        &folder.path().display().to_string(),
-        &burn::tensor::Device::flex(),
-    )
-    .unwrap();
-    (model, folder)
+fn smollm2() -> seft::LanguageModel {
+    common::load_model(&common::smollm2_gguf())
 }
 
-fn smollm2() -> seft::LanguageModel {
-    seft::LanguageModel::load(
-        &common::smollm2_gguf().display().to_string(),
-        &burn::tensor::Device::flex(),
-    )
-    .unwrap()
+/// What `generate` gives for one user message with this seed, alone.
+fn alone(model: &seft::LanguageModel, message: &str, max: usize, seed: u64) -> (String, usize) {
+    let prompt = model
+        .tokenizer
+        .apply_chat_template(&[seft::model::Message::new("user", message)], true)
+        .unwrap();
+    let ids = model.tokenizer.encode(&prompt, false).unwrap();
+    let cfg = seft::model::generate::SamplingConfig {
+        max_new_tokens: max,
+        temperature: 0.9,
+        seed,
+        ..Default::default()
+    };
+    let g = seft::model::generate::generate(model, std::slice::from_ref(&ids), &cfg, |_, _| {})
+        .unwrap()
+        .remove(0);
+    (g.text, ids.len())
 }
 
 fn serve_with(
@@ -110,12 +114,8 @@ fn raw_post(path: &str, body: &str, content_type: &str) -> String {
 
 #[test]
 fn concurrent_requests_share_the_batch_and_keep_their_seeds() {
-    let (model, folder) = tiny_model();
-    let lone = seft::LanguageModel::load(
-        &folder.path().display().to_string(),
-        &burn::tensor::Device::flex(),
-    )
-    .unwrap();
+    let (model, folder) = common::tiny_model();
+    let lone = common::load_model(folder.path());
     let server = serve_with(model, |o| o.slots = 4);
     let url = server.url() + "/chat/completions";
     let answers: Vec<(u16, Value)> = std::thread::scope(|s| {
@@ -139,26 +139,12 @@ fn concurrent_requests_share_the_batch_and_keep_their_seeds() {
     for (i, (status, answer)) in answers.iter().enumerate() {
         assert_eq!(*status, 200, "{answer}");
         // The same prompt and seed through `generate`, alone.
-        let prompt = lone
-            .tokenizer
-            .apply_chat_template(&[seft::model::Message::new("user", &format!("q{i}"))], true)
-            .unwrap();
-        let ids = lone.tokenizer.encode(&prompt, false).unwrap();
-        let cfg = seft::model::generate::SamplingConfig {
-            max_new_tokens: 20,
-            temperature: 0.9,
-            seed: 100 + i as u64,
-            ..Default::default()
-        };
-        let alone =
-            seft::model::generate::generate(&lone, std::slice::from_ref(&ids), &cfg, |_, _| {})
-                .unwrap()
-                .remove(0);
+        let (text, prompt_tokens) = alone(&lone, &format!("q{i}"), 20, 100 + i as u64);
         assert_eq!(
-            answer["choices"][0]["message"]["content"], alone.text,
+            answer["choices"][0]["message"]["content"], text,
             "request {i}"
         );
-        assert_eq!(answer["usage"]["prompt_tokens"], ids.len());
+        assert_eq!(answer["usage"]["prompt_tokens"], prompt_tokens);
     }
     // n choices: choice i samples with seed + i.
     let (status, answer) = post(
@@ -170,30 +156,11 @@ fn concurrent_requests_share_the_batch_and_keep_their_seeds() {
         None,
     );
     assert_eq!(status, 200, "{answer}");
-    let ids = lone
-        .tokenizer
-        .encode(
-            &lone
-                .tokenizer
-                .apply_chat_template(&[seft::model::Message::new("user", "q0")], true)
-                .unwrap(),
-            false,
-        )
-        .unwrap();
     for i in 0..3 {
-        let cfg = seft::model::generate::SamplingConfig {
-            max_new_tokens: 12,
-            temperature: 0.9,
-            seed: 40 + i as u64,
-            ..Default::default()
-        };
-        let alone =
-            seft::model::generate::generate(&lone, std::slice::from_ref(&ids), &cfg, |_, _| {})
-                .unwrap()
-                .remove(0);
+        let (text, _) = alone(&lone, "q0", 12, 40 + i as u64);
         assert_eq!(answer["choices"][i]["index"], i);
         assert_eq!(
-            answer["choices"][i]["message"]["content"], alone.text,
+            answer["choices"][i]["message"]["content"], text,
             "choice {i}"
         );
     }
@@ -202,7 +169,7 @@ fn concurrent_requests_share_the_batch_and_keep_their_seeds() {
 
 #[test]
 fn wrong_types_and_ranges_get_400_naming_the_field() {
-    let (model, _folder) = tiny_model();
+    let (model, _folder) = common::tiny_model();
     let server = serve_with(model, |_| {});
     let url = server.url() + "/chat/completions";
     for (extra, field) in [
@@ -239,7 +206,7 @@ fn wrong_types_and_ranges_get_400_naming_the_field() {
 
 #[test]
 fn huge_prompts_and_bodies_are_refused_without_growing() {
-    let (model, _folder) = tiny_model();
+    let (model, _folder) = common::tiny_model();
     let server = serve_with(model, |o| o.max_body_bytes = 1 << 20);
     let url = server.url() + "/chat/completions";
     // Under the body cap but far over the slot: 400 with the prompt's length.
@@ -268,7 +235,7 @@ fn huge_prompts_and_bodies_are_refused_without_growing() {
 
 #[test]
 fn a_stalled_body_blocks_nobody_and_times_out() {
-    let (model, _folder) = tiny_model();
+    let (model, _folder) = common::tiny_model();
     let server = serve_with(model, |o| {
         o.body_timeout = Duration::from_secs(2);
         o.header_timeout = Duration::from_secs(2);
@@ -301,7 +268,7 @@ fn a_stalled_body_blocks_nobody_and_times_out() {
 
 #[test]
 fn keys_content_types_routes_and_names() {
-    let (model, _folder) = tiny_model();
+    let (model, _folder) = common::tiny_model();
     let server = serve_with(model, |o| o.api_key = Some("sekrit".into()));
     let url = server.url() + "/chat/completions";
     let body = chat_body("hi", json!({"max_tokens": 2}));
@@ -320,7 +287,7 @@ fn keys_content_types_routes_and_names() {
         "the key is checked first: {answer}"
     );
     drop(s);
-    let (model, _folder) = tiny_model();
+    let (model, _folder) = common::tiny_model();
     let open = serve_with(model, |_| {});
     let mut s = raw(
         &open,
@@ -346,7 +313,7 @@ fn keys_content_types_routes_and_names() {
     );
     assert_eq!(status, 404, "{answer}");
     // A non-loopback address needs a key (or --insecure).
-    let (model, _folder) = tiny_model();
+    let (model, _folder) = common::tiny_model();
     let err = spawn(model, "0.0.0.0:0", ServeOptions::new("m"))
         .err()
         .unwrap();
@@ -355,12 +322,8 @@ fn keys_content_types_routes_and_names() {
 
 #[test]
 fn completions_echo_prompt_logprobs_match_a_forward_pass() {
-    let (model, folder) = tiny_model();
-    let lone = seft::LanguageModel::load(
-        &folder.path().display().to_string(),
-        &burn::tensor::Device::flex(),
-    )
-    .unwrap();
+    let (model, folder) = common::tiny_model();
+    let lone = common::load_model(folder.path());
     let server = serve_with(model, |_| {});
     let (status, answer) = post(
         &(server.url() + "/completions"),
@@ -541,26 +504,7 @@ fn a_disconnect_mid_answer_stops_generation() {
 
 #[test]
 fn sigterm_finishes_running_requests_then_exits() {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_seft"))
-        .args([
-            "serve",
-            "--addr",
-            "127.0.0.1:0",
-            "--name",
-            "m",
-            "--max-seq-len",
-            "1024",
-            "--model",
-        ])
-        .arg(common::smollm2_gguf())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    let (mut child, line) = common::serve_smollm2(&["--name", "m", "--max-seq-len", "1024"], &[]);
     let addr = line
         .trim()
         .trim_start_matches("http://")
@@ -616,27 +560,10 @@ fn the_official_openai_client_works() {
         "the openai Python package is missing at {} (scripts/fetch-test-models.sh installs it)",
         client.display()
     );
-    let mut child = Command::new(env!("CARGO_BIN_EXE_seft"))
-        .args([
-            "serve",
-            "--addr",
-            "127.0.0.1:0",
-            "--name",
-            "smollm2",
-            "--api-key-env",
-            "SEFT_TEST_KEY",
-            "--model",
-        ])
-        .arg(common::smollm2_gguf())
-        .env("SEFT_TEST_KEY", "k-123")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    let (mut child, line) = common::serve_smollm2(
+        &["--name", "smollm2", "--api-key-env", "SEFT_TEST_KEY"],
+        &[("SEFT_TEST_KEY", "k-123")],
+    );
     let out = Command::new("python3")
         .arg(concat!(
             env!("CARGO_MANIFEST_DIR"),

@@ -59,13 +59,7 @@ fn sixteen_clients_mixing_good_and_bad_requests() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(60);
-    let folder = tempfile::tempdir().unwrap();
-    common::write_tiny_hf_folder(folder.path(), 1);
-    let model = seft::LanguageModel::load(
-        &folder.path().display().to_string(),
-        &burn::tensor::Device::flex(),
-    )
-    .unwrap();
+    let (model, _folder) = common::tiny_model();
     let mut opts = seft::serve::ServeOptions::new("m");
     (opts.slots, opts.max_seq_len, opts.queue) = (8, 128, 256);
     let server = seft::serve::spawn(model, "127.0.0.1:0", opts).unwrap();

@@ -177,24 +177,22 @@ pub fn prompt_logprobs(
     out.extend(prompt.first().map(|_| None));
     let mut cache = KvCache::new(&model.config, 1, prompt.len().max(1), &model.device());
     let batch = Batch::single(prompt);
-    for start in (0..prompt.len()).step_by(PREFILL_CHUNK) {
-        let end = (start + PREFILL_CHUNK).min(prompt.len());
-        let hidden = model
-            .net
-            .hidden_states(&batch.chunk(start, end, 0), Some(&mut cache));
-        let logits = to_f32_vec(model.net.logits(hidden));
-        for (i, row) in logits.chunks(vocab).enumerate() {
-            let Some(&next) = prompt.get(start + i + 1) else {
-                break;
-            };
-            let lp = log_softmax(row);
-            out.push(Some(TokenLogprobs {
-                token: next,
-                logprob: lp.get(next as usize).copied().unwrap_or(f32::NEG_INFINITY),
-                top: top_k(&lp, k),
-            }));
-        }
-    }
+    model
+        .net
+        .prefill_chunks(&batch, &mut cache, PREFILL_CHUNK, |start, hidden| {
+            let logits = to_f32_vec(model.net.logits(hidden));
+            for (i, row) in logits.chunks(vocab).enumerate() {
+                let Some(&next) = prompt.get(start + i + 1) else {
+                    break;
+                };
+                let lp = log_softmax(row);
+                out.push(Some(TokenLogprobs {
+                    token: next,
+                    logprob: lp.get(next as usize).copied().unwrap_or(f32::NEG_INFINITY),
+                    top: top_k(&lp, k),
+                }));
+            }
+        });
     Ok(out)
 }
 

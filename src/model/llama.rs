@@ -390,18 +390,30 @@ impl CausalLm {
     /// the final hidden state of the last position, [batch, 1, hidden]. Chunking skips most of
     /// the masked (future) half of the causal attention and bounds the score-matrix memory.
     pub fn prefill(&self, batch: &Batch, cache: &mut KvCache, chunk: usize) -> Tensor<3> {
-        let s = batch.ids.first().map_or(0, Vec::len);
-        let past = cache.len;
-        let chunk = chunk.max(1);
         let mut last = None;
-        for start in (0..s).step_by(chunk) {
-            let end = (start + chunk).min(s);
-            let part = batch.chunk(start, end, past);
-            let hidden = self.hidden_states(&part, Some(cache));
+        self.prefill_chunks(batch, cache, chunk, |_, hidden| {
             let [b, n, h] = hidden.dims();
             last = Some(hidden.slice([0..b, n - 1..n, 0..h]));
-        }
+        });
         last.expect("prefill of an empty prompt")
+    }
+
+    /// [`Self::prefill`]'s chunked pass, handing each chunk's final hidden states
+    /// [batch, chunk length, hidden] and the index of its first new token to `visit`.
+    pub fn prefill_chunks(
+        &self,
+        batch: &Batch,
+        cache: &mut KvCache,
+        chunk: usize,
+        mut visit: impl FnMut(usize, Tensor<3>),
+    ) {
+        let s = batch.ids.first().map_or(0, Vec::len);
+        let past = cache.len;
+        for start in (0..s).step_by(chunk.max(1)) {
+            let end = (start + chunk.max(1)).min(s);
+            let part = batch.chunk(start, end, past);
+            visit(start, self.hidden_states(&part, Some(cache)));
+        }
     }
 
     /// Logits over the vocabulary for hidden states [.., hidden].

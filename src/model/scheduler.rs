@@ -92,12 +92,6 @@ impl<'m> Scheduler<'m> {
         self.running.iter().map(|r| r.id)
     }
 
-    /// Prefills `seq`'s prompt into a free slot and samples its first token (see
-    /// [`Self::admit_all`]).
-    pub fn admit(&mut self, seq: Sequence, sink: &mut impl FnMut(Event<'_>)) -> Result<()> {
-        self.admit_all(vec![seq], sink)
-    }
-
     /// Prefills the prompts of `seqs` (at most [`Self::free_slots`]) in one right-padded batch,
     /// copies each into a free slot and samples each one's first token: each sequence joins the
     /// running batch, or finishes at once (an end-of-sequence first token, max_new_tokens 1).
@@ -197,18 +191,16 @@ impl<'m> Scheduler<'m> {
         let pad = self.model.eos_token_ids.first().copied().unwrap_or(0);
         let batch = Batch::right_padded(prompts, width, pad);
         let mut last: Vec<Option<Tensor<3>>> = vec![None; prompts.len()];
-        for start in (0..width).step_by(PREFILL_CHUNK) {
-            let end = (start + PREFILL_CHUNK).min(width);
-            let hidden = net.hidden_states(&batch.chunk(start, end, 0), Some(cache));
-            let [_, _, h] = hidden.dims();
+        net.prefill_chunks(&batch, cache, PREFILL_CHUNK, |start, hidden| {
+            let [_, n, h] = hidden.dims();
             for (r, prompt) in prompts.iter().enumerate() {
                 let at = prompt.len() - 1;
-                if (start..end).contains(&at) {
+                if (start..start + n).contains(&at) {
                     let i = at - start;
                     last[r] = Some(hidden.clone().slice([r..r + 1, i..i + 1, 0..h]));
                 }
             }
-        }
+        });
         Tensor::cat(
             last.into_iter()
                 .map(|t| t.expect("every prompt ends inside the batch"))

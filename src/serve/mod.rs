@@ -450,22 +450,19 @@ fn seed_of(common: &Common) -> u64 {
     common.seed.unwrap_or_else(rand::random)
 }
 
-async fn chat(State(st): State<Shared>, headers: HeaderMap, body: Body) -> Response {
+async fn chat(State(st): State<Shared>, headers: HeaderMap, body: Body) -> ApiResult<Response> {
     let n = st.chat_requests.fetch_add(1, Ordering::Relaxed) as usize;
     match st.opts.fault_plan.get(n).cloned().unwrap_or(Fault::Ok) {
         Fault::Status(code) => {
-            return ApiError::new(code, format!("injected fault: HTTP {code}")).into_response();
+            return Err(ApiError::new(code, format!("injected fault: HTTP {code}")));
         }
         Fault::Malformed => {
-            return (StatusCode::OK, "{\"choices\": [ this is not JSON").into_response();
+            return Ok((StatusCode::OK, "{\"choices\": [ this is not JSON").into_response());
         }
         Fault::Slow(d) => tokio::time::sleep(d).await,
         Fault::Ok => {}
     }
-    match chat_inner(st, headers, body).await {
-        Ok(r) => r,
-        Err(e) => e.into_response(),
-    }
+    chat_inner(st, headers, body).await
 }
 
 async fn chat_inner(st: Shared, headers: HeaderMap, body: Body) -> ApiResult<Response> {
@@ -557,14 +554,11 @@ async fn chat_inner(st: Shared, headers: HeaderMap, body: Body) -> ApiResult<Res
     ))
 }
 
-async fn completions(State(st): State<Shared>, headers: HeaderMap, body: Body) -> Response {
-    match completions_inner(st, headers, body).await {
-        Ok(r) => r,
-        Err(e) => e.into_response(),
-    }
-}
-
-async fn completions_inner(st: Shared, headers: HeaderMap, body: Body) -> ApiResult<Response> {
+async fn completions(
+    State(st): State<Shared>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
     let received = Instant::now();
     let body = read_json(&st, &headers, body).await?;
     let vocab = st.model.config.vocab_size;
@@ -591,13 +585,13 @@ async fn completions_inner(st: Shared, headers: HeaderMap, body: Body) -> ApiRes
     })
     .await?;
     let common = &request.common;
-    let asked = common.max_tokens.unwrap_or(16);
+    let asked = common.max_tokens.unwrap_or(openai::COMPLETION_MAX_TOKENS);
     let mut max_tokens = Vec::with_capacity(prompts.len());
     for (ids, _) in &prompts {
         if asked == 0 && !ids.is_empty() && ids.len() <= st.max_seq_len {
             max_tokens.push(0);
         } else {
-            max_tokens.push(resolve_max_tokens(&st, ids.len(), Some(asked), 16)?);
+            max_tokens.push(resolve_max_tokens(&st, ids.len(), Some(asked), 0)?);
         }
     }
     // Prompt log-probabilities first (echo with logprobs), then the answers.
@@ -713,7 +707,7 @@ async fn completions_inner(st: Shared, headers: HeaderMap, body: Body) -> ApiRes
                             .map(|t| (t.token, Some(t))),
                     );
                 }
-                openai::completion_logprobs(&st.model, &tokens, 0)
+                openai::completion_logprobs(&st.model, &tokens)
             });
             completion_tokens += g.as_ref().map_or(0, |g| g.token_ids.len());
             let finish = g.as_ref().map_or("length", openai::finish_reason);
@@ -775,70 +769,68 @@ async fn tokenizer_info(State(st): State<Shared>) -> Response {
     )
 }
 
-async fn tokenize(State(st): State<Shared>, headers: HeaderMap, body: Body) -> Response {
-    let result = async {
-        let body = read_json(&st, &headers, body).await?;
-        let text = body
-            .get("prompt")
-            .and_then(Value::as_str)
-            .ok_or_else(|| ApiError::field("prompt", "'prompt' must be a string"))?
-            .to_string();
-        let special = match body.get("add_special_tokens") {
-            None | Some(Value::Null) => true,
-            Some(Value::Bool(b)) => *b,
-            Some(_) => {
-                return Err(ApiError::field(
-                    "add_special_tokens",
-                    "'add_special_tokens' must be a boolean",
-                ));
-            }
-        };
-        let model = st.model.clone();
-        let tokens = blocking(move || {
-            model
-                .tokenizer
-                .encode(&text, special)
-                .map_err(|e| ApiError::field("prompt", e.to_string()))
-        })
-        .await?;
-        Ok::<_, ApiError>(json_response(
-            200,
-            &json!({"tokens": tokens, "count": tokens.len(), "max_model_len": st.max_seq_len}),
-        ))
+async fn tokenize(State(st): State<Shared>, headers: HeaderMap, body: Body) -> ApiResult<Response> {
+    let body = read_json(&st, &headers, body).await?;
+    let text = body
+        .get("prompt")
+        .and_then(Value::as_str)
+        .ok_or_else(|| ApiError::field("prompt", "'prompt' must be a string"))?
+        .to_string();
+    let special = match body.get("add_special_tokens") {
+        None | Some(Value::Null) => true,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => {
+            return Err(ApiError::field(
+                "add_special_tokens",
+                "'add_special_tokens' must be a boolean",
+            ));
+        }
     };
-    result.await.unwrap_or_else(IntoResponse::into_response)
+    let model = st.model.clone();
+    let tokens = blocking(move || {
+        model
+            .tokenizer
+            .encode(&text, special)
+            .map_err(|e| ApiError::field("prompt", e.to_string()))
+    })
+    .await?;
+    Ok(json_response(
+        200,
+        &json!({"tokens": tokens, "count": tokens.len(), "max_model_len": st.max_seq_len}),
+    ))
 }
 
-async fn detokenize(State(st): State<Shared>, headers: HeaderMap, body: Body) -> Response {
-    let result = async {
-        let body = read_json(&st, &headers, body).await?;
-        let vocab = st.model.config.vocab_size;
-        let ids = body
-            .get("tokens")
-            .and_then(Value::as_array)
-            .ok_or_else(|| ApiError::field("tokens", "'tokens' must be a list of token ids"))?;
-        let ids: Vec<u32> = ids
-            .iter()
-            .map(|v| {
-                v.as_u64()
-                    .filter(|&i| (i as usize) < vocab)
-                    .map(|i| i as u32)
-            })
-            .collect::<Option<_>>()
-            .ok_or_else(|| {
-                ApiError::field(
-                    "tokens",
-                    format!("'tokens' must hold token ids below the vocabulary size {vocab}"),
-                )
-            })?;
-        let text = st
-            .model
-            .tokenizer
-            .decode(&ids, false)
-            .map_err(|e| ApiError::field("tokens", e.to_string()))?;
-        Ok::<_, ApiError>(json_response(200, &json!({"prompt": text})))
-    };
-    result.await.unwrap_or_else(IntoResponse::into_response)
+async fn detokenize(
+    State(st): State<Shared>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
+    let body = read_json(&st, &headers, body).await?;
+    let vocab = st.model.config.vocab_size;
+    let ids = body
+        .get("tokens")
+        .and_then(Value::as_array)
+        .ok_or_else(|| ApiError::field("tokens", "'tokens' must be a list of token ids"))?;
+    let ids: Vec<u32> = ids
+        .iter()
+        .map(|v| {
+            v.as_u64()
+                .filter(|&i| (i as usize) < vocab)
+                .map(|i| i as u32)
+        })
+        .collect::<Option<_>>()
+        .ok_or_else(|| {
+            ApiError::field(
+                "tokens",
+                format!("'tokens' must hold token ids below the vocabulary size {vocab}"),
+            )
+        })?;
+    let text = st
+        .model
+        .tokenizer
+        .decode(&ids, false)
+        .map_err(|e| ApiError::field("tokens", e.to_string()))?;
+    Ok(json_response(200, &json!({"prompt": text})))
 }
 
 async fn not_found(request: Request) -> Response {

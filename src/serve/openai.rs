@@ -371,6 +371,9 @@ pub struct CompletionRequest {
     pub logprobs: Option<usize>,
 }
 
+/// max_tokens of a completions request that gives none (OpenAI's default).
+pub const COMPLETION_MAX_TOKENS: u64 = 16;
+
 /// The most prompts one completions request may carry.
 pub const MAX_PROMPTS: usize = 64;
 
@@ -439,8 +442,7 @@ pub fn parse_completion(
     };
     let echo = f.bool("echo")?.unwrap_or(false);
     let mut common = parse_common(&f, served_name, &["max_tokens"], 0)?;
-    // OpenAI's completions default.
-    common.max_tokens.get_or_insert(16);
+    common.max_tokens.get_or_insert(COMPLETION_MAX_TOKENS);
     if common.max_tokens == Some(0) && !echo {
         return Err(ApiError::field(
             "max_tokens",
@@ -493,12 +495,12 @@ pub fn chat_logprobs(model: &LanguageModel, tokens: &[TokenLogprobs]) -> Value {
 }
 
 /// The completions API's `logprobs` object over `tokens` (prompt entries, if echoed, have no
-/// log-probability at the first position) whose text starts at `offset` characters.
+/// log-probability at the first position); `text_offset` counts characters from the first.
 pub fn completion_logprobs(
     model: &LanguageModel,
     tokens: &[(u32, Option<&TokenLogprobs>)],
-    mut offset: usize,
 ) -> Value {
+    let mut offset = 0;
     let mut texts = Vec::with_capacity(tokens.len());
     let mut logprobs = Vec::with_capacity(tokens.len());
     let mut tops = Vec::with_capacity(tokens.len());

@@ -225,6 +225,42 @@ pub fn write_tiny_hf_folder(dir: &Path, seed: u64) {
     seft::model::weights::save_safetensors(&net, &dir.join("model.safetensors")).unwrap();
 }
 
+/// `seft serve` on SmolLM2 at a free loopback port with `args` and `env`: the process and the
+/// base URL it printed (`http://127.0.0.1:PORT/v1`).
+pub fn serve_smollm2(args: &[&str], env: &[(&str, &str)]) -> (std::process::Child, String) {
+    use std::io::{BufRead, BufReader};
+    let mut child = seft()
+        .args(["serve", "--addr", "127.0.0.1:0"])
+        .args(args)
+        .arg("--model")
+        .arg(smollm2_gguf())
+        .envs(env.iter().copied())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(line.starts_with("http://127.0.0.1:"), "{line:?}");
+    (child, line.trim().to_string())
+}
+
+/// The tiny random Llama (seed 1, with a chat template), loaded on flex from a fresh folder
+/// that lives as long as the returned guard.
+pub fn tiny_model() -> (seft::LanguageModel, tempfile::TempDir) {
+    let folder = tempfile::tempdir().unwrap();
+    write_tiny_hf_folder(folder.path(), 1);
+    let model = load_model(folder.path());
+    (model, folder)
+}
+
+/// A model folder or file loaded on flex.
+pub fn load_model(path: &Path) -> seft::LanguageModel {
+    seft::LanguageModel::load(&path.display().to_string(), &burn::tensor::Device::flex()).unwrap()
+}
+
 /// `dir/sft.toml`: one step of SFT on the tiny Llama fixture with a one-row dataset
 /// (`dir/train.jsonl`), followed by the TOML in `extra` (more sections).
 pub fn tiny_sft_config(dir: &Path, extra: &str) -> PathBuf {
